@@ -1,0 +1,44 @@
+# apisync — two commands to get going: `make run` (UI + sandbox) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: help install run test lint format demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)  ## create .venv and install the pinned stack
+
+run: install  ## start the sandbox APIs and Airflow (UI on http://localhost:8080); Ctrl-C stops all
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/run_local.py
+
+test: install  ## ruff, then the whole pytest suite
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest
+
+demo: install  ## run every sync DAG once for a fixed interval against the sandbox; print what was synced
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/demo.py
+
+bench: install  ## run every benchmark; each prints `BENCH <name> key=value ...`
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+lint: install  ## ruff check + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install  ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:  ## remove the local Airflow homes and caches (keeps .venv)
+	rm -rf .airflow .airflow-test .pytest_cache .ruff_cache

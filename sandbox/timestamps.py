@@ -1,0 +1,33 @@
+"""Instant parsing/formatting shared by the dialects: epoch ints or ISO-8601, always UTC."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from email.utils import formatdate
+
+
+def parse_instant(value: str | int | float) -> int:
+    """Epoch seconds from an epoch number or an ISO-8601 string (naive means UTC)."""
+    if isinstance(value, int | float):
+        return int(value)
+    text = value.strip()
+    if not text:
+        raise ValueError("empty timestamp")
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace(" ", "+") if "T" in text else text)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO-8601 timestamp or epoch seconds: {value!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def iso_z(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def http_date(epoch: float) -> str:
+    return formatdate(epoch, usegmt=True)

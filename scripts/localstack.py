@@ -1,0 +1,193 @@
+"""The local stack in one place: sandbox services, Airflow settings and connections.
+
+`make run`, `make demo` and the end-to-end tests all build their environment here, so the
+connection ids the DAGs use, the sandbox ports and the Airflow home never drift apart.
+Credentials here are the sandbox's public defaults, not secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_AIRFLOW_HOME = REPO_ROOT / ".airflow"
+SANDBOX_WINDOW = ("2026-01-01T00:00:00Z", "2026-01-08T00:00:00Z")
+
+
+@dataclass(frozen=True)
+class SandboxService:
+    """One sandbox server process standing in for one real API."""
+
+    name: str
+    port: int
+    config: Mapping[str, object] = field(default_factory=dict)
+
+
+# Each source is its own server so each speaks its own rate-limit header dialect, like the real APIs.
+SANDBOX_SERVICES: tuple[SandboxService, ...] = (
+    SandboxService("shop", 8901, {"ratelimit_headers": "ietf", "rate": 25, "burst": 5}),
+    SandboxService("tracker", 8902, {"ratelimit_headers": "github", "rate": 25, "burst": 5}),
+    SandboxService("accounts", 8903, {"ratelimit_headers": "ietf-legacy", "rate": 25, "burst": 5}),
+    SandboxService("catalog", 8904, {"ratelimit_headers": "github", "rate": 25, "burst": 5}),
+    SandboxService("crm", 8905, {"crm_rate": 10, "crm_burst": 10}),
+)
+
+
+def sandbox_command(service: SandboxService, *, host: str = "127.0.0.1", port: int | None = None) -> list[str]:
+    start, end = SANDBOX_WINDOW
+    args = [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port or service.port)]
+    args += ["--window-start", start, "--window-end", end]
+    for key, value in service.config.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
+
+
+def connections_env(urls: Mapping[str, str], airflow_home: Path) -> dict[str, str]:
+    """AIRFLOW_CONN_* for every connection the DAGs use, pointed at the given sandbox URLs."""
+    conns: dict[str, dict[str, object]] = {
+        "shop_api": {
+            "conn_type": "http",
+            "host": urls["shop"],
+            "password": "sandbox-key",
+            "extra": {"auth": {"type": "bearer"}, "rate_limit_headers": "ietf"},
+        },
+        "tracker_api": {
+            "conn_type": "http",
+            "host": urls["tracker"],
+            "password": "sandbox-key",
+            "extra": {
+                "auth": {"type": "api_key", "header": "X-API-Key"},
+                "rate_limit": {"requests": 20, "period_s": 1, "burst": 5},
+                "rate_limit_headers": "github",
+            },
+        },
+        "accounts_api": {
+            "conn_type": "http",
+            "host": urls["accounts"],
+            "login": "sandbox-client",
+            "password": "sandbox-secret",
+            "extra": {"auth": {"type": "oauth2", "token_url": "/oauth/token"}},
+        },
+        "catalog_api": {
+            "conn_type": "http",
+            "host": urls["catalog"],
+            "login": "sandbox",
+            "password": "sandbox",
+            "extra": {"auth": {"type": "basic"}},
+        },
+        "crm_api": {
+            "conn_type": "http",
+            "host": urls["crm"],
+            "password": "sandbox-key",
+            "extra": {
+                "auth": {"type": "bearer"},
+                "rate_limit_headers": "hubspot",
+                "idempotent_post_paths": ["/crm/v3/objects/contacts/batch/upsert"],
+            },
+        },
+        "warehouse_default": {
+            "conn_type": "sqlite",
+            "host": str(airflow_home / "warehouse.db"),
+        },
+    }
+    return {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(body) for cid, body in conns.items()}
+
+
+def airflow_env(airflow_home: Path) -> dict[str, str]:
+    """Airflow settings for a repo-local home: SQLite, LocalExecutor, our dags/plugins, no examples."""
+    return {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+        "APISYNC_STAGING_URL": f"file://{airflow_home}/staging",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "plugins"), str(REPO_ROOT)]),
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+
+
+def admin_password(airflow_home: Path) -> str:
+    """The UI login: generated once per home and kept in the (git-ignored) passwords file."""
+    path = airflow_home / "passwords.json"
+    if path.exists():
+        return json.loads(path.read_text())["admin"]
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    path.write_text(json.dumps({"admin": password}))
+    path.chmod(0o600)
+    return password
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f}s")
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the whole group (standalone spawns children), then SIGKILL what is left."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def running_sandboxes(*, ephemeral_ports: bool = False, log_dir: Path | None = None) -> Iterator[dict[str, str]]:
+    """Start every sandbox service; yield {service name: base URL}; stop them all on exit."""
+    procs: list[subprocess.Popen] = []
+    urls: dict[str, str] = {}
+    try:
+        for service in SANDBOX_SERVICES:
+            port = free_port() if ephemeral_ports else service.port
+            log = open(log_dir / f"sandbox-{service.name}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+            proc = subprocess.Popen(
+                sandbox_command(service, port=port),
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            procs.append(proc)
+            urls[service.name] = f"http://127.0.0.1:{port}"
+        for proc, url in zip(procs, urls.values(), strict=True):
+            wait_for_http(f"{url}/_sandbox/health", 30, proc)
+        yield urls
+    finally:
+        for proc in procs:
+            stop_process_group(proc, grace_s=5)
