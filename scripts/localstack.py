@@ -45,7 +45,9 @@ SANDBOX_SERVICES: tuple[SandboxService, ...] = (
 )
 
 
-def sandbox_command(service: SandboxService, *, host: str = "127.0.0.1", port: int | None = None) -> list[str]:
+def sandbox_command(
+    service: SandboxService, *, host: str = "127.0.0.1", port: int | None = None
+) -> list[str]:
     start, end = SANDBOX_WINDOW
     args = [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port or service.port)]
     args += ["--window-start", start, "--window-end", end]
@@ -113,6 +115,8 @@ def airflow_env(airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # A laptop-sized pool: standalone otherwise forks 32 LocalExecutor workers.
+        "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
@@ -168,7 +172,9 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
 
 
 @contextmanager
-def running_sandboxes(*, ephemeral_ports: bool = False, log_dir: Path | None = None) -> Iterator[dict[str, str]]:
+def running_sandboxes(
+    *, ephemeral_ports: bool = False, log_dir: Path | None = None
+) -> Iterator[dict[str, str]]:
     """Start every sandbox service; yield {service name: base URL}; stop them all on exit."""
     procs: list[subprocess.Popen] = []
     urls: dict[str, str] = {}

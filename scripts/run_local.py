@@ -41,9 +41,7 @@ def main() -> int:
     with running_sandboxes(log_dir=home / "logs") as urls:
         env = {**os.environ, **airflow_env(home), **connections_env(urls, home)}
         print("sandbox APIs:", ", ".join(f"{name}={url}" for name, url in urls.items()), flush=True)
-        airflow = subprocess.Popen(
-            ["airflow", "standalone"], cwd=REPO_ROOT, env=env, start_new_session=True
-        )
+        airflow = subprocess.Popen(["airflow", "standalone"], cwd=REPO_ROOT, env=env, start_new_session=True)
         try:
             wait_for_http(f"{UI_URL}/api/v2/monitor/health", 240, airflow)
             print(

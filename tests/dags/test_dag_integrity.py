@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ HEAVY_MODULES = ("pandas", "numpy", "pyarrow", "great_expectations", "psycopg2",
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO_ROOT / "dags"), include_examples=False)
+    return DagBag(dag_folder=str(REPO_ROOT / "dags"))
 
 
 def test_there_are_dag_files() -> None:
@@ -35,6 +36,8 @@ def test_no_import_errors(dagbag) -> None:
 def test_dag_contract(dag_file: Path, dagbag) -> None:
     from airflow.sdk import CronDataIntervalTimetable, DeltaDataIntervalTimetable
     from airflow.timetables.simple import AssetTriggeredTimetable
+
+    from apisync.alerts import FailureAlert
 
     dags = [d for d in dagbag.dags.values() if Path(d.fileloc) == dag_file]
     assert dags, f"{dag_file.name} defines no DAG"
@@ -52,7 +55,9 @@ def test_dag_contract(dag_file: Path, dagbag) -> None:
             assert t.owner and t.owner != "airflow", f"{tid}: set an owner"
             assert t.retries >= 2, f"{tid}: retries={t.retries}"
             assert t.retry_exponential_backoff, f"{tid}: no exponential backoff"
-            assert t.on_failure_callback, f"{tid}: no on_failure_callback"
+            callbacks = t.on_failure_callback or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert any(isinstance(c, FailureAlert) for c in callbacks), f"{tid}: failure alerts not wired"
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
@@ -77,8 +82,12 @@ def test_dag_file_imports_nothing_heavy(dag_file: Path) -> None:
         f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT,
-        env={**__import__("os").environ, "PYTHONPATH": f"{REPO_ROOT / 'plugins'}:{REPO_ROOT}"},
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'plugins'}:{REPO_ROOT}"},
     )
     heavy = json.loads(out.stdout.strip().splitlines()[-1])
     assert heavy == [], f"{dag_file.name} imports {heavy} at parse time"

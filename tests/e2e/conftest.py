@@ -1,0 +1,96 @@
+"""A real Airflow (standalone: scheduler, dag-processor, triggerer, api-server) plus the sandbox APIs.
+
+Everything runs in a throwaway Airflow home on free ports, so it never collides with `make run`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from scripts.localstack import (
+    REPO_ROOT,
+    admin_password,
+    airflow_env,
+    connections_env,
+    free_port,
+    running_sandboxes,
+    stop_process_group,
+    wait_for_http,
+)
+
+
+@dataclass
+class AirflowStack:
+    """Handles for one running stack: the REST API, the sandbox URLs and the Airflow home."""
+
+    api_url: str
+    home: Path
+    sandbox_urls: dict[str, str]
+    session: requests.Session
+
+    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        return self.session.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 180) -> dict:
+        """Wait until the dag-processor has parsed the DAG and the API serves it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            response = self.api("GET", f"/dags/{dag_id}")
+            if response.status_code == 200:
+                return response.json()
+            time.sleep(2)
+        errors = self.api("GET", "/importErrors").json()
+        raise TimeoutError(f"{dag_id} not parsed within {timeout_s}s; import errors: {errors}")
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    (home / "logs").mkdir()
+    password = admin_password(home)
+    port = free_port()
+    with running_sandboxes(ephemeral_ports=True, log_dir=home / "logs") as urls:
+        env = {
+            **os.environ,
+            **airflow_env(home),
+            **connections_env(urls, home),
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        }
+        env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+        log = open(home / "logs" / "standalone.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            ["airflow", "standalone"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            api_url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{api_url}/api/v2/monitor/health", 300, proc)
+            token = requests.post(
+                f"{api_url}/auth/token", json={"username": "admin", "password": password}, timeout=30
+            )
+            token.raise_for_status()
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            yield AirflowStack(api_url=api_url, home=home, sandbox_urls=urls, session=session)
+        finally:
+            stop_process_group(proc, grace_s=30)
+            log.close()
