@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.timestamps import parse_instant
+
 DEFAULT_SEED = 42
 DEFAULT_RECORDS = 1000
 DEFAULT_WINDOW_START = "2026-01-01T00:00:00Z"
@@ -62,6 +64,11 @@ class SandboxConfig:
         self.validate()
 
     def validate(self) -> None:
+        for name in ("seed", "records", "max_page_size", "burst", "crm_burst"):
+            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        if not isinstance(self.api_keys, list) or not all(isinstance(k, str) for k in self.api_keys):
+            raise ConfigError("api_keys must be a list of strings")
         if not 1 <= self.records <= MAX_RECORDS:
             raise ConfigError(f"records must be in 1..{MAX_RECORDS}, got {self.records}")
         if self.max_page_size < 1:
@@ -86,10 +93,11 @@ class SandboxConfig:
             raise ConfigError("fault_5xx + fault_timeout + fault_disconnect + fault_malformed must be <= 1")
         if self.token_ttl <= 0 or self.latency_ms < 0 or self.timeout_hang_s < 0:
             raise ConfigError("token_ttl must be > 0; latency_ms and timeout_hang_s >= 0")
-        # Late import: timestamps has no dependency on config, keep the cycle one-way.
-        from sandbox.timestamps import parse_instant
-
-        if parse_instant(self.window_end) <= parse_instant(self.window_start):
+        try:
+            start, end = parse_instant(self.window_start), parse_instant(self.window_end)
+        except ValueError as exc:
+            raise ConfigError(f"window_start/window_end: {exc}") from None
+        if end <= start:
             raise ConfigError("window_end must be after window_start")
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,8 +112,10 @@ class SandboxConfig:
         merged = {**self.to_dict(), **changes}
         try:
             return SandboxConfig(**merged)
-        except TypeError as exc:
-            raise ConfigError(str(exc)) from exc
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:  # e.g. a string where a number belongs
+            raise ConfigError(f"invalid config {changes}: {exc}") from exc
 
 
 def config_fields() -> list[dataclasses.Field[Any]]:

@@ -6,9 +6,16 @@ import time
 from datetime import UTC, datetime
 from email.utils import formatdate
 
+# Instants are clamped to ±2**38 s (years -6700..10700) so packed sort keys stay inside int64.
+EPOCH_LIMIT = 2**38
+
 
 def parse_instant(value: str | int | float) -> int:
-    """Epoch seconds from an epoch number or an ISO-8601 string (naive means UTC)."""
+    """Epoch seconds from an epoch number or an ISO-8601 string (naive means UTC), clamped."""
+    return max(-EPOCH_LIMIT, min(EPOCH_LIMIT, _parse_instant(value)))
+
+
+def _parse_instant(value: str | int | float) -> int:
     if isinstance(value, int | float):
         return int(value)
     text = value.strip()

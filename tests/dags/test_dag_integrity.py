@@ -91,3 +91,13 @@ def test_dag_file_imports_nothing_heavy(dag_file: Path) -> None:
     )
     heavy = json.loads(out.stdout.strip().splitlines()[-1])
     assert heavy == [], f"{dag_file.name} imports {heavy} at parse time"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_dag_serializes(dag_file: Path, dagbag) -> None:
+    """The scheduler and dag.test() work on the serialized DAG: a DAG that cannot serialize never runs."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag in (d for d in dagbag.dags.values() if Path(d.fileloc) == dag_file):
+        restored = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+        assert set(restored.task_dict) == set(dag.task_dict)

@@ -1,0 +1,34 @@
+"""Warehouse loading (SQLAlchemy Core): staged COPY, cross-part dedupe, merge/append/replace_window.
+
+Names resolve lazily so that importing the pipeline at DAG parse time stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RunRecord": "apisync.load.audit",
+    "quarantine_table": "apisync.load.audit",
+    "record_run": "apisync.load.audit",
+    "sync_runs_table": "apisync.load.audit",
+    "DEFAULT_WAREHOUSE_CONN_ID": "apisync.load.connection",
+    "Warehouse": "apisync.load.connection",
+    "warehouse_from_connection": "apisync.load.connection",
+    "warehouse_url": "apisync.load.connection",
+    "LoadError": "apisync.load.errors",
+    "SchemaEvolutionError": "apisync.load.errors",
+    "TooManyColumnsError": "apisync.load.errors",
+    "WarehouseConfigError": "apisync.load.errors",
+    "LoadResult": "apisync.load.warehouse",
+    "load": "apisync.load.warehouse",
+    "persist_quarantine": "apisync.load.warehouse",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

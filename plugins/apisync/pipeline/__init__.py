@@ -1,0 +1,43 @@
+"""Compose a stream in a DAG: ``sync_stream("orders", source_conn_id=..., warehouse_conn_id=...)``.
+
+Importing this package is cheap (no pandas/GX/SQLAlchemy at import): the Airflow pieces load
+``apisync.pipeline.tasks`` lazily, and ``run_window`` is the Airflow-free data path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import TaskGroup
+
+__all__ = ["run_window", "sync_stream"]
+
+
+def sync_stream(
+    stream: str,
+    *,
+    source_conn_id: str,
+    warehouse_conn_id: str = "warehouse_default",
+    group_id: str | None = None,
+    staging_url: str | None = None,
+    warehouse_schema: str | None = None,
+) -> TaskGroup:
+    """Add extract -> normalize -> validate -> load for ``stream`` to the current DAG (a TaskGroup)."""
+    from apisync.pipeline.tasks import sync_stream as build
+
+    return build(
+        stream,
+        source_conn_id=source_conn_id,
+        warehouse_conn_id=warehouse_conn_id,
+        group_id=group_id,
+        staging_url=staging_url,
+        warehouse_schema=warehouse_schema,
+    )
+
+
+def run_window(*args: Any, **kwargs: Any) -> Any:
+    """Airflow-free data path for one window; see :func:`apisync.pipeline.runner.run_window`."""
+    from apisync.pipeline.runner import run_window as run
+
+    return run(*args, **kwargs)

@@ -1,0 +1,43 @@
+-- Bookkeeping tables of the data path (generated from apisync.load.audit.bookkeeping_ddl;
+-- the pipeline creates them itself when missing; kept here for DBAs and migrations).
+
+CREATE TABLE sync_runs (
+	id INTEGER NOT NULL, 
+	stream TEXT NOT NULL, 
+	destination_table TEXT, 
+	interval_start DATETIME NOT NULL, 
+	interval_end DATETIME NOT NULL, 
+	run_id TEXT NOT NULL, 
+	status TEXT NOT NULL, 
+	records_pulled BIGINT, 
+	records_deduped BIGINT, 
+	records_quarantined BIGINT, 
+	records_inserted BIGINT, 
+	records_updated BIGINT, 
+	records_unchanged BIGINT, 
+	api_calls BIGINT, 
+	api_429s BIGINT, 
+	throttled_seconds FLOAT, 
+	gx_seconds FLOAT, 
+	duration_seconds FLOAT, 
+	error TEXT, 
+	recorded_at DATETIME NOT NULL, 
+	PRIMARY KEY (id)
+);
+
+CREATE TABLE quarantine (
+	id INTEGER NOT NULL, 
+	stream TEXT NOT NULL, 
+	run_id TEXT NOT NULL, 
+	interval_start DATETIME NOT NULL, 
+	interval_end DATETIME NOT NULL, 
+	record_key TEXT, 
+	raw_page BIGINT, 
+	raw_line BIGINT, 
+	raw_record TEXT NOT NULL, 
+	failures TEXT NOT NULL, 
+	quarantined_at DATETIME NOT NULL, 
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_quarantine_stream_interval ON quarantine (stream, interval_start, interval_end);

@@ -1,0 +1,257 @@
+"""Authentication strategies, as ``requests.auth.AuthBase`` objects built from the Connection.
+
+Connection fields: ``login``/``password`` hold the basic user/password, the OAuth2 client id/secret,
+or (password only) the API key / bearer token; ``extra["auth"]`` picks the strategy::
+
+    {"type": "api_key", "header": "X-API-Key"}    {"type": "api_key", "query": "api_key"}
+    {"type": "bearer"}    {"type": "basic"}    {"type": "none"}
+    {"type": "oauth2", "token_url": "/oauth/token", "scope": "...", "refresh_margin_s": 60}
+
+Every secret is registered with Airflow's secrets masker when the strategy is built, so it is
+replaced by ``***`` in task logs; our own messages never include them anyway (URLs pass through
+:func:`redact_url`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.auth import AuthBase, HTTPBasicAuth
+
+from apisync.http.errors import ApiAuthError, ApiConfigError, body_excerpt
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+SECRET_QUERY_PARAMS = frozenset(
+    {"api_key", "apikey", "key", "token", "access_token", "client_secret", "password", "secret", "sig"}
+)
+DEFAULT_REFRESH_MARGIN_S = 60.0
+
+
+def register_secret(value: str | None) -> None:
+    """Tell Airflow's masker about a secret (task process and supervisor)."""
+    if not value:
+        return
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(value)
+
+
+def redact_url(url: str, secret_params: frozenset[str] | set[str] = SECRET_QUERY_PARAMS) -> str:
+    """``url`` with secret query values (api_key=..., token=...) and userinfo replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    if not parts.query:
+        return urlunsplit(parts._replace(netloc=netloc))
+    lowered = {p.lower() for p in secret_params}
+    query = [
+        (k, "***" if k.lower() in lowered else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*[]:,")))
+
+
+def strip_query_params(url: str, names: set[str] | frozenset[str]) -> str:
+    """``url`` without the given query parameters (so a stored next-page URL carries no API key)."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="[]:,")))
+
+
+class ApiKeyAuth(AuthBase):
+    """API key in a header (``X-API-Key``) or a query parameter (``api_key``)."""
+
+    def __init__(self, key: str, *, header: str | None = None, query: str | None = None) -> None:
+        if bool(header) == bool(query):
+            raise ApiConfigError("auth api_key needs exactly one of 'header' or 'query'")
+        self.key, self.header, self.query = key, header, query
+        register_secret(key)
+
+    @property
+    def query_param(self) -> str | None:
+        return self.query
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.header:
+            request.headers[self.header] = self.key
+        else:
+            assert self.query is not None
+            request.prepare_url(request.url, {self.query: self.key})
+        return request
+
+
+class BearerAuth(AuthBase):
+    """Static bearer token (personal access tokens, API keys sent as ``Authorization: Bearer``)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        register_secret(token)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+class BasicAuth(HTTPBasicAuth):
+    """HTTP basic auth, with the password registered as a secret."""
+
+    def __init__(self, username: str, password: str) -> None:
+        super().__init__(username, password)
+        register_secret(password)
+
+
+class OAuth2ClientCredentials(AuthBase):
+    """RFC 6749 §4.4 client credentials with a cached token refreshed ahead of expiry.
+
+    The token is refreshed when less than ``refresh_margin_s`` (capped at a tenth of its lifetime) is
+    left, and :meth:`invalidate` forces a refresh: the hook calls it on a 401 and repeats the request
+    once. A lock keeps threads of one process from fetching twice.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | None = None,
+        refresh_margin_s: float = DEFAULT_REFRESH_MARGIN_S,
+        timeout: tuple[float, float] = (10.0, 30.0),
+        verify: bool | str = True,
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scope = scope
+        self.refresh_margin_s = refresh_margin_s
+        self.timeout = timeout
+        self.verify = verify
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lifetime = 0.0
+        self._lock = threading.Lock()
+        self.refreshes = 0
+        register_secret(client_secret)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def _fresh(self, now: float) -> bool:
+        margin = min(self.refresh_margin_s, 0.1 * self._lifetime)
+        return self._token is not None and now < self._expires_at - margin
+
+    def token(self) -> str:
+        with self._lock:
+            if not self._fresh(time.time()):
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def _fetch(self) -> None:
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        try:
+            response = requests.post(
+                self.token_url,
+                data=form,
+                auth=(self.client_id, self.client_secret),
+                timeout=self.timeout,
+                verify=self.verify,
+                headers={"Accept": "application/json"},
+            )
+        except requests.RequestException as exc:
+            raise ApiAuthError(
+                f"OAuth2 token request failed: {type(exc).__name__}",
+                method="POST",
+                url=redact_url(self.token_url),
+            ) from None
+        if response.status_code != 200:
+            raise ApiAuthError(
+                f"OAuth2 token request POST {redact_url(self.token_url)} -> {response.status_code}: "
+                f"{body_excerpt(response.content)}",
+                method="POST",
+                url=redact_url(self.token_url),
+                status=response.status_code,
+                body=body_excerpt(response.content),
+            )
+        try:
+            payload = response.json()
+            token = payload["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise ApiAuthError(
+                f"OAuth2 token response from {redact_url(self.token_url)} has no access_token",
+                method="POST",
+                url=redact_url(self.token_url),
+                status=200,
+            ) from None
+        register_secret(token)
+        lifetime = float(payload.get("expires_in") or 3600)
+        self._token = token
+        self._lifetime = lifetime
+        self._expires_at = time.time() + lifetime
+        self.refreshes += 1
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        return request
+
+
+AUTH_TYPES = ("api_key", "bearer", "basic", "oauth2", "none")
+
+
+def make_auth(
+    config: dict[str, Any] | None,
+    connection: Connection,
+    base_url: str,
+    *,
+    timeout: tuple[float, float],
+    verify: bool | str,
+) -> AuthBase | None:
+    """Auth strategy named by ``extra["auth"]``; without it: basic when login is set, bearer when only
+    a password is, else none."""
+    config = dict(config or {})
+    kind = config.get("type") or (
+        "basic" if connection.login else "bearer" if connection.password else "none"
+    )
+    login, password = connection.login, connection.password
+    if kind == "none":
+        return None
+    if kind == "basic":
+        if not login:
+            raise ApiConfigError("auth basic needs the connection login (and password)")
+        return BasicAuth(login, password or "")
+    if kind in ("api_key", "bearer"):
+        secret = password or config.get("key") or login
+        if not secret:
+            raise ApiConfigError(f"auth {kind} needs the key in the connection password")
+        if kind == "bearer":
+            return BearerAuth(secret)
+        if not config.get("header") and not config.get("query"):
+            config["header"] = "X-API-Key"
+        return ApiKeyAuth(secret, header=config.get("header"), query=config.get("query"))
+    if kind == "oauth2":
+        if not login or not password:
+            raise ApiConfigError("auth oauth2 needs client id (login) and client secret (password)")
+        token_url = config.get("token_url") or "/oauth/token"
+        return OAuth2ClientCredentials(
+            urljoin(base_url.rstrip("/") + "/", token_url.lstrip("/"))
+            if "://" not in token_url
+            else token_url,
+            login,
+            password,
+            scope=config.get("scope"),
+            refresh_margin_s=float(config.get("refresh_margin_s", DEFAULT_REFRESH_MARGIN_S)),
+            timeout=timeout,
+            verify=verify,
+        )
+    raise ApiConfigError(f"auth.type must be one of {AUTH_TYPES}, got {kind!r}")

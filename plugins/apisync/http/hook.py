@@ -1,0 +1,641 @@
+"""ApiHook: the one door every source read and CRM write goes through.
+
+A thin subclass of the http provider's ``HttpHook``: the Connection holds the base URL and
+credentials, its extras declare auth style, rate limit, header dialect, timeouts and retry rules
+(see :data:`EXTRAS_EXAMPLE`). On top of ``HttpHook`` it adds a shared client-side rate limiter
+(:mod:`.ratelimit`), header-driven adaptation (:mod:`.headers`), tenacity retries (:mod:`.retry`),
+pagination strategies (:mod:`.pagination`) and counters (:meth:`ApiHook.stats`).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+
+from apisync.http.auth import OAuth2ClientCredentials, make_auth, redact_url, strip_query_params
+from apisync.http.errors import (
+    ApiAuthError,
+    ApiClientError,
+    ApiConfigError,
+    ApiError,
+    ApiResponseError,
+    MalformedResponseError,
+    RateLimitWait,
+    RetriesExhaustedError,
+    body_excerpt,
+)
+from apisync.http.headers import parse_rate_limit, parse_retry_after, validate_dialect
+from apisync.http.pagination import PageRequest, Paginator, make_paginator
+from apisync.http.ratelimit import RateLimiter, make_backend
+from apisync.http.retry import MIN_RETRY_WAIT_S, RetryPolicy
+
+if TYPE_CHECKING:
+    from requests.auth import AuthBase
+
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_READ_TIMEOUT_S = 60.0
+DEFAULT_DEFER_AFTER_S = 60.0
+PROGRESS_EVERY_PAGES = 50
+PROGRESS_EVERY_S = 30.0
+
+EXTRAS_EXAMPLE: dict[str, Any] = {
+    "auth": {"type": "api_key", "header": "X-API-Key"},
+    "rate_limit": {"requests": 20, "period_s": 1, "burst": 5, "backend": "sqlite"},
+    "rate_limit_headers": "auto",
+    "timeout": {"connect": DEFAULT_CONNECT_TIMEOUT_S, "read": DEFAULT_READ_TIMEOUT_S},
+    "max_attempts": 8,
+    "defer_after_s": DEFAULT_DEFER_AFTER_S,
+    "idempotent_post_paths": ["/crm/v3/objects/contacts/batch/upsert"],
+}
+KNOWN_EXTRAS = frozenset(
+    {
+        *EXTRAS_EXAMPLE,
+        "headers",
+        "verify",
+        "test_endpoint",
+        "progress_every_pages",
+    }
+)
+STAT_KEYS = (
+    "requests",
+    "retries",
+    "r429",
+    "r5xx",
+    "errors",
+    "throttled_s",
+    "backoff_s",
+    "pages",
+    "records",
+    "bytes",
+    "token_refreshes",
+)
+
+
+@dataclass
+class Page:
+    """One page of a paginated read. ``state`` resumes *after* this page; ``url`` has no secrets."""
+
+    records: list[Any]
+    raw: bytes
+    number: int
+    url: str
+    state: dict[str, Any]
+
+
+@dataclass
+class ApiSettings:
+    """Connection extras, validated once in :meth:`ApiHook.get_conn`."""
+
+    auth: dict[str, Any] = field(default_factory=dict)
+    rate_limit: dict[str, Any] = field(default_factory=dict)
+    rate_limit_headers: str | dict[str, Any] = "auto"
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    defer_after_s: float = DEFAULT_DEFER_AFTER_S
+    verify: bool | str = True
+    headers: dict[str, str] = field(default_factory=dict)
+    test_endpoint: str | None = None
+    progress_every_pages: int = PROGRESS_EVERY_PAGES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_extras(cls, extras: dict[str, Any]) -> ApiSettings:
+        extras = dict(extras or {})
+        timeout = extras.get("timeout", {})
+        if isinstance(timeout, int | float):
+            timeout = {"connect": min(float(timeout), DEFAULT_CONNECT_TIMEOUT_S), "read": float(timeout)}
+        rate_limit = extras.get("rate_limit") or {}
+        if not isinstance(rate_limit, dict):
+            raise ApiConfigError("extra 'rate_limit' must be an object")
+        dialect = extras.get("rate_limit_headers", "auto")
+        validate_dialect(dialect)
+        # Provider convention: other string-valued extras are default headers.
+        headers = {k: v for k, v in extras.items() if k not in KNOWN_EXTRAS and isinstance(v, str)}
+        headers.update(extras.get("headers") or {})
+        return cls(
+            auth=dict(extras.get("auth") or {}),
+            rate_limit=rate_limit,
+            rate_limit_headers=dialect,
+            connect_timeout_s=float(timeout.get("connect", DEFAULT_CONNECT_TIMEOUT_S)),
+            read_timeout_s=float(timeout.get("read", DEFAULT_READ_TIMEOUT_S)),
+            defer_after_s=float(extras.get("defer_after_s", DEFAULT_DEFER_AFTER_S)),
+            verify=extras.get("verify", True),
+            headers=headers,
+            test_endpoint=extras.get("test_endpoint"),
+            progress_every_pages=int(extras.get("progress_every_pages", PROGRESS_EVERY_PAGES)),
+            retry=RetryPolicy.from_extras(extras),
+        )
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout_s, self.read_timeout_s)
+
+
+class _RetryableResponseError(Exception):
+    """Internal: a response tenacity should retry (429/5xx); never escapes the hook."""
+
+    def __init__(self, response: requests.Response, retry_after: float | None) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+        self.retry_after = retry_after
+
+
+def add_stats(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
+    """Sum two :meth:`ApiHook.stats` dicts (the operator accumulates across deferrals)."""
+    result = dict(total or {})
+    for key, value in more.items():
+        if isinstance(value, int | float):
+            result[key] = round(result.get(key, 0) + value, 3)
+    return result
+
+
+class ApiHook(HttpHook):
+    """Rate-limited, retrying, paginating HTTP hook configured from an Airflow Connection.
+
+    :param http_conn_id: the Connection: host (+schema/port) is the base URL; login/password are
+        the basic user, the OAuth2 client id/secret, or (password) the API key; extras as in
+        :data:`EXTRAS_EXAMPLE`.
+    :param method: default method for the provider's ``run()``; :meth:`request` takes its own.
+    """
+
+    conn_name_attr = "http_conn_id"
+    default_conn_name = "api_default"
+    conn_type = "http"
+    hook_name = "API (apisync)"
+
+    def __init__(self, http_conn_id: str = default_conn_name, *, method: str = "GET", **kwargs: Any) -> None:
+        super().__init__(method=method, http_conn_id=http_conn_id, **kwargs)
+        self.settings: ApiSettings | None = None
+        self.limiter: RateLimiter | None = None
+        self._session: requests.Session | None = None
+        self._auth: AuthBase | None = None
+        self._secrets: list[str] = []
+        self._secret_params: set[str] = set()
+        self._stats: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
+        self._stats["throttled_s"] = 0.0
+        self._stats["backoff_s"] = 0.0
+
+    # -- Connection UI --------------------------------------------------------------------------
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields for the connection form (needs the FAB/wtforms UI packages; none otherwise)."""
+        try:
+            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+            from flask_babel import lazy_gettext
+            from wtforms import IntegerField, StringField
+        except ImportError:
+            return {}
+        return {
+            "auth": StringField(lazy_gettext("Auth (JSON)"), widget=BS3TextFieldWidget()),
+            "rate_limit": StringField(lazy_gettext("Rate limit (JSON)"), widget=BS3TextFieldWidget()),
+            "rate_limit_headers": StringField(
+                lazy_gettext("Rate-limit headers"), widget=BS3TextFieldWidget()
+            ),
+            "defer_after_s": IntegerField(lazy_gettext("Defer after (s)"), widget=BS3TextFieldWidget()),
+            "max_attempts": IntegerField(lazy_gettext("Max attempts"), widget=BS3TextFieldWidget()),
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": [],
+            "relabeling": {"login": "User / OAuth2 client id", "password": "Password / API key / secret"},
+            "placeholders": {
+                "host": "https://api.example.com",
+                "extra": jsonlib.dumps(EXTRAS_EXAMPLE, indent=1),
+            },
+        }
+
+    # -- Session --------------------------------------------------------------------------------
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """Build (once) the session, auth and limiter from the Connection: the one place reading it."""
+        if self._session is not None and not headers:
+            return self._session
+        connection = self.get_connection(self.http_conn_id)
+        self._set_base_url(connection)
+        settings = ApiSettings.from_extras(connection.extra_dejson)
+        self.settings = settings
+        session = requests.Session()
+        session.verify = settings.verify
+        session.headers.update({"Accept": "application/json", **settings.headers})
+        if headers:
+            session.headers.update(headers)
+        self._auth = make_auth(
+            settings.auth, connection, self.base_url, timeout=settings.timeout, verify=settings.verify
+        )
+        session.auth = self._auth
+        self._secrets = [s for s in (connection.password, getattr(self._auth, "key", None)) if s]
+        query_param = getattr(self._auth, "query_param", None)
+        self._secret_params = {query_param} if query_param else set()
+        session = self._configure_session_from_mount_adapters(session)
+        self.limiter = self._make_limiter(settings, urlsplit(self.base_url).netloc)
+        self._session = session
+        return session
+
+    def _make_limiter(self, settings: ApiSettings, netloc: str) -> RateLimiter:
+        config = settings.rate_limit
+        key = config.get("key") or f"{self.http_conn_id}|{netloc}"
+        return RateLimiter(
+            make_backend(config),
+            key,
+            requests=config.get("requests"),
+            period_s=float(config.get("period_s", 1.0)),
+            burst=int(config.get("burst", 2)),
+        )
+
+    # -- Secrets --------------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        """Text with every known secret and secret query parameter replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        for name in self._secret_params:
+            text = re.sub(rf"({re.escape(name)}=)[^&\s'\"]+", r"\1***", text)
+        return text
+
+    def _public_url(self, url: str) -> str:
+        return self.redact(redact_url(url, {*self._secret_params, *_SECRET_PARAMS}))
+
+    # -- Requests -------------------------------------------------------------------------------
+    def _url_for(self, endpoint_or_url: str) -> str:
+        if "://" not in endpoint_or_url:
+            return self.url_from_endpoint(endpoint_or_url)
+        base, target = urlsplit(self.base_url), urlsplit(endpoint_or_url)
+        if (base.scheme, base.netloc) != (target.scheme, target.netloc):
+            raise ApiConfigError(
+                f"refusing to send credentials to {target.scheme}://{target.netloc} "
+                f"(connection host is {base.scheme}://{base.netloc})"
+            )
+        return endpoint_or_url
+
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        allow_defer: bool = False,
+    ) -> requests.Response:
+        """Send one request: paced by the shared limiter, retried per :class:`RetryPolicy`.
+
+        Returns the 2xx/3xx response. Raises :class:`ApiClientError` at once on other 4xx,
+        :class:`RetriesExhaustedError` when retries run out, and (only with ``allow_defer``)
+        :class:`RateLimitWait` when a wait longer than ``defer_after_s`` is needed.
+        """
+        session = self.get_conn()
+        assert self.settings is not None
+        method = method.upper()
+        url = self._url_for(endpoint)
+        public_url = self._public_url(_with_params(url, params))
+        policy = self.settings.retry
+        idempotent = policy.is_idempotent(method, url, json)
+        started = time.monotonic()
+
+        def attempt() -> requests.Response:
+            return self._send(session, method, url, params, json, data, headers, idempotent, allow_defer)
+
+        def wait(retry_state: tenacity.RetryCallState) -> float:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            retry_after = exc.retry_after if isinstance(exc, _RetryableResponseError) else None
+            return policy.wait_for(retry_state.attempt_number, retry_after)
+
+        def sleep(seconds: float) -> None:
+            if allow_defer and seconds > self.settings.defer_after_s:  # type: ignore[union-attr]
+                raise RateLimitWait(seconds, time.time() + seconds)
+            self._stats["backoff_s"] += seconds
+            self._stats["throttled_s"] += seconds
+            time.sleep(seconds)
+
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            self._stats["retries"] += 1
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            self.log.warning(
+                "%s %s: %s; retry %d/%d in %.1f s",
+                method,
+                public_url,
+                self._describe(exc),
+                retry_state.attempt_number,
+                policy.max_attempts - 1,
+                retry_state.upcoming_sleep,
+            )
+
+        def give_up(retry_state: tenacity.RetryCallState) -> requests.Response:
+            exc = retry_state.outcome.exception() if retry_state.outcome else None
+            status = exc.response.status_code if isinstance(exc, _RetryableResponseError) else None
+            body = body_excerpt(exc.response.content) if isinstance(exc, _RetryableResponseError) else ""
+            waited = time.monotonic() - started
+            self._stats["errors"] += 1
+            raise RetriesExhaustedError(
+                f"{method} {public_url} failed after {retry_state.attempt_number} attempts "
+                f"(waited {retry_state.idle_for:.1f} s between attempts, {waited:.1f} s in total); "
+                f"last: {self._describe(exc)}" + (f"; body: {self.redact(body)}" if body else ""),
+                method=method,
+                url=public_url,
+                status=status,
+                attempts=retry_state.attempt_number,
+                waited_s=round(retry_state.idle_for, 3),
+                body=self.redact(body),
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.max_attempts),
+            wait=wait,
+            retry=tenacity.retry_if_exception(
+                lambda e: (
+                    isinstance(e, _RetryableResponseError)
+                    or (
+                        isinstance(e, requests.RequestException)
+                        and policy.should_retry_exception(e, idempotent)
+                    )
+                )
+            ),
+            sleep=sleep,
+            before_sleep=before_sleep,
+            retry_error_callback=give_up,
+            reraise=False,
+        )
+        try:
+            return retrying(attempt)
+        except requests.RequestException as exc:
+            self._stats["errors"] += 1
+            raise ApiResponseError(
+                f"{method} {public_url}: {self._describe(exc)} (not retried: request is not idempotent)",
+                method=method,
+                url=public_url,
+            ) from None
+
+    def _describe(self, exc: BaseException | None) -> str:
+        if isinstance(exc, _RetryableResponseError):
+            return f"HTTP {exc.response.status_code}"
+        if exc is None:
+            return "unknown error"
+        return self.redact(f"{type(exc).__name__}: {exc}")[:300]
+
+    def _send(
+        self,
+        session: requests.Session,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        json: Any,
+        data: Any,
+        headers: dict[str, str] | None,
+        idempotent: bool,
+        allow_defer: bool,
+    ) -> requests.Response:
+        assert self.settings is not None and self.limiter is not None
+        refreshed = False
+        while True:
+            self._wait_for_slot(allow_defer)
+            response = session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                timeout=self.settings.timeout,
+            )
+            self._stats["requests"] += 1
+            self._stats["bytes"] += len(response.content)
+            self.limiter.observe(parse_rate_limit(response.headers, self.settings.rate_limit_headers))
+            status = response.status_code
+            if status == 401 and isinstance(self._auth, OAuth2ClientCredentials) and not refreshed:
+                self.log.info("401 from %s: refreshing the OAuth2 token and repeating once", method)
+                self._auth.invalidate()
+                self._stats["token_refreshes"] += 1
+                refreshed = True
+                continue
+            if status < 400:
+                return response
+            public_url = self._public_url(response.url or url)
+            if status == 429:
+                self._stats["r429"] += 1
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                self.limiter.pause(max(retry_after or 0.0, MIN_RETRY_WAIT_S))
+                raise _RetryableResponseError(response, retry_after)
+            if status >= 500:
+                self._stats["r5xx"] += 1
+                if self.settings.retry.should_retry_status(status, idempotent):
+                    raise _RetryableResponseError(
+                        response, parse_retry_after(response.headers.get("Retry-After"))
+                    )
+            self._stats["errors"] += 1
+            excerpt = self.redact(body_excerpt(response.content))
+            error_cls = (
+                ApiAuthError if status in (401, 403) else ApiClientError if status < 500 else ApiResponseError
+            )
+            raise error_cls(
+                f"{method} {public_url} -> HTTP {status}: {excerpt}",
+                method=method,
+                url=public_url,
+                status=status,
+                body=excerpt,
+            )
+
+    def _wait_for_slot(self, allow_defer: bool) -> None:
+        assert self.settings is not None and self.limiter is not None
+        max_wait = self.settings.defer_after_s if allow_defer else float("inf")
+        reservation = self.limiter.reserve(max_wait=max_wait)
+        if not reservation.granted:
+            raise RateLimitWait(reservation.wait_s, time.time() + reservation.wait_s)
+        if reservation.wait_s > 0:
+            self._stats["throttled_s"] += reservation.wait_s
+            time.sleep(reservation.wait_s)
+
+    # -- Pagination -----------------------------------------------------------------------------
+    def paginate(
+        self,
+        endpoint: str,
+        *,
+        params: dict[str, Any] | None = None,
+        pagination: dict[str, Any] | str | None = None,
+        records_path: str | None = None,
+        method: str = "GET",
+        json: Any = None,
+        state: dict[str, Any] | None = None,
+    ) -> Iterator[Page]:
+        """Yield pages one at a time (nothing accumulates); ``state`` resumes after a page.
+
+        Raises :class:`RateLimitWait` (with ``.state`` set to resume from the page not yet fetched)
+        when the next wait exceeds ``defer_after_s``.
+        """
+        self.get_conn()
+        assert self.settings is not None
+        paginator = make_paginator(pagination)
+        if state is not None:
+            if state.get("done"):
+                return
+            paginator.restore_extra(state)
+            request = PageRequest.from_state(state["next"])
+            number = int(state.get("page", 0))
+        else:
+            request = paginator.start(params, json)
+            number = 0
+        progress = _Progress(self, self.settings.progress_every_pages)
+        try:
+            while True:
+                try:
+                    response = self.request(
+                        method,
+                        request.url or endpoint,
+                        params=request.params or None,
+                        json=request.json,
+                        allow_defer=True,
+                    )
+                except RateLimitWait as wait:
+                    wait.state = self._state(paginator, request, number, done=False)
+                    self.log.info(
+                        "rate limited for %.0f s after page %d: deferring (resume_at=%.0f)",
+                        wait.wait_s,
+                        number,
+                        wait.resume_at,
+                    )
+                    raise
+                number += 1
+                page = self._page(paginator, response, request, records_path, method, number)
+                self._stats["pages"] += 1
+                self._stats["records"] += len(page.records)
+                yield page
+                progress.tick()
+                if not paginator.has_next:
+                    break
+                assert paginator.next is not None
+                request = paginator.next
+        finally:
+            self.log_summary()
+
+    def _page(
+        self,
+        paginator: Paginator,
+        response: requests.Response,
+        request: PageRequest,
+        records_path: str | None,
+        method: str,
+        number: int,
+    ) -> Page:
+        public_url = self._public_url(response.url)
+        try:
+            data = response.json()
+        except ValueError as exc:
+            self._stats["errors"] += 1
+            raise MalformedResponseError(
+                f"page {number}: {method} {public_url} returned invalid JSON ({exc}); "
+                f"body starts: {self.redact(body_excerpt(response.content, 200))}",
+                method=method,
+                url=public_url,
+                status=response.status_code,
+                body=self.redact(body_excerpt(response.content)),
+            ) from None
+        paginator.check(data, method=method, url=public_url)
+        records = paginator.records(data, records_path, method=method, url=public_url)
+        paginator.update_state(response, data, records, request)
+        if paginator.next is not None and paginator.next.url:
+            paginator.next.url = strip_query_params(paginator.next.url, self._secret_params)
+        return Page(
+            records=records,
+            raw=response.content,
+            number=number,
+            url=public_url,
+            state=self._state(paginator, paginator.next, number, done=not paginator.has_next),
+        )
+
+    @staticmethod
+    def _state(
+        paginator: Paginator, request: PageRequest | None, number: int, *, done: bool
+    ) -> dict[str, Any]:
+        return {
+            "type": paginator.type,
+            "page": number,
+            "done": done,
+            "next": request.to_state() if request is not None and not done else None,
+            **paginator.extra_state(),
+        }
+
+    # -- Observability --------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Counters for this hook: requests, retries, r429, r5xx, errors, throttled_s, backoff_s,
+        pages, records, bytes, token_refreshes."""
+        stats = dict(self._stats)
+        stats["throttled_s"] = round(stats["throttled_s"], 3)
+        stats["backoff_s"] = round(stats["backoff_s"], 3)
+        if isinstance(self._auth, OAuth2ClientCredentials):
+            stats["token_refreshes"] = max(stats["token_refreshes"], self._auth.refreshes - 1)
+        return stats
+
+    def log_summary(self) -> None:
+        s = self.stats()
+        self.log.info(
+            "%s summary: %d requests, %d retries, %d x 429, %.1f s throttled, %d pages, %d records, %d bytes",
+            self.http_conn_id,
+            s["requests"],
+            s["retries"],
+            s["r429"],
+            s["throttled_s"],
+            s["pages"],
+            s["records"],
+            s["bytes"],
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """GET ``extra.test_endpoint`` (or the base URL); reachable and authorized is success."""
+        try:
+            self.get_conn()
+            assert self.settings is not None
+            response = self.request("GET", self.settings.test_endpoint or "")
+            return True, f"Connection OK: HTTP {response.status_code}"
+        except ApiClientError as exc:
+            if exc.status in (401, 403) or self.settings is None or self.settings.test_endpoint:
+                return False, str(exc)
+            return True, f"Server reachable and credentials accepted ({exc.status} on the base URL)"
+        except (ApiError, requests.RequestException, ValueError) as exc:
+            return False, self.redact(str(exc))
+
+
+_SECRET_PARAMS = frozenset({"api_key", "apikey", "access_token", "token", "client_secret"})
+
+
+def _with_params(url: str, params: dict[str, Any] | None) -> str:
+    if not params:
+        return url
+    prepared = requests.Request("GET", url, params=params).prepare()
+    return prepared.url or url
+
+
+class _Progress:
+    """Logs pages/records/rate every N pages or every ~30 s during long extractions."""
+
+    def __init__(self, hook: ApiHook, every_pages: int) -> None:
+        self.hook, self.every_pages = hook, max(1, every_pages)
+        self.started = self.last = time.monotonic()
+        self.pages_at_start = hook._stats["pages"]
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        stats = self.hook._stats
+        pages = stats["pages"] - self.pages_at_start
+        if pages % self.every_pages and now - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        self.hook.log.info(
+            "progress: %d pages, %d records, %.1f pages/s, %.1f records/s, %d x 429",
+            stats["pages"],
+            stats["records"],
+            pages / elapsed,
+            stats["records"] / elapsed,
+            stats["r429"],
+        )

@@ -1,0 +1,116 @@
+"""Logical field types <-> SQL column types, and additive schema evolution.
+
+A new source field adds a nullable column; a type change the existing column cannot hold is an
+error naming table, column and both types. Identifiers come sanitized from normalize and are
+quoted again by SQLAlchemy, so a hostile payload key cannot reach SQL as syntax.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from apisync.load.errors import SchemaEvolutionError, TooManyColumnsError
+
+__all__ = ["ensure_table", "logical_family", "sql_type"]
+
+MAX_TABLE_COLUMNS = 1600  # PostgreSQL's hard limit
+
+
+def sql_type(kind: str) -> sa.types.TypeEngine:
+    if kind.startswith("decimal"):
+        scale = int(kind.split(":", 1)[1]) if ":" in kind else 2
+        return sa.Numeric(38, scale)
+    return {
+        "string": sa.Text(),
+        "integer": sa.BigInteger(),
+        "float": sa.Double(),
+        "boolean": sa.Boolean(),
+        "timestamp": sa.DateTime(timezone=True),
+        "json": sa.Text().with_variant(postgresql.JSONB(), "postgresql"),
+    }[kind]
+
+
+def logical_family(column_type: sa.types.TypeEngine) -> str:
+    """Family of a reflected column type, to compare with the data's logical type."""
+    if isinstance(column_type, postgresql.JSONB | sa.JSON):
+        return "json"
+    if isinstance(column_type, sa.Boolean):
+        return "boolean"
+    if isinstance(column_type, sa.Integer):
+        return "integer"
+    if isinstance(column_type, sa.Float):
+        return "float"
+    if isinstance(column_type, sa.Numeric):
+        return "decimal"
+    if isinstance(column_type, sa.DateTime):
+        return "timestamp"
+    if isinstance(column_type, sa.String):
+        return "string"
+    return type(column_type).__name__.lower()
+
+
+def _compatible(existing: str, kind: str) -> bool:
+    kind = kind.split(":", 1)[0]
+    if existing == kind:
+        return True
+    return (existing, kind) in {("float", "integer"), ("decimal", "integer"), ("string", "json")}
+
+
+def ensure_table(
+    conn: sa.Connection,
+    name: str,
+    columns: dict[str, str],
+    *,
+    primary_key: list[str] | None,
+    db_schema: str | None,
+    max_columns: int = MAX_TABLE_COLUMNS,
+    indexes: list[str] | None = None,
+) -> sa.Table:
+    """Create the table, or add the data's new columns to it; return the reflected table."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(name, schema=db_schema):
+        if len(columns) > max_columns:
+            raise TooManyColumnsError(
+                f"table {name}: {len(columns)} columns, more than the maximum {max_columns}"
+            )
+        metadata = sa.MetaData(schema=db_schema)
+        table = sa.Table(
+            name,
+            metadata,
+            *(
+                sa.Column(column, sql_type(kind), nullable=column not in (primary_key or []), quote=True)
+                for column, kind in columns.items()
+            ),
+        )
+        if primary_key:
+            table.append_constraint(sa.PrimaryKeyConstraint(*primary_key, name=f"{name}_pkey"[:63]))
+        for column in indexes or []:
+            sa.Index(f"ix_{name}_{column}"[:63], table.c[column])
+        metadata.create_all(conn)
+        return sa.Table(name, sa.MetaData(schema=db_schema), autoload_with=conn)
+
+    table = sa.Table(name, sa.MetaData(schema=db_schema), autoload_with=conn)
+    missing = {column: kind for column, kind in columns.items() if column not in table.c}
+    for column, kind in columns.items():
+        if column in table.c and not _compatible(logical_family(table.c[column].type), kind):
+            raise SchemaEvolutionError(
+                f"table {name}: column {column!r} is {table.c[column].type} "
+                f"({logical_family(table.c[column].type)}) in the warehouse but the stream now delivers "
+                f"{kind}; migrate the column or pin the field's type in the stream spec"
+            )
+    if len(table.c) + len(missing) > max_columns:
+        raise TooManyColumnsError(
+            f"table {name}: adding {len(missing)} columns ({sorted(missing)[:10]}...) would exceed the "
+            f"maximum of {max_columns}"
+        )
+    if missing:
+        preparer = conn.dialect.identifier_preparer
+        qualified = preparer.format_table(table)
+        for column, kind in missing.items():
+            type_sql = sql_type(kind).compile(dialect=conn.dialect)
+            conn.execute(
+                sa.text(f"ALTER TABLE {qualified} ADD COLUMN {preparer.quote_identifier(column)} {type_sql}")
+            )
+        table = sa.Table(name, sa.MetaData(schema=db_schema), autoload_with=conn)
+    return table

@@ -1,0 +1,236 @@
+"""Airflow tasks composing one stream: extract -> normalize -> validate -> load, in a TaskGroup.
+
+Tasks exchange paths and counts through XCom; the data stays in staging files, so a failed load
+retries without calling the API again. Heavy imports (pandas, GX, SQLAlchemy) happen inside the
+tasks, never when the DAG file is parsed. Every attempt that ends the run (success or final
+failure) writes a ``sync_runs`` row.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import Asset, TaskGroup, get_current_context, task
+
+from apisync.pipeline.extract import ExtractStreamOperator
+from apisync.pipeline.staging import resolve_window, staging_paths
+from apisync.quality.suites import read_suite_file, suite_path
+from apisync.spec import load_spec
+
+__all__ = ["AuditOnFailure", "sync_stream", "warehouse_asset"]
+
+
+def warehouse_asset(table: str, db_schema: str | None = None) -> Asset:
+    """The asset a stream's load task updates, e.g. ``warehouse://analytics.orders``."""
+    name = f"{db_schema}.{table}" if db_schema else table
+    return Asset(uri=f"warehouse://{name}", name=f"warehouse.{name}")
+
+
+class AuditOnFailure:
+    """on_failure_callback: record the failed run in ``sync_runs`` with the error and known counts."""
+
+    def __init__(self, stream: str, warehouse_conn_id: str) -> None:
+        self.stream = stream
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def __call__(self, context: Any) -> None:
+        from apisync.load import RunRecord, record_run, warehouse_from_connection
+
+        exception = context.get("exception")
+        if getattr(exception, "apisync_audited", False):
+            return
+        try:
+            window = resolve_window(context)
+        except ValueError:
+            window = (datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(0, UTC))
+        ti = context["ti"]
+        group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
+        extracted = ti.xcom_pull(task_ids=f"{group}extract") or {}
+        validated = ti.xcom_pull(task_ids=f"{group}validate") or {}
+        warehouse = warehouse_from_connection(self.warehouse_conn_id)
+        record_run(
+            warehouse.engine,
+            RunRecord(
+                stream=self.stream,
+                interval_start=window[0],
+                interval_end=window[1],
+                run_id=context["run_id"],
+                status="failed",
+                destination_table=load_spec(self.stream).destination.table,
+                records_pulled=validated.get("pulled", extracted.get("records")),
+                records_quarantined=validated.get("quarantined"),
+                api_calls=extracted.get("api_calls"),
+                api_429s=extracted.get("api_429s"),
+                throttled_seconds=extracted.get("throttled_seconds"),
+                error=f"{ti.task_id}: {type(exception).__name__}: {exception}",
+            ),
+            warehouse.db_schema,
+        )
+
+
+@task(task_id="normalize")
+def normalize_stream(
+    stream: str, extracted: dict[str, Any], source_conn_id: str, staging_url: str | None = None
+) -> dict[str, Any]:
+    from apisync.transform import Lineage, normalize_files
+
+    context = get_current_context()
+    spec = load_spec(stream)
+    window = resolve_window(context)
+    paths = staging_paths(stream, window, staging_url)
+    lineage = Lineage(
+        source=f"{source_conn_id}:{spec.source.endpoint}",
+        run_id=context["run_id"],
+        interval_start=window[0],
+        interval_end=window[1],
+        synced_at=datetime.now(UTC),
+    )
+    result = normalize_files(spec, paths.raw, paths.normalized, lineage)
+    summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
+    return {**summary, "parts": len(result.parts)}
+
+
+@task(task_id="validate")
+def validate_stream(
+    stream: str,
+    normalized: dict[str, Any],
+    warehouse_conn_id: str,
+    staging_url: str | None = None,
+) -> dict[str, Any]:
+    from apisync.load import RunRecord, record_run, warehouse_from_connection
+    from apisync.load.warehouse import persist_quarantine
+    from apisync.quality import QuarantineThresholdError, check_threshold, validate
+
+    context = get_current_context()
+    spec = load_spec(stream)
+    window = resolve_window(context)
+    paths = staging_paths(stream, window, staging_url)
+    result = validate(spec, paths.normalized, paths.raw, paths.validated)
+    summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
+    try:
+        check_threshold(spec, result.quarantined, result.pulled)
+    except QuarantineThresholdError as exc:
+        warehouse = warehouse_from_connection(warehouse_conn_id)
+        persist_quarantine(
+            warehouse.engine, spec, paths.validated, window=window, db_schema=warehouse.db_schema
+        )
+        record_run(
+            warehouse.engine,
+            RunRecord(
+                stream=stream,
+                interval_start=window[0],
+                interval_end=window[1],
+                run_id=context["run_id"],
+                status="quarantine_threshold_exceeded",
+                destination_table=spec.destination.table,
+                records_pulled=result.pulled,
+                records_deduped=result.deduped,
+                records_quarantined=result.quarantined,
+                gx_seconds=result.gx_seconds,
+                error=str(exc),
+            ),
+            warehouse.db_schema,
+        )
+        exc.apisync_audited = True  # type: ignore[attr-defined]
+        raise
+    return {**summary, "parts": len(result.parts), "quarantine_parts": len(result.quarantine_parts)}
+
+
+@task(task_id="load")
+def load_stream(
+    stream: str,
+    extracted: dict[str, Any],
+    validated: dict[str, Any],
+    warehouse_conn_id: str,
+    staging_url: str | None = None,
+) -> dict[str, Any]:
+    from apisync.load import RunRecord, load, record_run, warehouse_from_connection
+    from apisync.pipeline.runner import account
+
+    started = time.perf_counter()
+    context = get_current_context()
+    spec = load_spec(stream)
+    window = resolve_window(context)
+    paths = staging_paths(stream, window, staging_url)
+    warehouse = warehouse_from_connection(warehouse_conn_id)
+    result = load(
+        spec,
+        warehouse.engine,
+        paths.validated,
+        window=window,
+        run_id=context["run_id"],
+        db_schema=warehouse.db_schema,
+    )
+    deduped = validated["deduped"] + result.deduped
+    account(validated["pulled"], deduped, validated["quarantined"], result)
+    record_run(
+        warehouse.engine,
+        RunRecord(
+            stream=stream,
+            interval_start=window[0],
+            interval_end=window[1],
+            run_id=context["run_id"],
+            status="success",
+            destination_table=result.table,
+            records_pulled=validated["pulled"],
+            records_deduped=deduped,
+            records_quarantined=validated["quarantined"],
+            records_inserted=result.inserted,
+            records_updated=result.updated,
+            records_unchanged=result.unchanged,
+            api_calls=extracted.get("api_calls"),
+            api_429s=extracted.get("api_429s"),
+            throttled_seconds=extracted.get("throttled_seconds"),
+            gx_seconds=validated.get("gx_seconds"),
+            duration_seconds=round(time.perf_counter() - started, 3),
+        ),
+        warehouse.db_schema,
+    )
+    return {
+        **result.as_dict(),
+        "pulled": validated["pulled"],
+        "deduped": deduped,
+        "quarantined": validated["quarantined"],
+    }
+
+
+def sync_stream(
+    stream: str,
+    *,
+    source_conn_id: str,
+    warehouse_conn_id: str = "warehouse_default",
+    group_id: str | None = None,
+    staging_url: str | None = None,
+    warehouse_schema: str | None = None,
+) -> TaskGroup:
+    """Add extract -> normalize -> validate -> load for ``stream`` to the current DAG; return the group.
+
+    The spec and suite are checked here (cheap: YAML + JSON, no GX), so a broken stream fails at
+    DAG parse time with the file and field in the message.
+    """
+    spec = load_spec(stream)
+    read_suite_file(suite_path(spec.quality.suite))
+    audit = AuditOnFailure(stream, warehouse_conn_id)
+    with TaskGroup(
+        group_id=group_id or f"sync_{stream}", tooltip=f"sync {stream} -> {spec.destination.table}"
+    ) as group:
+        extract = ExtractStreamOperator(
+            task_id="extract",
+            stream=stream,
+            conn_id=source_conn_id,
+            staging_url=staging_url,
+            on_failure_callback=audit,
+        )
+        normalized = normalize_stream.override(on_failure_callback=audit)(
+            stream, extract.output, source_conn_id, staging_url
+        )
+        validated = validate_stream.override(on_failure_callback=audit)(
+            stream, normalized, warehouse_conn_id, staging_url
+        )
+        load_stream.override(
+            on_failure_callback=audit,
+            outlets=[warehouse_asset(spec.destination.table, warehouse_schema or spec.destination.db_schema)],
+        )(stream, extract.output, validated, warehouse_conn_id, staging_url)
+    return group

@@ -1,0 +1,27 @@
+"""Errors raised while checking normalized records.
+
+QualityError (Exception)
+├── SuiteError                    a suite file is unreadable or GX dropped/rejected an expectation
+├── BatchValidationError          a table-level expectation failed: the whole batch is wrong
+└── QuarantineThresholdError   too large a share of rows was quarantined for this stream
+"""
+
+from __future__ import annotations
+
+__all__ = ["BatchValidationError", "QualityError", "QuarantineThresholdError", "SuiteError"]
+
+
+class QualityError(Exception):
+    """Records failed a quality gate."""
+
+
+class SuiteError(QualityError, ValueError):
+    """An expectation suite file cannot be used as written."""
+
+
+class BatchValidationError(QualityError):
+    """A table-level expectation failed, so no row of the batch is trusted."""
+
+
+class QuarantineThresholdError(QualityError):
+    """The quarantined share of a run is above the stream's quarantine_threshold."""

@@ -1,0 +1,65 @@
+"""Expectation suites as JSON files under include/expectations/.
+
+GX drops an expectation whose type it does not know with only a log line, which would silently
+weaken a gate; loading therefore compares the count in the file with the count GX kept and fails
+naming the file and the dropped types.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from apisync.quality.errors import SuiteError
+from apisync.spec import include_dir
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuite
+
+__all__ = ["build_suite", "read_suite_file", "suite_path"]
+
+
+def suite_path(name: str, expectations_dir: Path | None = None) -> Path:
+    return (expectations_dir or include_dir() / "expectations") / f"{name}.json"
+
+
+def read_suite_file(path: Path) -> dict[str, Any]:
+    """Read and structurally check a suite file (no GX import: cheap enough for DAG parsing)."""
+    if not path.is_file():
+        raise SuiteError(f"{path}: expectation suite not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SuiteError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
+        raise SuiteError(f"{path}: field 'expectations' must be a list")
+    for index, expectation in enumerate(data["expectations"]):
+        if not isinstance(expectation, dict) or not isinstance(expectation.get("type"), str):
+            raise SuiteError(f"{path}: field 'expectations.{index}.type' is missing")
+        if not isinstance(expectation.get("kwargs", {}), dict):
+            raise SuiteError(f"{path}: field 'expectations.{index}.kwargs' must be a mapping")
+    data.setdefault("name", path.stem)
+    return data
+
+
+def build_suite(path: Path) -> ExpectationSuite:
+    """Build the GX suite and assert every expectation in the file survived."""
+    from great_expectations.core import ExpectationSuite
+
+    data = read_suite_file(path)
+    wanted = [expectation["type"] for expectation in data["expectations"]]
+    try:
+        suite = ExpectationSuite(
+            name=data["name"], expectations=data["expectations"], meta=data.get("meta") or None
+        )
+    except Exception as exc:
+        raise SuiteError(f"{path}: GX rejected the suite: {exc}") from exc
+    kept = [expectation.expectation_type for expectation in suite.expectations]
+    if len(kept) != len(wanted):
+        dropped = sorted(set(wanted) - set(kept)) or wanted
+        raise SuiteError(
+            f"{path}: {len(wanted)} expectations in the file but GX loaded {len(kept)}; "
+            f"unknown or invalid: {dropped}"
+        )
+    return suite

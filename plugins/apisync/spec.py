@@ -1,0 +1,232 @@
+"""Stream specs: a stream is data (include/streams/<name>.yaml), not Python.
+
+A spec says where the records come from (endpoint, pagination, window filter params), what they
+look like (primary key, cursor, field types, arrays), how they are checked (expectation suite,
+quarantine threshold) and where they go (table, write mode). A bad spec fails when it is loaded,
+with the file and the field in the message, long before a run touches an API.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ArraySpec",
+    "DestinationSpec",
+    "FieldSpec",
+    "QualitySpec",
+    "SourceSpec",
+    "SpecError",
+    "StreamSpec",
+    "include_dir",
+    "load_spec",
+    "render_window",
+]
+
+PAGINATION_TYPES = (
+    "cursor_body",
+    "link_header",
+    "hubspot",
+    "offset",
+    "page_number",
+    "next_url",
+    "graphql_relay",
+)
+FIELD_TYPES = ("string", "integer", "float", "decimal", "boolean", "timestamp", "json")
+WINDOW_START = "{window_start}"
+WINDOW_END = "{window_end}"
+DEFAULT_MAX_COLUMNS = 500
+
+
+class SpecError(ValueError):
+    """A stream spec or one of its referenced files is invalid; the message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PaginationSpec(BaseModel):
+    """Passed through to ApiHook.paginate; only the dialect name is checked here."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: Literal[PAGINATION_TYPES]  # type: ignore[valid-type]
+
+
+class SourceSpec(_Strict):
+    endpoint: str = Field(min_length=1)
+    method: Literal["GET", "POST"] = "GET"
+    pagination: PaginationSpec
+    records_path: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    json_body: dict[str, Any] | None = Field(default=None, alias="json")
+    window_format: Literal["epoch", "iso"] = "iso"
+
+
+class FieldSpec(_Strict):
+    type: Literal[FIELD_TYPES]  # type: ignore[valid-type]
+    column: str | None = None
+    format: Literal["iso", "epoch_s", "epoch_ms"] = "iso"
+    scale: int = Field(default=2, ge=0, le=18)
+
+
+class ArraySpec(_Strict):
+    mode: Literal["json", "child_table"] = "json"
+    table: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @model_validator(mode="after")
+    def _table_for_child(self) -> ArraySpec:
+        if self.mode == "child_table" and not self.table:
+            raise ValueError("mode child_table needs a 'table' name")
+        return self
+
+
+class QualitySpec(_Strict):
+    suite: str = Field(min_length=1)
+    quarantine_threshold: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
+class DestinationSpec(_Strict):
+    table: str = Field(min_length=1, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    write_mode: Literal["merge", "append", "replace_window"] = "merge"
+    db_schema: str | None = Field(default=None, alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class StreamSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    description: str = ""
+    source: SourceSpec
+    primary_key: list[str] = Field(min_length=1)
+    cursor_field: str
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    arrays: dict[str, ArraySpec] = Field(default_factory=dict)
+    default_array_mode: Literal["json"] = "json"
+    unknown_fields: Literal["add", "ignore", "fail"] = "add"
+    max_columns: int = Field(default=DEFAULT_MAX_COLUMNS, ge=1, le=1600)
+    chunk_size: int = Field(default=50_000, ge=1)
+    quality: QualitySpec
+    destination: DestinationSpec
+    path: str = Field(default="", exclude=True)
+
+    @field_validator("fields")
+    @classmethod
+    def _source_paths(cls, value: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        for source_path in value:
+            if (
+                not source_path
+                or source_path.startswith(".")
+                or source_path.endswith(".")
+                or ".." in source_path
+            ):
+                raise ValueError(f"bad source path {source_path!r}: use dotted keys like customer.id")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> StreamSpec:
+        columns = self.columns()
+        for key in self.primary_key:
+            if key not in columns:
+                raise ValueError(f"primary_key column {key!r} is not among the fields' columns")
+        if self.cursor_field not in columns:
+            raise ValueError(f"cursor_field {self.cursor_field!r} is not among the fields' columns")
+        if columns[self.cursor_field] not in ("timestamp", "integer"):
+            raise ValueError(f"cursor_field {self.cursor_field!r} must be a timestamp or integer field")
+        for path, array in self.arrays.items():
+            if array.mode == "child_table" and array.table == self.destination.table:
+                raise ValueError(f"arrays.{path}.table must differ from destination.table")
+        return self
+
+    def columns(self) -> dict[str, str]:
+        """Destination column name -> field type for the declared fields."""
+        from apisync.transform.naming import column_name
+
+        return {column_name(field.column or path): field.type for path, field in self.fields.items()}
+
+    def column_for(self, source_path: str) -> str:
+        from apisync.transform.naming import column_name
+
+        field = self.fields[source_path]
+        return column_name(field.column or source_path)
+
+
+def include_dir() -> Path:
+    """Data directory (streams, expectations, sql); APISYNC_INCLUDE_DIR overrides the repo's."""
+    override = os.environ.get("APISYNC_INCLUDE_DIR")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "include"
+
+
+def _format_error(path: Path, error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "<root>"
+    return f"{path}: field '{location}': {error['msg']}"
+
+
+def load_spec(name_or_path: str | Path, *, streams_dir: Path | None = None) -> StreamSpec:
+    """Parse and validate a stream spec; raise SpecError naming the file and the field."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        path = candidate
+    else:
+        path = (streams_dir or include_dir() / "streams") / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise SpecError(f"{path}: stream spec not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
+    try:
+        spec = StreamSpec.model_validate({**raw, "path": str(path)})
+    except ValidationError as exc:
+        messages = [_format_error(path, error) for error in exc.errors()]
+        raise SpecError("invalid stream spec:\n  " + "\n  ".join(messages)) from exc
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: field 'name': {spec.name!r} must match the file name {path.stem!r}")
+    _check_window_placeholders(spec, path)
+    return spec
+
+
+def _placeholders(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {marker for marker in (WINDOW_START, WINDOW_END) if value == marker}
+    if isinstance(value, dict):
+        return set().union(*(_placeholders(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_placeholders(v) for v in value)) if value else set()
+    return set()
+
+
+def _check_window_placeholders(spec: StreamSpec, path: Path) -> None:
+    found = _placeholders(spec.source.params) | _placeholders(spec.source.json_body)
+    missing = {WINDOW_START, WINDOW_END} - found
+    if missing:
+        raise SpecError(
+            f"{path}: field 'source.params': the window filter needs {sorted(missing)} as a param "
+            "(or json) value, so a run pulls only its data interval"
+        )
+
+
+def _window_value(moment: datetime, fmt: str) -> str | int:
+    moment = moment.astimezone(UTC)
+    if fmt == "epoch":
+        return int(moment.timestamp())
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_window(value: Any, start: datetime, end: datetime, fmt: str) -> Any:
+    """Replace {window_start}/{window_end} values (in params or a JSON body) by the interval."""
+    if value == WINDOW_START:
+        return _window_value(start, fmt)
+    if value == WINDOW_END:
+        return _window_value(end, fmt)
+    if isinstance(value, dict):
+        return {key: render_window(item, start, end, fmt) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_window(item, start, end, fmt) for item in value]
+    return value

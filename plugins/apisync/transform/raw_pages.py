@@ -1,0 +1,121 @@
+"""Raw page files: what the API returned, one gzipped JSONL file per page.
+
+Files are named by page number, so a retried or resumed extraction overwrites a page rather than
+adding a second copy; a manifest written last marks the extraction complete and says which pages
+belong to it (stale higher-numbered pages from an older, longer extraction are ignored).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+
+__all__ = [
+    "MANIFEST_NAME",
+    "PageLike",
+    "RawPage",
+    "clear_pages",
+    "extract_to_files",
+    "iter_raw_pages",
+    "read_manifest",
+    "read_page",
+    "write_manifest",
+    "write_page",
+]
+
+MANIFEST_NAME = "_extract.json"
+_PAGE_FILE = re.compile(r"^page-(\d+)\.jsonl\.gz$")
+_encoder = msgspec.json.Encoder()
+
+
+class PageLike(Protocol):
+    number: int
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RawPage:
+    number: int
+    body: bytes  # JSONL, one record per line, no trailing newline
+
+    def lines(self) -> list[bytes]:
+        return self.body.split(b"\n") if self.body else []
+
+
+def page_file_name(number: int) -> str:
+    return f"page-{number:06d}.jsonl.gz"
+
+
+def write_page(raw_dir: Any, number: int, records: list[dict[str, Any]]) -> int:
+    """Write one page atomically (temp file, then rename); return the record count."""
+    body = b"\n".join(_encoder.encode(record) for record in records)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    final = raw_dir / page_file_name(number)
+    temp = raw_dir / f".{page_file_name(number)}.tmp"
+    with temp.open("wb") as handle:
+        handle.write(gzip.compress(body, compresslevel=1))
+    temp.rename(final)
+    return len(records)
+
+
+def clear_pages(raw_dir: Any) -> None:
+    """Remove the manifest and page files of a previous extraction of the same window."""
+    if not raw_dir.exists():
+        return
+    for entry in raw_dir.iterdir():
+        if entry.name == MANIFEST_NAME or _PAGE_FILE.match(entry.name):
+            entry.unlink()
+
+
+def write_manifest(raw_dir: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Mark the extraction complete: list the pages and count their records."""
+    numbers = (
+        sorted(int(match.group(1)) for entry in raw_dir.iterdir() if (match := _PAGE_FILE.match(entry.name)))
+        if raw_dir.exists()
+        else []
+    )
+    records = 0
+    for number in numbers:
+        with (raw_dir / page_file_name(number)).open("rb") as handle:
+            body = gzip.decompress(handle.read())
+        records += body.count(b"\n") + 1 if body else 0
+    manifest = {"pages": numbers, "records": records, **(extra or {})}
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    with (raw_dir / MANIFEST_NAME).open("w") as handle:
+        json.dump(manifest, handle)
+    return manifest
+
+
+def read_manifest(raw_dir: Any) -> dict[str, Any]:
+    path = raw_dir / MANIFEST_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{raw_dir}: no {MANIFEST_NAME}; the extraction did not complete")
+    with path.open("r") as handle:
+        return json.load(handle)
+
+
+def read_page(raw_dir: Any, number: int) -> RawPage:
+    with (raw_dir / page_file_name(number)).open("rb") as handle:
+        return RawPage(number, gzip.decompress(handle.read()))
+
+
+def iter_raw_pages(raw_dir: Any) -> Iterator[RawPage]:
+    """Pages of a completed extraction, in page order."""
+    for number in read_manifest(raw_dir)["pages"]:
+        yield read_page(raw_dir, number)
+
+
+def extract_to_files(
+    pages: Iterable[PageLike], raw_dir: Any, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Stage every page of an extraction and write the manifest; Airflow-free for tests and benchmarks."""
+    clear_pages(raw_dir)
+    for page in pages:
+        write_page(raw_dir, page.number, page.records)
+    return write_manifest(raw_dir, extra)

@@ -1,0 +1,45 @@
+"""Fixtures for apisync.http tests: Airflow connections (as env vars) pointing at a sandbox."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+API_KEY_HEADER = {"type": "api_key", "header": "X-API-Key"}
+
+
+@pytest.fixture
+def api_conn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., str]:
+    """Factory: ``api_conn(sb, auth=..., password=..., **extras)`` -> a fresh connection id.
+
+    The rate-limit state file lives in this test's tmp_path, so tests never share a budget.
+    """
+
+    def make(
+        sb: Any,
+        *,
+        auth: dict[str, Any] | None = None,
+        login: str | None = None,
+        password: str | None = "sandbox-key",
+        conn_id: str | None = None,
+        **extras: Any,
+    ) -> str:
+        conn_id = conn_id or f"api_{uuid.uuid4().hex[:10]}"
+        extras.setdefault("auth", auth or API_KEY_HEADER)
+        rate_limit = extras.setdefault("rate_limit", {})
+        if rate_limit.get("backend", "sqlite") == "sqlite":
+            rate_limit.setdefault("path", str(tmp_path / "ratelimit.sqlite"))
+        conn: dict[str, Any] = {"conn_type": "http", "host": sb.url, "extra": extras}
+        if login is not None:
+            conn["login"] = login
+        if password is not None:
+            conn["password"] = password
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn_id
+
+    return make
