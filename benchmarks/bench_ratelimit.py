@@ -68,6 +68,7 @@ def _worker(mode: str, url: str, extra: dict, home: str, seconds: float, go, sta
 
         hook = ApiHook(http_conn_id=CONN_ID)
         hook.get_conn()
+        hook.limiter.state()  # open the shared backend before the clock starts
         stop_at = _wait_for_start(go, start, seconds, out)
         while time.time() < stop_at:
             hook.request("GET", "/v1/orders", params={"limit": 1})

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 
-from localstack import DEFAULT_AIRFLOW_HOME, airflow_env, connections_env, running_sandboxes
+from localstack import DEFAULT_AIRFLOW_HOME, airflow_env, connections_env, run_dag_once, running_sandboxes
 
 DEMO_HOME = DEFAULT_AIRFLOW_HOME / "demo"
 DEMO_INTERVAL_START = datetime.fromisoformat("2026-01-03T10:00:00+00:00")
@@ -94,7 +94,7 @@ def main() -> int:
         run_ids, failed = [], []
         for dag in sync_dags():
             print(f"▶ {dag.dag_id}", flush=True)
-            run = dag.test(logical_date=interval_end)
+            run = run_dag_once(dag, interval_end)
             run_ids.append(run.run_id)
             print(f"  {dag.dag_id}: {run.state}", flush=True)
             if str(run.state) != "success":

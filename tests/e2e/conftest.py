@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,28 @@ class AirflowStack:
 
 
 @pytest.fixture(scope="session")
-def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+def metadata_db_url(postgres_url: str) -> Iterator[str]:
+    """A throwaway PostgreSQL database for Airflow's metadata.
+
+    SQLite refuses backfill creation under concurrent access (the scheduler holds it), so the
+    end-to-end stack runs on PostgreSQL like a real deployment.
+    """
+    import sqlalchemy as sa
+
+    name = f"apisync_e2e_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db_url: str) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("airflow-home")
     (home / "logs").mkdir()
     password = admin_password(home)
@@ -63,12 +85,15 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
             **os.environ,
             **airflow_env(home),
             **connections_env(urls, home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # Only the runs a test asks for: no catchup of scheduled intervals competing for 2 cores.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         }
         env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)

@@ -73,7 +73,12 @@ def test_hubspot_interval_milliseconds() -> None:
 
 
 def test_vendor_headers_named_in_connection() -> None:
-    spec = {"limit": "X-Quota", "remaining": "X-Quota-Left", "reset": "X-Quota-Reset", "reset_kind": "epoch_ms"}
+    spec = {
+        "limit": "X-Quota",
+        "remaining": "X-Quota-Left",
+        "reset": "X-Quota-Reset",
+        "reset_kind": "epoch_ms",
+    }
     snap = parse_rate_limit(
         headers(X_Quota="60", X_Quota_Left="0", X_Quota_Reset=str(int((NOW + 5) * 1000))), spec, now=NOW
     )

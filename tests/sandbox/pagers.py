@@ -99,16 +99,24 @@ def page_numbers(sb: SandboxHandle, http: requests.Session, resource: str, windo
 
 GRAPHQL_QUERY = """
 query Sync($first: Int!, $after: String, $from: String, $to: String) {
-  products(first: $first, after: $after, updatedAfter: $from, updatedBefore: $to) {
-    edges { cursor node { id title handle priceCents tags variants { sku price } createdAt updatedAt } }
+  RESOURCE(first: $first, after: $after, updatedAfter: $from, updatedBefore: $to) {
+    edges { cursor node { NODE_FIELDS } }
     pageInfo { hasNextPage endCursor }
   }
 }
 """
+# Every field of each record shape, so nodes compare equal to the ground truth.
+NODE_FIELDS = {
+    "products": "id title handle priceCents tags variants { sku price } createdAt updatedAt",
+    "customers": (
+        "id email firstname lastname phone company lifecyclestage address { city country } tags"
+        " createdAt updatedAt"
+    ),
+}
 
 
 def page_graphql(sb: SandboxHandle, http: requests.Session, resource: str, window: Window) -> list[dict]:
-    query = GRAPHQL_QUERY.replace("products(", f"{resource}(")
+    query = GRAPHQL_QUERY.replace("RESOURCE", resource).replace("NODE_FIELDS", NODE_FIELDS[resource])
     variables: dict[str, Any] = {"first": PAGE, "after": None}
     if window:
         variables.update({"from": window[0], "to": window[1]})

@@ -116,3 +116,63 @@ def test_limits_above_max_page_size_are_rejected(sb: SandboxHandle, http: reques
     assert body["errors"][0]["message"].startswith("Argument 'first'")
     body = http.post(f"{sb.url}/graphql", json={"query": "{ shop { name } }"}).json()
     assert "errors" in body
+
+
+def _graphql(sb: SandboxHandle, http: requests.Session, query: str, **variables: object) -> dict:
+    response = http.post(f"{sb.url}/graphql", json={"query": query, "variables": variables}, timeout=10)
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("query { products(first: 5) { nosuchfield { x } } ", "Syntax Error"),
+        ("query { products(first: 5) { nosuchfield { x } } }", "Field 'nosuchfield' doesn't exist"),
+        (
+            "{ products(first: 5) { edges { node { id colour } } } }",
+            "Field 'colour' doesn't exist on type 'Product'",
+        ),
+        ("{ products(first: 5) { edges { node { variants } } } }", "must have a selection of subfields"),
+        ("{ products(first: 5) { edges { node { id { x } } } } }", "must not have a selection"),
+        ("{ products(first: 5, sort: TITLE) { edges { cursor } } }", "Unknown argument"),
+        ("{ products { edges { cursor } } }", "Argument 'first'"),
+        ("{ shop { name } }", "Field 'shop' doesn't exist on type 'QueryRoot'"),
+        ("mutation { products(first: 1) { edges { cursor } } }", "Only query operations"),
+        ("{ products(first: 5) { ...F } }", "Fragments"),
+    ],
+)
+def test_graphql_invalid_queries_are_errors_in_200(
+    sb: SandboxHandle, http: requests.Session, query, message
+) -> None:
+    body = _graphql(sb, http, query)
+    assert "data" not in body
+    assert message in body["errors"][0]["message"]
+
+
+def test_graphql_returns_only_the_selection(sb: SandboxHandle, http: requests.Session) -> None:
+    query = """query Q($n: Int!) {
+      __typename
+      shop: products(first: $n) {
+        totalCount
+        nodes { id __typename }
+        edges { node { title v: variants { sku } } }
+        pageInfo { hasNextPage }
+      }
+    }"""
+    body = _graphql(sb, http, query, n=3)
+    data = body["data"]
+    assert data["__typename"] == "QueryRoot"
+    shop = data["shop"]
+    truth = sb.truth("products")
+    assert shop["totalCount"] == len(truth) == RECORDS
+    assert shop["pageInfo"] == {"hasNextPage": True}
+    assert [set(node) for node in shop["nodes"]] == [{"id", "__typename"}] * 3
+    assert shop["nodes"][0]["__typename"] == "Product"
+    by_id = {r["id"]: r for r in truth}
+    for node, edge in zip(shop["nodes"], shop["edges"], strict=True):
+        record = by_id[node["id"]]
+        assert edge["node"] == {
+            "title": record["title"],
+            "v": [{"sku": v["sku"]} for v in record["variants"]],
+        }

@@ -30,6 +30,7 @@ def test_nested_orders_become_typed_flat_columns_with_lineage(tmp_path: Path) ->
     records = make_orders(250)
     result, frame = _normalize(tmp_path, records)
     assert result.pulled == 250 and result.deduped == 0 and result.coercion_errors == 0
+    assert result.python_parsed_chunks == 0  # the fast (pyarrow) reader handled it
     first = frame.iloc[0]
     assert first["id"] == "ord_000001"
     assert first["customer_email"] == records[0]["customer"]["email"]
@@ -83,6 +84,7 @@ def test_bad_values_are_flagged_not_nulled(tmp_path: Path) -> None:
     assert pd.isna(errors["ord_000005"])  # a missing cursor is a quality question, not a type error
     assert errors["ord_000006"] == "created: not a epoch_s timestamp"
     assert result.coercion_errors == 3
+    assert result.python_parsed_chunks == 1  # mixed types: the record-by-record reader took over
 
 
 def test_column_names_are_safe_snake_case() -> None:

@@ -14,9 +14,10 @@ replaced by ``***`` in task logs; our own messages never include them anyway (UR
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -33,6 +34,27 @@ SECRET_QUERY_PARAMS = frozenset(
 DEFAULT_REFRESH_MARGIN_S = 60.0
 
 
+class _RedactSecretsFilter(logging.Filter):
+    """Masks our secrets in urllib3's DEBUG lines (they print request URLs, query API keys included).
+
+    Airflow's masker covers task logs; this also covers any other handler (tests, local runs).
+    """
+
+    secrets: ClassVar[set[str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+_URLLIB3_FILTER = _RedactSecretsFilter()
+logging.getLogger("urllib3.connectionpool").addFilter(_URLLIB3_FILTER)
+
+
 def register_secret(value: str | None) -> None:
     """Tell Airflow's masker about a secret (task process and supervisor)."""
     if not value:
@@ -40,6 +62,7 @@ def register_secret(value: str | None) -> None:
     from airflow.sdk.log import mask_secret
 
     mask_secret(value)
+    _RedactSecretsFilter.secrets.add(value)
 
 
 def redact_url(url: str, secret_params: frozenset[str] | set[str] = SECRET_QUERY_PARAMS) -> str:

@@ -514,6 +514,13 @@ class ApiHook(HttpHook):
                 if not paginator.has_next:
                     break
                 assert paginator.next is not None
+                if paginator.next.to_state() == request.to_state():
+                    raise MalformedResponseError(
+                        f"page {number}: {method} {page.url}: the next-page cursor did not advance "
+                        "(the same request would repeat forever)",
+                        method=method,
+                        url=page.url,
+                    )
                 request = paginator.next
         finally:
             self.log_summary()

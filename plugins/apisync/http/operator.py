@@ -26,21 +26,22 @@ class PagedExtractOperator(BaseOperator):
 
     :param conn_id: Airflow connection for :class:`ApiHook`.
     :param endpoint: path relative to the connection's base URL (templated).
-    :param params: query parameters of the first request (templated).
+    :param query_params: query parameters of the first request (templated). Not ``params``:
+        that is BaseOperator's DAG-params argument, which Airflow refuses to template.
     :param pagination: ``{"type": "cursor_body" | "link_header" | ..., **options}``.
     :param records_path: dotted path of the records list in the body (dialect default if omitted).
     :param method: ``GET``, or ``POST`` for GraphQL.
     :param json: request body of the first request (templated), e.g. a GraphQL query + variables.
     """
 
-    template_fields = ("endpoint", "params", "json")
+    template_fields = ("endpoint", "query_params", "json")
 
     def __init__(
         self,
         *,
         conn_id: str,
         endpoint: str,
-        params: dict[str, Any] | None = None,
+        query_params: dict[str, Any] | None = None,
         pagination: dict[str, Any] | str | None = None,
         records_path: str | None = None,
         method: str = "GET",
@@ -50,7 +51,7 @@ class PagedExtractOperator(BaseOperator):
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.endpoint = endpoint
-        self.params = params
+        self.query_params = query_params
         self.pagination = pagination
         self.records_path = records_path
         self.method = method
@@ -86,6 +87,15 @@ class PagedExtractOperator(BaseOperator):
         self.log.info("resuming after rate-limit wait at page %s", (state or {}).get("page"))
         return self._extract(context, state=state, stats=stats, deferrals=deferrals)
 
+    def _query_params(self) -> dict[str, Any] | None:
+        if self.query_params is not None:
+            return self.query_params
+        # Compatibility: subclasses written against the first draft stored query parameters in
+        # ``self.params`` at run time; Airflow keeps DAG params there as a ParamsDict.
+        if type(self.params) is dict:
+            return self.params
+        return None
+
     def _extract(
         self,
         context: Context,
@@ -99,7 +109,7 @@ class PagedExtractOperator(BaseOperator):
         try:
             for page in hook.paginate(
                 self.endpoint,
-                params=self.params,
+                params=self._query_params(),
                 pagination=self.pagination,
                 records_path=self.records_path,
                 method=self.method,

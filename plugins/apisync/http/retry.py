@@ -87,7 +87,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Jittered exponential backoff for the retry after ``attempt`` (1-based) failed."""
-        wait = wait_exponential_jitter(initial=self.initial_backoff_s, max=self.max_backoff_s, jitter=1.0)
+        wait = wait_exponential_jitter(multiplier=self.initial_backoff_s, max=self.max_backoff_s, jitter=1.0)
         return max(MIN_RETRY_WAIT_S, _exp_for(wait, attempt))
 
     def wait_for(self, attempt: int, retry_after: float | None) -> float:

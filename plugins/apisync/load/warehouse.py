@@ -191,7 +191,8 @@ def load(
     """Load a validated window into ``spec.destination.table`` (and its child tables) atomically."""
     started = time.perf_counter()
     manifest = read_validated_manifest(validated_dir)
-    db_schema = db_schema or spec.destination.db_schema
+    bookkeeping_schema = db_schema  # quarantine (and sync_runs) live in the connection's schema
+    db_schema = spec.destination.db_schema or db_schema
     table_name = spec.destination.table
     mode = spec.destination.write_mode
     columns: dict[str, str] = manifest["columns"]
@@ -263,7 +264,7 @@ def load(
                 mode,
             )
         result.unchanged = winner_count - result.inserted - result.updated
-        result.quarantined = write_quarantine(conn, spec, validated_dir, manifest, window, db_schema)
+        result.quarantined = write_quarantine(conn, spec, validated_dir, manifest, window, bookkeeping_schema)
         for temp in (staging, changed):
             if temp is not None and temp.name.startswith("_apisync_"):
                 conn.execute(

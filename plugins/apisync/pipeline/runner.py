@@ -7,6 +7,7 @@ pulled = inserted + updated + unchanged + deduped + quarantined, checked rather 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from apisync.transform import Lineage, NormalizeResult, extract_to_files, normal
 from apisync.transform.raw_pages import PageLike
 
 __all__ = ["RunPaths", "WindowRun", "account", "run_window"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,5 +118,11 @@ def run_window(
         record.api_calls, record.api_429s = stats.get("requests"), stats.get("r429")
         record.throttled_seconds = stats.get("throttled_s")
         record.duration_seconds = round(time.perf_counter() - started, 3)
-        record_run(engine, record, db_schema)
+        if record.status == "success":
+            record_run(engine, record, db_schema)
+        else:
+            try:  # never let a broken audit write hide the error that failed the run
+                record_run(engine, record, db_schema)
+            except Exception:
+                log.exception("could not record the failed run of %s in sync_runs", spec.name)
     return WindowRun(extracted, normalized, validated, loaded, seconds)

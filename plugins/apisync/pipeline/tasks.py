@@ -196,6 +196,21 @@ def load_stream(
     }
 
 
+def _with_inherited_failure_callbacks(audit: AuditOnFailure) -> list[Any]:
+    """The DAG's default_args callbacks (alerts) plus the audit: a task-level argument would replace them."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+
+    callbacks: list[Any] = []
+    dag = DagContext.get_current()
+    group = TaskGroupContext.get_current(dag) if dag else None
+    for defaults in (getattr(dag, "default_args", None), getattr(group, "default_args", None)):
+        inherited = (defaults or {}).get("on_failure_callback")
+        for callback in inherited if isinstance(inherited, list) else [inherited] if inherited else []:
+            if callback not in callbacks:
+                callbacks.append(callback)
+    return [*callbacks, audit]
+
+
 def sync_stream(
     stream: str,
     *,
@@ -212,7 +227,7 @@ def sync_stream(
     """
     spec = load_spec(stream)
     read_suite_file(suite_path(spec.quality.suite))
-    audit = AuditOnFailure(stream, warehouse_conn_id)
+    audit = _with_inherited_failure_callbacks(AuditOnFailure(stream, warehouse_conn_id))
     with TaskGroup(
         group_id=group_id or f"sync_{stream}", tooltip=f"sync {stream} -> {spec.destination.table}"
     ) as group:
@@ -231,6 +246,6 @@ def sync_stream(
         )
         load_stream.override(
             on_failure_callback=audit,
-            outlets=[warehouse_asset(spec.destination.table, warehouse_schema or spec.destination.db_schema)],
+            outlets=[warehouse_asset(spec.destination.table, spec.destination.db_schema or warehouse_schema)],
         )(stream, extract.output, validated, warehouse_conn_id, staging_url)
     return group

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ PAGE, LINE, ROW, ERRORS, PARENT_ROW = (
 INTERNAL_COLUMNS = (PAGE, LINE, ROW, ERRORS, PARENT_ROW)
 POSITION = "_position"
 MANIFEST_NAME = "_normalized.json"
+log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
 _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -84,6 +86,7 @@ class NormalizeResult:
     pulled: int = 0
     deduped: int = 0
     coercion_errors: int = 0
+    python_parsed_chunks: int = 0  # chunks pyarrow could not read (malformed line, type change)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class NormalizeResult:
             "pulled": self.pulled,
             "deduped": self.deduped,
             "coercion_errors": self.coercion_errors,
+            "python_parsed_chunks": self.python_parsed_chunks,
         }
 
 
@@ -442,7 +446,13 @@ def _normalize_chunk(
     n = len(page_numbers)
     keep_whole = set(spec.fields) | set(spec.arrays)  # a declared scalar holding an object is an error
     raw = _parse_arrow(body, n, keep_whole)
+    slow = raw is None
     if raw is None:
+        log.warning(
+            "stream %s: pyarrow could not read a chunk of %d records; parsing it record by record",
+            spec.name,
+            n,
+        )
         raw = _parse_python(body, keep_whole, errors)
 
     undeclared = [path for path in raw if path not in spec.fields]
@@ -520,6 +530,7 @@ def _normalize_chunk(
             frame[column] = pd.Series([None] * len(frame), dtype="str")
             types[column] = "json"
     types.update(LINEAGE_COLUMNS)
+    frame.attrs["python_parsed"] = slow
     return frame, children, types, child_types, deduped
 
 
@@ -626,6 +637,7 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
         result.pulled += len(page_numbers)
         result.deduped += deduped
         result.coercion_errors += int(frame[ERRORS].notna().sum())
+        result.python_parsed_chunks += int(frame.attrs.pop("python_parsed", False))
         name = f"part-{number:05d}.parquet"
         write_parquet(frame, out_dir / name)
         result.parts.append(name)
