@@ -9,17 +9,24 @@ unchanged, which is the point.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from datetime import datetime, timedelta
 
-from localstack import DEFAULT_AIRFLOW_HOME, airflow_env, connections_env, run_dag_once, running_sandboxes
+from localstack import (
+    DEFAULT_AIRFLOW_HOME,
+    airflow_env,
+    connections_env,
+    prepare_metadata_db,
+    run_dag_once,
+    running_sandboxes,
+)
 
 DEMO_HOME = DEFAULT_AIRFLOW_HOME / "demo"
 DEMO_INTERVAL_START = datetime.fromisoformat("2026-01-03T10:00:00+00:00")
 DEMO_INTERVAL = timedelta(hours=1)
 COLUMNS = (
     ("stream", "stream"),
+    ("interval", "interval (UTC)"),
     ("status", "status"),
     ("records_pulled", "pulled"),
     ("records_deduped", "deduped"),
@@ -36,8 +43,8 @@ COLUMNS = (
 def migrate(env: dict[str, str]) -> None:
     marker = DEMO_HOME / ".migrated"
     if not marker.exists():
-        print("migrating the demo Airflow metadata DB (first run only)…", flush=True)
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        print("preparing the demo Airflow metadata DB (first run only)…", flush=True)
+        prepare_metadata_db(env)
         marker.touch()
 
 
@@ -77,15 +84,31 @@ def audit_rows(run_ids: list[str]) -> list[dict]:
     table = sync_runs_table(warehouse.db_schema)
     with warehouse.engine.connect() as conn:
         query = sa.select(table).where(table.c.run_id.in_(run_ids)).order_by(table.c.id)
-        latest: dict[str, dict] = {}
+        latest: dict[tuple, dict] = {}
         for row in conn.execute(query).mappings():
-            latest[row["stream"]] = dict(row)  # the last attempt per stream
-    return list(latest.values())
+            # the last attempt per stream and slice (a partitioned stream audits each slice)
+            latest[(row["stream"], row["interval_start"])] = dict(row)
+    merged: dict[str, dict] = {}
+    for (stream, _), row in sorted(latest.items()):
+        total = merged.setdefault(stream, {"stream": stream, "status": row["status"], "_spans": []})
+        total["_spans"].append((row["interval_start"], row["interval_end"]))
+        if row["status"] != "success":
+            total["status"] = row["status"]
+        for key, _title in COLUMNS[3:]:
+            if row.get(key) is not None:
+                total[key] = (total.get(key) or 0) + row[key]
+    for total in merged.values():
+        start, end = min(s for s, _ in total["_spans"]), max(e for _, e in total["_spans"])
+        slices = f" ({len(total['_spans'])} slices)" if len(total["_spans"]) > 1 else ""
+        total["interval"] = f"{start:%m-%d %H:%M}-{end:%H:%M}{slices}"
+    return list(merged.values())
 
 
 def main() -> int:
     DEMO_HOME.mkdir(parents=True, exist_ok=True)
     os.environ.update(airflow_env(DEMO_HOME))
+    # Task logs would bury the summary; warnings and errors still show.
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
     migrate(dict(os.environ))
     with running_sandboxes(ephemeral_ports=True, log_dir=DEMO_HOME) as urls:
         os.environ.update(connections_env(urls, DEMO_HOME))

@@ -37,10 +37,12 @@ class SandboxService:
 
 # Each source is its own server so each speaks its own rate-limit header dialect, like the real APIs.
 SANDBOX_SERVICES: tuple[SandboxService, ...] = (
-    SandboxService("shop", 8901, {"ratelimit_headers": "ietf", "rate": 25, "burst": 5}),
-    SandboxService("tracker", 8902, {"ratelimit_headers": "github", "rate": 25, "burst": 5}),
-    SandboxService("accounts", 8903, {"ratelimit_headers": "ietf-legacy", "rate": 25, "burst": 5}),
-    SandboxService("catalog", 8904, {"ratelimit_headers": "github", "rate": 25, "burst": 5}),
+    SandboxService("shop", 8901, {"ratelimit_headers": "ietf", "rate": 25, "burst": 5, "records": 5000}),
+    SandboxService("tracker", 8902, {"ratelimit_headers": "github", "rate": 25, "burst": 5, "records": 5000}),
+    SandboxService(
+        "accounts", 8903, {"ratelimit_headers": "ietf-legacy", "rate": 25, "burst": 5, "records": 5000}
+    ),
+    SandboxService("catalog", 8904, {"ratelimit_headers": "github", "rate": 25, "burst": 5, "records": 5000}),
     SandboxService("crm", 8905, {"crm_rate": 10, "crm_burst": 10}),
 )
 
@@ -54,6 +56,24 @@ def sandbox_command(
     for key, value in service.config.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
+
+
+# Pools the DAGs name: {pool: (slots, description)}.
+POOLS: dict[str, tuple[int, str]] = {
+    "accounts_api": (2, "Parallel pulls from the accounts API (customers_to_warehouse slices)"),
+}
+
+
+def prepare_metadata_db(env: Mapping[str, str]) -> None:
+    """Migrate the metadata DB and create the pools the DAGs use (both idempotent)."""
+    subprocess.run(["airflow", "db", "migrate"], env=dict(env), check=True, stdout=subprocess.DEVNULL)
+    for pool, (slots, description) in POOLS.items():
+        subprocess.run(
+            ["airflow", "pools", "set", pool, str(slots), description],
+            env=dict(env),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def connections_env(urls: Mapping[str, str], airflow_home: Path) -> dict[str, str]:

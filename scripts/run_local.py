@@ -17,6 +17,7 @@ from localstack import (
     admin_password,
     airflow_env,
     connections_env,
+    prepare_metadata_db,
     running_sandboxes,
     stop_process_group,
     wait_for_http,
@@ -40,6 +41,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     with running_sandboxes(log_dir=home / "logs") as urls:
         env = {**os.environ, **airflow_env(home), **connections_env(urls, home)}
+        print("preparing the Airflow metadata DB and pools…", flush=True)
+        prepare_metadata_db(env)
         print("sandbox APIs:", ", ".join(f"{name}={url}" for name, url in urls.items()), flush=True)
         airflow = subprocess.Popen(["airflow", "standalone"], cwd=REPO_ROOT, env=env, start_new_session=True)
         try:

@@ -35,7 +35,9 @@ class CollectingExtract(PagedExtractOperator):
             type(self).storm = None  # one storm per test
 
     def finish(self, context: Any) -> Any:
-        return {**super().finish(context), "deferrals": self.deferrals}
+        result = {**super().finish(context), "deferrals": self.deferrals}
+        self.out_path.with_suffix(".result.json").write_text(json.dumps(result))
+        return result
 
 
 def _run_dag_test(dag: Any) -> Any:
@@ -139,4 +141,6 @@ def test_dag_test_runs_the_trigger_inline_and_resumes(sandbox, api_conn, tmp_pat
     ids = [i for line in lines for i in line["ids"]]
     assert [line["page"] for line in lines] == [1, 2, 3, 4, 5]
     assert len(ids) == len(set(ids)) == 50
-    assert sb.stats()["r429"] >= 1  # the storm really hit, and was waited out on the triggerer
+    assert sb.stats()["r429"] >= 1  # the storm really hit...
+    result = json.loads(CollectingExtract.out_path.with_suffix(".result.json").read_text())
+    assert result == {"pages": 5, "records": 50, "deferrals": 1}  # ...and was waited out on the triggerer

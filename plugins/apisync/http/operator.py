@@ -84,6 +84,10 @@ class PagedExtractOperator(BaseOperator):
         deferrals: int = 0,
     ) -> Any:
         """Resume after :class:`RateLimitWaitTrigger` fired, from the saved page cursor."""
+        if state is None and event:
+            state, stats, deferrals = event.get("state"), event.get("stats"), event.get("deferrals", 0)
+        if state is None:
+            raise RuntimeError("execute_complete got no pagination state: refusing to restart from page 1")
         self.log.info("resuming after rate-limit wait at page %s", (state or {}).get("page"))
         return self._extract(context, state=state, stats=stats, deferrals=deferrals)
 
@@ -118,16 +122,19 @@ class PagedExtractOperator(BaseOperator):
             ):
                 self.handle_page(context, page)
         except RateLimitWait as wait:
+            resume = {
+                "state": wait.state,
+                "stats": add_stats(stats, hook.stats()),
+                "deferrals": deferrals + 1,
+            }
+            # The cursor travels twice: in the deferral kwargs (what the scheduler passes back) and
+            # in the trigger event (dag.test() in Airflow 3.3 resumes with the event only).
             self.defer(
                 trigger=RateLimitWaitTrigger(
-                    resume_at=wait.resume_at, payload={"page": (wait.state or {}).get("page", 0)}
+                    resume_at=wait.resume_at, payload={"page": (wait.state or {}).get("page", 0), **resume}
                 ),
                 method_name="execute_complete",
-                kwargs={
-                    "state": wait.state,
-                    "stats": add_stats(stats, hook.stats()),
-                    "deferrals": deferrals + 1,
-                },
+                kwargs=resume,
             )
         self.api_stats = add_stats(stats, hook.stats())
         self.api_stats["deferrals"] = deferrals

@@ -22,8 +22,14 @@ def sync_stream(
     group_id: str | None = None,
     staging_url: str | None = None,
     warehouse_schema: str | None = None,
+    partitions: int = 1,
+    pool: str | None = None,
 ) -> TaskGroup:
-    """Add extract -> normalize -> validate -> load for ``stream`` to the current DAG (a TaskGroup)."""
+    """Add extract -> normalize -> validate -> load for ``stream`` to the current DAG (a TaskGroup).
+
+    ``partitions=N`` maps the tasks over N slices of each window (parallel pulls sharing the
+    connection's rate budget); ``pool`` caps their concurrency.
+    """
     from apisync.pipeline.tasks import sync_stream as build
 
     return build(
@@ -33,6 +39,8 @@ def sync_stream(
         group_id=group_id,
         staging_url=staging_url,
         warehouse_schema=warehouse_schema,
+        partitions=partitions,
+        pool=pool,
     )
 
 

@@ -28,7 +28,16 @@ class ExtractStreamOperator(PagedExtractOperator):
 
     template_fields = ("endpoint", "staging_url")
 
-    def __init__(self, *, stream: str, conn_id: str, staging_url: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        stream: str,
+        conn_id: str,
+        staging_url: str | None = None,
+        partition: int = 0,
+        partitions: int = 1,
+        **kwargs: Any,
+    ) -> None:
         spec = load_spec(stream)
         source = spec.source
         # PagedExtractOperator names its query parameters ``params``, which is also BaseOperator's
@@ -46,11 +55,13 @@ class ExtractStreamOperator(PagedExtractOperator):
         )
         self.stream = stream
         self.staging_url = staging_url
+        self.partition = partition
+        self.partitions = partitions
         self._raw_dir: Any = None
 
     def _prepare(self, context: Context) -> None:
         spec = load_spec(self.stream)
-        window = resolve_window(context)
+        window = resolve_window(context, self.partition, self.partitions)
         fmt = spec.source.window_format
         self.params = render_window(dict(spec.source.params), *window, fmt)
         self.json = render_window(spec.source.json_body, *window, fmt)
@@ -90,4 +101,6 @@ class ExtractStreamOperator(PagedExtractOperator):
             "api_429s": api.get("r429", 0),
             "throttled_seconds": api.get("throttled_s", 0.0),
             "replayed": replayed,
+            "partition": self.partition,
+            "partitions": self.partitions,
         }

@@ -13,7 +13,7 @@ from typing import Any
 
 from apisync.pipeline.layout import RunPaths, window_key
 
-__all__ = ["WindowError", "resolve_window", "staging_paths", "staging_root_url"]
+__all__ = ["WindowError", "partition_window", "resolve_window", "staging_paths", "staging_root_url"]
 
 
 class WindowError(ValueError):
@@ -51,8 +51,23 @@ def _moment(value: Any, name: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def resolve_window(context: Any) -> tuple[datetime, datetime]:
-    """The run's data interval; ``params.window_start``/``window_end`` override it for manual runs."""
+def partition_window(
+    window: tuple[datetime, datetime], partition: int, partitions: int
+) -> tuple[datetime, datetime]:
+    """Slice ``partition`` of ``partitions`` equal, contiguous slices: together exactly the window.
+
+    Mapped extract tasks each pull one slice, so a window's records are split between parallel
+    workers (sharing the connection's rate budget) without overlap or gap.
+    """
+    if not 0 <= partition < partitions:
+        raise WindowError(f"partition {partition} is outside 0..{partitions - 1}")
+    start, end = window
+    step = (end - start) / partitions
+    return (start + step * partition, end if partition == partitions - 1 else start + step * (partition + 1))
+
+
+def resolve_window(context: Any, partition: int = 0, partitions: int = 1) -> tuple[datetime, datetime]:
+    """The run's data interval (or its slice); ``params.window_start``/``window_end`` override it."""
     params = context.get("params") or {}
     start = params.get("window_start") or context.get("data_interval_start")
     end = params.get("window_end") or context.get("data_interval_end")
@@ -62,7 +77,8 @@ def resolve_window(context: Any) -> tuple[datetime, datetime]:
             f"empty window {window[0].isoformat()} .. {window[1].isoformat()}: a plain cron schedule gives "
             "start == end; use CronDataIntervalTimetable or pass params window_start < window_end"
         )
-    return (
+    window = (
         datetime.fromtimestamp(window[0].timestamp(), UTC),
         datetime.fromtimestamp(window[1].timestamp(), UTC),
     )
+    return window if partitions == 1 else partition_window(window, partition, partitions)

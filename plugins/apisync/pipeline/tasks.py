@@ -22,6 +22,18 @@ from apisync.spec import load_spec
 __all__ = ["AuditOnFailure", "sync_stream", "warehouse_asset"]
 
 
+_CARRIED = ("partition", "partitions", "api_calls", "api_429s", "throttled_seconds")
+
+
+def _carry(upstream: dict[str, Any]) -> dict[str, Any]:
+    """Which slice of the window, and the API cost: passed along so mapped tasks stay self-contained."""
+    return {key: upstream[key] for key in _CARRIED if key in upstream}
+
+
+def _window(context: Any, upstream: dict[str, Any]) -> tuple[datetime, datetime]:
+    return resolve_window(context, upstream.get("partition", 0), upstream.get("partitions", 1))
+
+
 def warehouse_asset(table: str, db_schema: str | None = None) -> Asset:
     """The asset a stream's load task updates, e.g. ``warehouse://analytics.orders``."""
     name = f"{db_schema}.{table}" if db_schema else table
@@ -31,9 +43,10 @@ def warehouse_asset(table: str, db_schema: str | None = None) -> Asset:
 class AuditOnFailure:
     """on_failure_callback: record the failed run in ``sync_runs`` with the error and known counts."""
 
-    def __init__(self, stream: str, warehouse_conn_id: str) -> None:
+    def __init__(self, stream: str, warehouse_conn_id: str, partitions: int = 1) -> None:
         self.stream = stream
         self.warehouse_conn_id = warehouse_conn_id
+        self.partitions = partitions
 
     def __call__(self, context: Any) -> None:
         from apisync.load import RunRecord, record_run, warehouse_from_connection
@@ -41,14 +54,17 @@ class AuditOnFailure:
         exception = context.get("exception")
         if getattr(exception, "apisync_audited", False):
             return
-        try:
-            window = resolve_window(context)
-        except ValueError:
-            window = (datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(0, UTC))
         ti = context["ti"]
         group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
-        extracted = ti.xcom_pull(task_ids=f"{group}extract") or {}
-        validated = ti.xcom_pull(task_ids=f"{group}validate") or {}
+        map_index = getattr(ti, "map_index", -1)
+        pull = {"map_indexes": map_index} if map_index is not None and map_index >= 0 else {}
+        extracted = ti.xcom_pull(task_ids=f"{group}extract", **pull) or {}
+        validated = ti.xcom_pull(task_ids=f"{group}validate", **pull) or {}
+        partition = (map_index, self.partitions) if pull else (0, 1)
+        try:
+            window = resolve_window(context, *partition)
+        except ValueError:
+            window = (datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(0, UTC))
         warehouse = warehouse_from_connection(self.warehouse_conn_id)
         record_run(
             warehouse.engine,
@@ -78,7 +94,7 @@ def normalize_stream(
 
     context = get_current_context()
     spec = load_spec(stream)
-    window = resolve_window(context)
+    window = _window(context, extracted)
     paths = staging_paths(stream, window, staging_url)
     lineage = Lineage(
         source=f"{source_conn_id}:{spec.source.endpoint}",
@@ -89,7 +105,7 @@ def normalize_stream(
     )
     result = normalize_files(spec, paths.raw, paths.normalized, lineage)
     summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
-    return {**summary, "parts": len(result.parts)}
+    return {**summary, "parts": len(result.parts), **_carry(extracted)}
 
 
 @task(task_id="validate")
@@ -105,7 +121,7 @@ def validate_stream(
 
     context = get_current_context()
     spec = load_spec(stream)
-    window = resolve_window(context)
+    window = _window(context, normalized)
     paths = staging_paths(stream, window, staging_url)
     result = validate(spec, paths.normalized, paths.raw, paths.validated)
     summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
@@ -135,13 +151,17 @@ def validate_stream(
         )
         exc.apisync_audited = True  # type: ignore[attr-defined]
         raise
-    return {**summary, "parts": len(result.parts), "quarantine_parts": len(result.quarantine_parts)}
+    return {
+        **summary,
+        "parts": len(result.parts),
+        "quarantine_parts": len(result.quarantine_parts),
+        **_carry(normalized),
+    }
 
 
 @task(task_id="load")
 def load_stream(
     stream: str,
-    extracted: dict[str, Any],
     validated: dict[str, Any],
     warehouse_conn_id: str,
     staging_url: str | None = None,
@@ -152,7 +172,7 @@ def load_stream(
     started = time.perf_counter()
     context = get_current_context()
     spec = load_spec(stream)
-    window = resolve_window(context)
+    window = _window(context, validated)
     paths = staging_paths(stream, window, staging_url)
     warehouse = warehouse_from_connection(warehouse_conn_id)
     result = load(
@@ -180,9 +200,9 @@ def load_stream(
             records_inserted=result.inserted,
             records_updated=result.updated,
             records_unchanged=result.unchanged,
-            api_calls=extracted.get("api_calls"),
-            api_429s=extracted.get("api_429s"),
-            throttled_seconds=extracted.get("throttled_seconds"),
+            api_calls=validated.get("api_calls"),
+            api_429s=validated.get("api_429s"),
+            throttled_seconds=validated.get("throttled_seconds"),
             gx_seconds=validated.get("gx_seconds"),
             duration_seconds=round(time.perf_counter() - started, 3),
         ),
@@ -219,33 +239,55 @@ def sync_stream(
     group_id: str | None = None,
     staging_url: str | None = None,
     warehouse_schema: str | None = None,
+    partitions: int = 1,
+    pool: str | None = None,
 ) -> TaskGroup:
     """Add extract -> normalize -> validate -> load for ``stream`` to the current DAG; return the group.
 
     The spec and suite are checked here (cheap: YAML + JSON, no GX), so a broken stream fails at
     DAG parse time with the file and field in the message.
+
+    ``partitions > 1`` splits each window into that many equal slices and maps every task over
+    them (dynamic task mapping): the slices are pulled in parallel, all through the same
+    connection and so the same shared rate budget; ``pool`` caps how many run at once.
     """
+    if partitions < 1:
+        raise ValueError(f"sync_stream({stream!r}): partitions must be >= 1, got {partitions}")
     spec = load_spec(stream)
     read_suite_file(suite_path(spec.quality.suite))
-    audit = _with_inherited_failure_callbacks(AuditOnFailure(stream, warehouse_conn_id))
+    audit = _with_inherited_failure_callbacks(AuditOnFailure(stream, warehouse_conn_id, partitions))
+    outlets = [warehouse_asset(spec.destination.table, spec.destination.db_schema or warehouse_schema)]
+    pool_args = {"pool": pool} if pool else {}
     with TaskGroup(
         group_id=group_id or f"sync_{stream}", tooltip=f"sync {stream} -> {spec.destination.table}"
     ) as group:
-        extract = ExtractStreamOperator(
-            task_id="extract",
-            stream=stream,
-            conn_id=source_conn_id,
-            staging_url=staging_url,
-            on_failure_callback=audit,
-        )
-        normalized = normalize_stream.override(on_failure_callback=audit)(
-            stream, extract.output, source_conn_id, staging_url
-        )
-        validated = validate_stream.override(on_failure_callback=audit)(
-            stream, normalized, warehouse_conn_id, staging_url
-        )
-        load_stream.override(
-            on_failure_callback=audit,
-            outlets=[warehouse_asset(spec.destination.table, spec.destination.db_schema or warehouse_schema)],
-        )(stream, extract.output, validated, warehouse_conn_id, staging_url)
+        extract_args = {
+            "task_id": "extract",
+            "stream": stream,
+            "conn_id": source_conn_id,
+            "staging_url": staging_url,
+            "on_failure_callback": audit,
+            **pool_args,
+        }
+        normalize = normalize_stream.override(on_failure_callback=audit)
+        validate = validate_stream.override(on_failure_callback=audit)
+        load = load_stream.override(on_failure_callback=audit, outlets=outlets)
+        if partitions == 1:
+            extract = ExtractStreamOperator(**extract_args)
+            normalized = normalize(stream, extract.output, source_conn_id, staging_url)
+            validated = validate(stream, normalized, warehouse_conn_id, staging_url)
+            load(stream, validated, warehouse_conn_id, staging_url)
+        else:
+            extract = ExtractStreamOperator.partial(partitions=partitions, **extract_args).expand(
+                partition=list(range(partitions))
+            )
+            normalized = normalize.partial(
+                stream=stream, source_conn_id=source_conn_id, staging_url=staging_url
+            ).expand(extracted=extract.output)
+            validated = validate.partial(
+                stream=stream, warehouse_conn_id=warehouse_conn_id, staging_url=staging_url
+            ).expand(normalized=normalized)
+            load.partial(stream=stream, warehouse_conn_id=warehouse_conn_id, staging_url=staging_url).expand(
+                validated=validated
+            )
     return group

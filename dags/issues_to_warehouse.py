@@ -1,0 +1,37 @@
+"""
+### Issues → warehouse
+
+Every hour, sync the **issues** stream from the tracker API (GitHub-style `Link` header
+pagination, `since`/`until` on `updated_at`) into the warehouse table `issues`, merging on `id`.
+
+- Source connection: `tracker_api` (API key header). Its extras declare the limit
+  (20 requests/s, burst 5) and the `X-RateLimit-*` header dialect; the hook slows down before the
+  API answers 429 and honours `Retry-After` when it does.
+- Warehouse connection: `warehouse_default`.
+- Spec: `include/streams/issues.yaml`; suite: `include/expectations/issues.json`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import CronDataIntervalTimetable, dag
+
+from apisync.alerts import sync_deadline
+from apisync.defaults import SANDBOX_START_DATE, sync_default_args
+from apisync.pipeline import sync_stream
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
+    start_date=SANDBOX_START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=sync_default_args(),
+    deadline=sync_deadline(45),
+    tags=["apisync", "sync", "warehouse", "issues"],
+    doc_md=__doc__,
+)
+def issues_to_warehouse() -> None:
+    sync_stream("issues", source_conn_id="tracker_api", warehouse_conn_id="warehouse_default")
+
+
+issues_to_warehouse()
