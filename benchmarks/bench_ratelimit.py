@@ -135,13 +135,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--headers",
+        default="ietf",
+        choices=["ietf", "hubspot", "github", "ietf-legacy"],
+        help="rate-limit header dialect the sandbox sends (what phase (b) learns from)",
+    )
     args = parser.parse_args()
 
     from sandbox.testing import run_sandbox
 
     sqlite_path = "@HOME@/ratelimit.sqlite"
     auth = {"type": "api_key", "header": "X-API-Key"}
-    with run_sandbox(rate=RATE, burst=BURST, ratelimit_headers="ietf") as sb:
+    with run_sandbox(rate=RATE, burst=BURST, ratelimit_headers=args.headers) as sb:
         declared = run_phase(
             sb,
             "declared",

@@ -127,3 +127,14 @@ def test_malformed_json_names_page_and_url(sandbox, api_conn) -> None:
     message = str(info.value)
     assert "page 1" in message and "/v1/orders" in message and "invalid JSON" in message
     assert "sandbox-key" not in message and "api_key=***" in message
+
+
+def test_truncated_pages_are_read_again_and_nothing_is_lost(sandbox, api_conn) -> None:
+    sb = sandbox(records=300, fault_malformed=0.15, seed=11)
+    hook = ApiHook(api_conn(sb))
+    pages = list(hook.paginate("/v1/orders", pagination={"type": "cursor_body", "page_size": 10}))
+    ids = [record["id"] for page in pages for record in page.records]
+    assert sorted(ids) == sorted(record["id"] for record in sb.truth("orders"))
+    assert len(ids) == len(set(ids))
+    assert sb.stats()["faults"]["malformed"] > 0
+    assert hook.stats()["retries"] >= sb.stats()["faults"]["malformed"]

@@ -5,6 +5,28 @@ credentials, its extras declare auth style, rate limit, header dialect, timeouts
 (see :data:`EXTRAS_EXAMPLE`). On top of ``HttpHook`` it adds a shared client-side rate limiter
 (:mod:`.ratelimit`), header-driven adaptation (:mod:`.headers`), tenacity retries (:mod:`.retry`),
 pagination strategies (:mod:`.pagination`) and counters (:meth:`ApiHook.stats`).
+
+Connection extras (all optional)::
+
+    auth                 {"type": "api_key", "header"|"query": name} | {"type": "bearer"} |
+                         {"type": "basic"} | {"type": "oauth2", "token_url", "scope",
+                         "refresh_margin_s"} | {"type": "none"}; default: basic if login is set,
+                         bearer if only a password is
+    rate_limit           {"requests", "period_s" (1), "burst" (2), "backend": "sqlite"|"redis",
+                         "path" (sqlite file, default $AIRFLOW_HOME/apisync_ratelimit.sqlite),
+                         "redis_url", "key_prefix", "key" (budget key, default "<conn_id>|<host>")};
+                         without "requests" the limit is learned from response headers
+    rate_limit_headers   "auto" | "github" | "ietf" | "ietf-legacy" | "hubspot" | "none" |
+                         {"limit", "remaining", "reset", "reset_kind", "window", "window_kind"}
+    timeout              {"connect": 10, "read": 60} (seconds; a number sets read)
+    max_attempts         8 (attempts per request, first one included)
+    defer_after_s        60 (paginate raises RateLimitWait instead of sleeping longer)
+    idempotent_post_paths  POST paths safe to retry (e.g. HubSpot batch upsert)
+    verify               true (TLS verification) or a CA bundle path
+    headers              {name: value} sent with every request (other string extras too, as
+                         in the provider's HttpHook)
+    test_endpoint        path the UI "Test" button GETs (default: the base URL)
+    progress_every_pages 50 (plus a progress line at least every 30 s)
 """
 
 from __future__ import annotations
@@ -89,6 +111,10 @@ class Page:
     number: int
     url: str
     state: dict[str, Any]
+
+
+# How often a page whose body is not valid JSON (truncated in transit) is read again before failing.
+MALFORMED_REREADS = 3
 
 
 @dataclass
@@ -488,25 +514,35 @@ class ApiHook(HttpHook):
         progress = _Progress(self, self.settings.progress_every_pages)
         try:
             while True:
-                try:
-                    response = self.request(
-                        method,
-                        request.url or endpoint,
-                        params=request.params or None,
-                        json=request.json,
-                        allow_defer=True,
-                    )
-                except RateLimitWait as wait:
-                    wait.state = self._state(paginator, request, number, done=False)
-                    self.log.info(
-                        "rate limited for %.0f s after page %d: deferring (resume_at=%.0f)",
-                        wait.wait_s,
-                        number,
-                        wait.resume_at,
-                    )
-                    raise
+                for reread in range(MALFORMED_REREADS + 1):
+                    try:
+                        response = self.request(
+                            method,
+                            request.url or endpoint,
+                            params=request.params or None,
+                            json=request.json,
+                            allow_defer=True,
+                        )
+                    except RateLimitWait as wait:
+                        wait.state = self._state(paginator, request, number, done=False)
+                        self.log.info(
+                            "rate limited for %.0f s after page %d: deferring (resume_at=%.0f)",
+                            wait.wait_s,
+                            number,
+                            wait.resume_at,
+                        )
+                        raise
+                    try:
+                        page = self._page(paginator, response, request, records_path, method, number + 1)
+                        break
+                    except MalformedResponseError as exc:
+                        # A body cut off mid-transfer is transient: read the same page again (the
+                        # request is a read and the cursor has not moved). Anything else is final.
+                        if not getattr(exc, "invalid_json", False) or reread == MALFORMED_REREADS:
+                            raise
+                        self._stats["retries"] += 1
+                        self.log.warning("%s; reading it again (%d/%d)", exc, reread + 1, MALFORMED_REREADS)
                 number += 1
-                page = self._page(paginator, response, request, records_path, method, number)
                 self._stats["pages"] += 1
                 self._stats["records"] += len(page.records)
                 yield page
@@ -539,14 +575,16 @@ class ApiHook(HttpHook):
             data = response.json()
         except ValueError as exc:
             self._stats["errors"] += 1
-            raise MalformedResponseError(
+            error = MalformedResponseError(
                 f"page {number}: {method} {public_url} returned invalid JSON ({exc}); "
                 f"body starts: {self.redact(body_excerpt(response.content, 200))}",
                 method=method,
                 url=public_url,
                 status=response.status_code,
                 body=self.redact(body_excerpt(response.content)),
-            ) from None
+            )
+            error.invalid_json = True  # type: ignore[attr-defined]
+            raise error from None
         paginator.check(data, method=method, url=public_url)
         records = paginator.records(data, records_path, method=method, url=public_url)
         paginator.update_state(response, data, records, request)

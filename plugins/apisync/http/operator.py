@@ -91,15 +91,6 @@ class PagedExtractOperator(BaseOperator):
         self.log.info("resuming after rate-limit wait at page %s", (state or {}).get("page"))
         return self._extract(context, state=state, stats=stats, deferrals=deferrals)
 
-    def _query_params(self) -> dict[str, Any] | None:
-        if self.query_params is not None:
-            return self.query_params
-        # Compatibility: subclasses written against the first draft stored query parameters in
-        # ``self.params`` at run time; Airflow keeps DAG params there as a ParamsDict.
-        if type(self.params) is dict:
-            return self.params
-        return None
-
     def _extract(
         self,
         context: Context,
@@ -113,7 +104,7 @@ class PagedExtractOperator(BaseOperator):
         try:
             for page in hook.paginate(
                 self.endpoint,
-                params=self._query_params(),
+                params=self.query_params,
                 pagination=self.pagination,
                 records_path=self.records_path,
                 method=self.method,

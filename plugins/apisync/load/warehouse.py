@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -36,6 +39,7 @@ __all__ = ["LoadResult", "load", "persist_quarantine", "write_quarantine"]
 
 SEQ = "_apisync_seq"
 SQLITE_BATCH = 5_000
+COPY_READ_SIZE = 1 << 20  # bytes psycopg2 hands to each PQputCopyData (its default is 8 KiB)
 
 
 @dataclass
@@ -96,6 +100,9 @@ def _tune_session(conn: sa.Connection) -> None:
     if conn.dialect.name != "postgresql":
         return
     conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+    # The merge joins and groups whole windows (1M staged rows and more): with the 4 MB default
+    # those hash tables spill to disk in batches.
+    conn.execute(sa.text("SET LOCAL work_mem TO '256MB'"))
     try:
         with conn.begin_nested():
             conn.execute(sa.text("SET LOCAL temp_buffers TO '256MB'"))
@@ -129,6 +136,59 @@ def _create_temp(conn: sa.Connection, table: sa.Table) -> None:
     table.create(conn)
 
 
+def _csv_parts(
+    parts: list[Any],
+    columns: dict[str, str],
+    extra: dict[str, str],
+    keep_parents: pa.Array | None = None,
+    sort_by: list[str] | None = None,
+) -> Iterator[tuple[io.BytesIO, int]]:
+    """CSV bodies for COPY, one per part; the next part is encoded in a worker thread while the
+    current one streams to the server (pyarrow's reader and CSV writer release the GIL).
+
+    ``keep_parents``: keep only rows whose ``PARENT_ROW`` is in it, and drop that column.
+    ``sort_by``: send rows in this order (the target's key: index inserts then walk the b-tree
+    instead of hitting random pages).
+    """
+
+    def encode(path: Any) -> tuple[io.BytesIO, int]:
+        table = _read_part(path, columns, extra)
+        if keep_parents is not None:
+            table = table.filter(pc.is_in(table.column(PARENT_ROW), value_set=keep_parents))
+            table = table.drop_columns([PARENT_ROW])
+        if sort_by:
+            table = table.sort_by([(name, "ascending") for name in sort_by])
+        # Naive UTC timestamps format ~10x faster in pyarrow's CSV writer than tz-aware ones;
+        # the transaction reads them as UTC.
+        table = _naive_utc(table)
+        buffer = io.BytesIO()
+        pa_csv.write_csv(table, buffer)
+        buffer.seek(0)
+        return buffer, table.num_rows
+
+    if not parts:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apisync-csv") as pool:
+        pending = pool.submit(encode, parts[0])
+        for path in parts[1:]:
+            ready = pending.result()
+            pending = pool.submit(encode, path)
+            yield ready
+        yield pending.result()
+
+
+def _copy_csv(cursor: Any, table_sql: str, names: list[str], bodies: Iterator[tuple[io.BytesIO, int]]) -> int:
+    """COPY every CSV body into ``table_sql`` (PostgreSQL); return the rows sent."""
+    column_sql = ", ".join(names)
+    copy_sql = f"COPY {table_sql} ({column_sql}) FROM STDIN WITH (FORMAT csv, HEADER true)"
+    cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+    rows = 0
+    for buffer, count in bodies:
+        cursor.copy_expert(copy_sql, buffer, size=COPY_READ_SIZE)
+        rows += count
+    return rows
+
+
 def _copy_parts(
     conn: sa.Connection, staging: sa.Table, parts: list[Any], columns: dict[str, str], extra: dict[str, str]
 ) -> int:
@@ -136,22 +196,14 @@ def _copy_parts(
     names = [*columns, *extra.values()]
     if conn.dialect.name == "postgresql":
         preparer = conn.dialect.identifier_preparer
-        column_sql = ", ".join(preparer.quote_identifier(name) for name in names)
-        copy_sql = (
-            f"COPY {preparer.format_table(staging)} ({column_sql}) FROM STDIN WITH (FORMAT csv, HEADER true)"
-        )
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            # Naive UTC timestamps format ~10x faster in pyarrow's CSV writer than tz-aware ones;
-            # the transaction reads them as UTC.
-            cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-            for path in parts:
-                table = _naive_utc(_read_part(path, columns, extra))
-                buffer = io.BytesIO()
-                pa_csv.write_csv(table, buffer)
-                buffer.seek(0)
-                cursor.copy_expert(copy_sql, buffer)
-                rows += table.num_rows
+            rows = _copy_csv(
+                cursor,
+                preparer.format_table(staging),
+                [preparer.quote_identifier(name) for name in names],
+                _csv_parts(parts, columns, extra),
+            )
             cursor.execute(f"ANALYZE {preparer.format_table(staging)}")  # temp tables get no autovacuum stats
         finally:
             cursor.close()
@@ -338,6 +390,7 @@ def _upsert(
         sa.select(*(winners.c[c] for c in names))
         .select_from(winners.join(changed, _key_match(winners, changed, key_pairs)))
         .where(sa.true())
+        .order_by(*(winners.c[k] for k in pk))  # key order: the primary-key index fills page by page
     )
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
@@ -365,21 +418,62 @@ def _load_child(
 ) -> int:
     """Replace the children of every parent row that was inserted or updated."""
     columns: dict[str, str] = entry["columns"]
-    staging = _staging_table(f"_apisync_stg_{child.name}", columns, [PARENT_ROW])
-    _create_temp(conn, staging)
-    _copy_parts(
-        conn, staging, [child_dir / name for name in entry["parts"]], columns, {PARENT_ROW: PARENT_ROW}
-    )
+    parts = [child_dir / name for name in entry["parts"]]
     if mode != "append":
         stale = sa.select(sa.literal(1)).where(_key_match(child, changed, parent_pairs))
         conn.execute(sa.delete(child).where(sa.exists(stale)))
-    joined = staging.join(winners, staging.c[PARENT_ROW] == winners.c[SEQ])
+    kept = sa.select(winners.c[SEQ])
     if changed is not winners:
-        joined = joined.join(changed, _key_match(winners, changed, [(k, k) for k in pk]))
-    source = sa.select(*(staging.c[c] for c in columns)).select_from(joined)
+        kept = kept.select_from(winners.join(changed, _key_match(winners, changed, [(k, k) for k in pk])))
+    if conn.dialect.name == "postgresql":
+        return _copy_children(conn, child, parts, columns, kept, [a for a, _ in parent_pairs] + [POSITION])
+    staging = _staging_table(f"_apisync_stg_{child.name}", columns, [PARENT_ROW])
+    _create_temp(conn, staging)
+    _copy_parts(conn, staging, parts, columns, {PARENT_ROW: PARENT_ROW})
+    source = sa.select(*(staging.c[c] for c in columns)).where(staging.c[PARENT_ROW].in_(kept))
     inserted = conn.execute(child.insert().from_select(list(columns), source)).rowcount
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.format_table(staging)}"))
     return inserted
+
+
+def _copy_children(
+    conn: sa.Connection,
+    child: sa.Table,
+    parts: list[Any],
+    columns: dict[str, str],
+    kept: sa.Select,
+    key: list[str],
+) -> int:
+    """PostgreSQL: COPY the children of the kept parent rows straight into the child table.
+
+    The parent rows to keep (deduplication winners that were inserted or updated) are read back
+    as row numbers, and each child part is filtered on them before its COPY: the children are
+    written once, not staged and then copied again. Their old rows were deleted just before, in
+    the same transaction, so nothing is visible until commit.
+    """
+    preparer = conn.dialect.identifier_preparer
+    query = str(kept.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        buffer = io.BytesIO()
+        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+        if not buffer.tell():
+            return 0  # no parent row changed: no child row to write
+        buffer.seek(0)
+        rows = pa_csv.read_csv(
+            buffer,
+            read_options=pa_csv.ReadOptions(column_names=[SEQ]),
+            convert_options=pa_csv.ConvertOptions(column_types={SEQ: pa.int64()}),
+        )
+        keep = rows.column(SEQ).combine_chunks()
+        return _copy_csv(
+            cursor,
+            preparer.format_table(child),
+            [preparer.quote_identifier(name) for name in columns],
+            _csv_parts(parts, columns, {PARENT_ROW: PARENT_ROW}, keep_parents=keep, sort_by=key),
+        )
+    finally:
+        cursor.close()
 
 
 def write_quarantine(

@@ -40,13 +40,10 @@ class ExtractStreamOperator(PagedExtractOperator):
     ) -> None:
         spec = load_spec(stream)
         source = spec.source
-        # PagedExtractOperator names its query parameters ``params``, which is also BaseOperator's
-        # DAG-params argument (and Airflow refuses to template it). Keep the DAG params there at
-        # parse time; the query parameters are rendered from the spec and the window in execute().
+        # The query parameters depend on the run's window: rendered from the spec in execute().
         super().__init__(
             conn_id=conn_id,
             endpoint=source.endpoint,
-            params=kwargs.pop("params", None),
             pagination=source.pagination.model_dump(),
             records_path=source.records_path or None,
             method=source.method,
@@ -63,7 +60,7 @@ class ExtractStreamOperator(PagedExtractOperator):
         spec = load_spec(self.stream)
         window = resolve_window(context, self.partition, self.partitions)
         fmt = spec.source.window_format
-        self.params = render_window(dict(spec.source.params), *window, fmt)
+        self.query_params = render_window(dict(spec.source.params), *window, fmt)
         self.json = render_window(spec.source.json_body, *window, fmt)
         self._raw_dir = staging_paths(self.stream, window, self.staging_url).raw
 

@@ -10,6 +10,7 @@ the failure.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,9 @@ from typing import Any
 import msgspec
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from apisync.quality.errors import QuarantineThresholdError
 from apisync.quality.expectations import ROW_COLUMN, SuiteRunner
@@ -30,7 +34,6 @@ from apisync.transform.normalize import (
     PARENT_ROW,
     clear_dir,
     read_normalized_manifest,
-    read_parquet,
     write_parquet,
 )
 from apisync.transform.raw_pages import read_page
@@ -133,7 +136,9 @@ def validate(
     )
     gx_columns = [*manifest["columns"]]
     for name in manifest["parts"]:
-        frame = read_parquet(normalized_dir / name)
+        # Arrow is the source of truth for what is written on; pandas only for GX and quarantine.
+        table = _read_table(normalized_dir / name)
+        frame = table.to_pandas()
         coerced_bad = frame[ERRORS].notna().to_numpy()
         checked = frame.loc[~coerced_bad, [c for c in gx_columns if c in frame.columns] + [ROW_COLUMN]]
         failures = runner.validate(checked.reset_index(drop=True))
@@ -141,28 +146,46 @@ def validate(
         rows = frame[ROW_COLUMN].to_numpy()
         gx_bad = np.isin(rows, np.fromiter(failures.rows.keys(), dtype=np.int64, count=len(failures.rows)))
         bad = coerced_bad | gx_bad
-        if bad.any():
+        any_bad = bool(bad.any())
+        if any_bad:
             quarantine = _quarantine_frame(spec, frame[bad], failures.rows, raw_dir)
             write_parquet(quarantine, out_dir / "quarantine" / name)
             result.quarantine_parts.append(name)
             result.quarantined += int(bad.sum())
-        good = frame.loc[~bad].drop(columns=[PAGE, LINE, ERRORS])
-        write_parquet(good, out_dir / name)
+        good = table.drop_columns([PAGE, LINE, ERRORS])
+        if any_bad:
+            good = good.filter(pa.array(~bad))
+        _write_table(good, out_dir / name)
         result.parts.append(name)
-        result.valid += len(good)
-        good_rows = good[ROW_COLUMN].to_numpy()
-        for table in manifest["children"]:
-            if name not in manifest["children"][table]["parts"]:
+        result.valid += good.num_rows
+        good_rows = pa.array(rows[~bad])
+        for child_name in manifest["children"]:
+            if name not in manifest["children"][child_name]["parts"]:
                 continue
-            child = read_parquet(normalized_dir / table / name)
-            child = child[np.isin(child[PARENT_ROW].to_numpy(), good_rows)]
-            (out_dir / table).mkdir(parents=True, exist_ok=True)
-            write_parquet(child, out_dir / table / name)
-            result.children[table]["parts"].append(name)
+            (out_dir / child_name).mkdir(parents=True, exist_ok=True)
+            if not any_bad:  # every parent row stays, so does every child row: same file
+                source_path, target_path = normalized_dir / child_name / name, out_dir / child_name / name
+                with source_path.open("rb") as source, target_path.open("wb") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+            else:
+                child = _read_table(normalized_dir / child_name / name)
+                child = child.filter(pc.is_in(child.column(PARENT_ROW), value_set=good_rows))
+                _write_table(child, out_dir / child_name / name)
+            result.children[child_name]["parts"].append(name)
     result.gx_seconds = runner.seconds
     with (out_dir / MANIFEST_NAME).open("w") as handle:
         json.dump(result.as_dict(), handle)
     return result
+
+
+def _read_table(path: Any) -> pa.Table:
+    with path.open("rb") as handle:
+        return pq.read_table(handle)
+
+
+def _write_table(table: pa.Table, path: Any) -> None:
+    with path.open("wb") as handle:
+        pq.write_table(table, handle, compression="snappy")
 
 
 def _quarantine_frame(
