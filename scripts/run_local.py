@@ -38,7 +38,9 @@ def main() -> int:
         stopping = True
         raise KeyboardInterrupt
 
+    # Explicit handlers: a shell that starts us in the background sets SIGINT to "ignore".
     signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     with running_sandboxes(log_dir=home / "logs") as urls:
         env = {**os.environ, **airflow_env(home), **connections_env(urls, home)}
         print("preparing the Airflow metadata DB and pools…", flush=True)

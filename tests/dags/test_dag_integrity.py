@@ -35,7 +35,7 @@ def test_no_import_errors(dagbag) -> None:
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_dag_contract(dag_file: Path, dagbag) -> None:
     from airflow.sdk import CronDataIntervalTimetable, DeltaDataIntervalTimetable
-    from airflow.timetables.simple import AssetTriggeredTimetable
+    from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
 
     from apisync.alerts import FailureAlert
 

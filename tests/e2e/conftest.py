@@ -41,7 +41,7 @@ class AirflowStack:
     def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
         return self.session.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
 
-    def wait_for_dag(self, dag_id: str, timeout_s: float = 180) -> dict:
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 600) -> dict:
         """Wait until the dag-processor has parsed the DAG and the API serves it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -50,7 +50,10 @@ class AirflowStack:
                 return response.json()
             time.sleep(2)
         errors = self.api("GET", "/importErrors").json()
-        raise TimeoutError(f"{dag_id} not parsed within {timeout_s}s; import errors: {errors}")
+        log_tail = (self.home / "logs" / "standalone.log").read_text(errors="replace")[-3000:]
+        raise TimeoutError(
+            f"{dag_id} not parsed within {timeout_s}s; import errors: {errors}; standalone log:\n{log_tail}"
+        )
 
 
 @pytest.fixture(scope="session")

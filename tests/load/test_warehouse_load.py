@@ -171,3 +171,23 @@ def test_append_inserts_deduplicated_rows(warehouse: Target, tmp_path: Path) -> 
     run = sync_records(spec, records, warehouse, tmp_path / "a")
     assert (run.loaded.inserted, run.normalized.deduped + run.loaded.deduped) == (30, 1)
     assert warehouse.scalar(f"SELECT count(*) FROM {warehouse.table('orders')}") == 30
+
+
+def test_an_empty_window_loads_nothing_and_creates_no_table(warehouse: Target, tmp_path: Path) -> None:
+    """A quiet hour on a fresh warehouse: success with zero rows, not a table with no columns."""
+    run = sync_records(load_spec("orders"), [], warehouse, tmp_path / "stage")
+    assert (run.loaded.inserted, run.loaded.updated, run.loaded.unchanged) == (0, 0, 0)
+    assert not warehouse.has_table("orders")
+    assert _runs(warehouse) == [("success", 0, 0, 0, 0, 0, 0)]
+
+
+def test_an_empty_window_in_replace_mode_empties_the_window(warehouse: Target, tmp_path: Path) -> None:
+    spec = load_spec("orders")
+    spec = spec.model_copy(
+        update={"destination": spec.destination.model_copy(update={"write_mode": "replace_window"})}
+    )
+    sync_records(spec, make_orders(50), warehouse, tmp_path / "a")
+    run = sync_records(spec, [], warehouse, tmp_path / "b", run_id="run-2")
+    assert run.loaded.deleted == 50
+    assert warehouse.scalar(f"SELECT count(*) FROM {warehouse.table('orders')}") == 0
+    assert warehouse.scalar(f"SELECT count(*) FROM {warehouse.table('order_items')}") == 0

@@ -105,7 +105,7 @@ def _tune_session(conn: sa.Connection) -> None:
     conn.execute(sa.text("SET LOCAL work_mem TO '256MB'"))
     try:
         with conn.begin_nested():
-            conn.execute(sa.text("SET LOCAL temp_buffers TO '256MB'"))
+            conn.execute(sa.text("SET LOCAL temp_buffers TO '1GB'"))
     except sa.exc.DBAPIError:
         pass
 
@@ -231,6 +231,41 @@ def _bounds(spec: StreamSpec, columns: dict[str, str], window: tuple[datetime, d
     return window
 
 
+def _child_table_names(spec: StreamSpec) -> list[str]:
+    return [a.table for a in spec.arrays.values() if a.mode == "child_table" and a.table]
+
+
+def _load_empty_window(
+    spec: StreamSpec,
+    engine: sa.Engine,
+    result: LoadResult,
+    window: tuple[datetime, datetime],
+    db_schema: str | None,
+    started: float,
+) -> LoadResult:
+    """Nothing valid arrived (a quiet hour): no table to create, but replace_window still empties it."""
+    if spec.destination.write_mode == "replace_window" and sa.inspect(engine).has_table(
+        spec.destination.table, schema=db_schema
+    ):
+        target = sa.Table(spec.destination.table, sa.MetaData(schema=db_schema), autoload_with=engine)
+        cursor = target.c[spec.cursor_field]
+        kind = "integer" if isinstance(cursor.type, sa.Integer) else "timestamp"
+        start, end = _bounds(spec, {spec.cursor_field: kind}, window)
+        in_window = sa.and_(cursor >= start, cursor < end)
+        parent_pairs = [(f"{spec.name}_{k}", k) for k in spec.primary_key]
+        with engine.begin() as conn:
+            for child_name in _child_table_names(spec):
+                if not sa.inspect(conn).has_table(child_name, schema=db_schema):
+                    continue
+                child = sa.Table(child_name, sa.MetaData(schema=db_schema), autoload_with=conn)
+                doomed = sa.select(sa.literal(1)).where(in_window, _key_match(child, target, parent_pairs))
+                conn.execute(sa.delete(child).where(doomed.exists()))
+            deleted = conn.execute(sa.delete(target).where(in_window)).rowcount
+        result.deleted = max(deleted or 0, 0)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
 def load(
     spec: StreamSpec,
     engine: sa.Engine,
@@ -252,6 +287,8 @@ def load(
     cursor_field = spec.cursor_field
     result = LoadResult(table=f"{db_schema}.{table_name}" if db_schema else table_name)
     max_columns = spec.max_columns + 16
+    if not columns:
+        return _load_empty_window(spec, engine, result, window, db_schema, started)
 
     with engine.begin() as conn:
         _tune_session(conn)
@@ -269,7 +306,7 @@ def load(
         parts = [validated_dir / name for name in manifest["parts"]]
         result.staged = _copy_parts(conn, staging, parts, columns, {ROW: SEQ})
 
-        winner_count = _drop_superseded(conn, staging, pk, cursor_field)
+        winner_count = _drop_superseded(conn, staging, pk, cursor_field, result.staged)
         result.deduped = result.staged - winner_count
         winners = staging
 
@@ -326,7 +363,9 @@ def load(
     return result
 
 
-def _drop_superseded(conn: sa.Connection, staging: sa.Table, pk: list[str], cursor_field: str) -> int:
+def _drop_superseded(
+    conn: sa.Connection, staging: sa.Table, pk: list[str], cursor_field: str, staged: int
+) -> int:
     """Keep the latest version per key across parts (ties: the later row); return rows left.
 
     Parts are deduplicated already, so duplicates across parts are rare: a cheap hash aggregate
@@ -342,7 +381,8 @@ def _drop_superseded(conn: sa.Connection, staging: sa.Table, pk: list[str], curs
         ranked = sa.select(staging.c[SEQ], rank.label("_apisync_rank")).subquery()
         losers = sa.select(ranked.c[SEQ]).where(ranked.c._apisync_rank > 1)
         conn.execute(sa.delete(staging).where(staging.c[SEQ].in_(losers)))
-    return conn.execute(sa.select(sa.func.count()).select_from(staging)).scalar_one()
+        return conn.execute(sa.select(sa.func.count()).select_from(staging)).scalar_one()
+    return staged  # no key twice: every staged row is a winner
 
 
 def _upsert(

@@ -1,0 +1,67 @@
+"""
+### Contacts → CRM
+
+Whenever a sync updates the warehouse table `customers` (its asset `warehouse://customers`), push
+the new and changed rows to the CRM as contacts: HubSpot-style batch upsert
+`POST /crm/v3/objects/contacts/batch/upsert`, at most 100 inputs per call, matched on `email`, with
+the properties mapped in `include/crm/contacts.yaml`.
+
+- "New/changed" = rows whose `updated_at` is past the watermark in table `crm_push_state` (one row
+  per mapping). The watermark moves only after every selected row is accounted for, in the same
+  transaction as the error rows, so a crash or a failed call just repeats idempotent upserts.
+- Records the CRM rejects (207 Multi-Status `errors[]`) go to table `crm_push_errors` with the
+  payload, category and the CRM's message; they are retried on every run and marked resolved once
+  they go through. Any other 4xx (bad key, malformed batch) fails the task and moves nothing.
+- Each run appends a `sync_runs` row (stream `contacts_to_crm`): rows selected, inserted/updated in
+  the CRM, errored (as quarantined), API calls, 429s and seconds throttled.
+- CRM connection: `crm_api` (http; host = CRM base URL, password = private-app token, extras
+  `{"auth": {"type": "bearer"}, "idempotent_post_paths": ["/crm/v3/objects/contacts/batch/upsert"]}`;
+  the rate limit is learned from the `X-HubSpot-RateLimit-*` headers unless `rate_limit` is set).
+- Warehouse connection: `warehouse_default` (holds `customers` and the tables above).
+- Alerts: Slack `slack_alerts` and email `smtp_alerts` after the last retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import dag, get_current_context, task
+
+from apisync.defaults import SANDBOX_START_DATE, sync_default_args
+from apisync.pipeline.tasks import warehouse_asset
+
+MAPPING = "contacts"
+CRM_CONN_ID = "crm_api"
+WAREHOUSE_CONN_ID = "warehouse_default"
+
+
+@task(task_id="push_contacts")
+def push_contacts_task(mapping: str, crm_conn_id: str, warehouse_conn_id: str) -> dict[str, Any]:
+    from apisync.http import ApiHook
+    from apisync.load import warehouse_from_connection
+    from apisync.load.crm import load_mapping, push_contacts
+
+    context = get_current_context()
+    result = push_contacts(
+        warehouse_from_connection(warehouse_conn_id),
+        ApiHook(http_conn_id=crm_conn_id),
+        load_mapping(mapping),
+        run_id=context["run_id"],
+    )
+    return result.as_dict()
+
+
+@dag(
+    schedule=[warehouse_asset("customers")],
+    start_date=SANDBOX_START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=sync_default_args(),
+    tags=["apisync", "sync", "crm", "contacts"],
+    doc_md=__doc__,
+)
+def contacts_to_crm() -> None:
+    push_contacts_task(MAPPING, CRM_CONN_ID, WAREHOUSE_CONN_ID)
+
+
+contacts_to_crm()
