@@ -31,7 +31,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def airflow_folders_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Run our test DAGs against empty plugins and DAG folders, not the project's.
 
