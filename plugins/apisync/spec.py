@@ -166,26 +166,36 @@ def _format_error(path: Path, error: dict[str, Any]) -> str:
     return f"{path}: field '{location}': {error['msg']}"
 
 
-def load_spec(name_or_path: str | Path, *, streams_dir: Path | None = None) -> StreamSpec:
-    """Parse and validate a stream spec; raise SpecError naming the file and the field."""
+def validation_messages(path: Path, exc: ValidationError) -> str:
+    """One line per pydantic error, each naming the file and the dotted field."""
+    return "\n  ".join(_format_error(path, error) for error in exc.errors())
+
+
+def read_yaml_document(
+    name_or_path: str | Path, directory: Path, error: type[Exception], what: str
+) -> tuple[Path, dict[str, Any]]:
+    """``<directory>/<name>.yaml`` (or a path) as a mapping; ``error`` names the file when it is not."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml"):
-        path = candidate
-    else:
-        path = (streams_dir or include_dir() / "streams") / f"{name_or_path}.yaml"
+    path = candidate if candidate.suffix in (".yaml", ".yml") else directory / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise SpecError(f"{path}: stream spec not found")
+        raise error(f"{path}: {what} not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+        raise error(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
+        raise error(f"{path}: top level must be a mapping, got {type(raw).__name__}")
+    return path, raw
+
+
+def load_spec(name_or_path: str | Path, *, streams_dir: Path | None = None) -> StreamSpec:
+    """Parse and validate a stream spec; raise SpecError naming the file and the field."""
+    directory = streams_dir or include_dir() / "streams"
+    path, raw = read_yaml_document(name_or_path, directory, SpecError, "stream spec")
     try:
         spec = StreamSpec.model_validate({**raw, "path": str(path)})
     except ValidationError as exc:
-        messages = [_format_error(path, error) for error in exc.errors()]
-        raise SpecError("invalid stream spec:\n  " + "\n  ".join(messages)) from exc
+        raise SpecError("invalid stream spec:\n  " + validation_messages(path, exc)) from exc
     if spec.name != path.stem:
         raise SpecError(f"{path}: field 'name': {spec.name!r} must match the file name {path.stem!r}")
     _check_window_placeholders(spec, path)

@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects import postgresql
 
 from apisync.load.audit import RunRecord, record_run
 from apisync.load.connection import Warehouse
 from apisync.load.errors import LoadError
-from apisync.spec import include_dir
+from apisync.spec import include_dir, read_yaml_document, validation_messages
 
 __all__ = [
     "AUDIT_STREAM",
@@ -104,27 +103,13 @@ class CrmMapping(_Strict):
 
 def load_mapping(name_or_path: str | Path, *, crm_dir: Path | None = None) -> CrmMapping:
     """Parse and validate ``include/crm/<name>.yaml`` (or a path); errors name the file and field."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml"):
-        path = candidate
-    else:
-        path = (crm_dir or include_dir() / "crm") / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise CrmMappingError(f"{path}: CRM mapping not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CrmMappingError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise CrmMappingError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
+    path, raw = read_yaml_document(
+        name_or_path, crm_dir or include_dir() / "crm", CrmMappingError, "CRM mapping"
+    )
     try:
         mapping = CrmMapping.model_validate(raw)
     except ValidationError as exc:
-        lines = [
-            f"{path}: field '{'.'.join(str(p) for p in e['loc']) or '<root>'}': {e['msg']}"
-            for e in exc.errors()
-        ]
-        raise CrmMappingError("invalid CRM mapping:\n  " + "\n  ".join(lines)) from exc
+        raise CrmMappingError("invalid CRM mapping:\n  " + validation_messages(path, exc)) from exc
     if mapping.name != path.stem:
         raise CrmMappingError(f"{path}: field 'name': {mapping.name!r} must match the file name")
     return mapping
