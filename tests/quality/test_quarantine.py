@@ -63,8 +63,19 @@ def test_quarantine_share_above_threshold_fails_but_keeps_the_evidence(
     records = make_orders(100)
     for record in records[:6]:
         record["currency"] = "zzz"
-    with pytest.raises(QuarantineThresholdError, match=r"6 of 100 records quarantined \(6.00%\), above"):
+    with pytest.raises(
+        QuarantineThresholdError, match=r"6 of 100 records quarantined \(6.00%\), above"
+    ) as info:
         sync_records(spec, records, warehouse, tmp_path / "stage")
+    # What the alert lists: the failing expectation, its column and how many rows it rejected.
+    assert {
+        "expectation": "expect_column_values_to_be_in_set",
+        "column": "currency",
+        "unexpected_count": 6,
+    } in (info.value.failures)
+    from apisync.alerts import quality_failures
+
+    assert any("currency" in line and "6" in line for line in quality_failures(info.value))
     assert not warehouse.has_table("orders")
     assert warehouse.scalar(f"SELECT count(*) FROM {warehouse.table('quarantine')}") == 6
     status, quarantined, error = warehouse.rows(
@@ -96,8 +107,11 @@ def test_table_level_failure_fails_the_batch(tmp_path: Path) -> None:
     from apisync.transform import Lineage
 
     normalize_files(spec, tmp_path / "raw", tmp_path / "norm", Lineage("t", "r", *WINDOW, datetime.now(UTC)))
-    with pytest.raises(BatchValidationError, match=r"expect_table_row_count_to_be_between.*observed 50"):
+    with pytest.raises(
+        BatchValidationError, match=r"expect_table_row_count_to_be_between.*observed 50"
+    ) as info:
         validate(spec, tmp_path / "norm", tmp_path / "raw", tmp_path / "valid", suite_file=suite)
+    assert [f["expectation"] for f in info.value.failures] == ["expect_table_row_count_to_be_between"]
 
 
 def test_malformed_json_line_is_quarantined_not_dropped(warehouse: Target, tmp_path: Path) -> None:

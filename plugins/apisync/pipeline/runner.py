@@ -94,7 +94,7 @@ def run_window(
         seconds["gx"] = validated.gx_seconds
         record.records_quarantined, record.gx_seconds = validated.quarantined, validated.gx_seconds
         try:
-            check_threshold(spec, validated.quarantined, validated.pulled)
+            check_threshold(spec, validated.quarantined, validated.pulled, validated.failures)
         except QuarantineThresholdError:
             from apisync.load.warehouse import persist_quarantine
 

@@ -126,7 +126,7 @@ def validate_stream(
     result = validate(spec, paths.normalized, paths.raw, paths.validated)
     summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
     try:
-        check_threshold(spec, result.quarantined, result.pulled)
+        check_threshold(spec, result.quarantined, result.pulled, result.failures)
     except QuarantineThresholdError as exc:
         warehouse = warehouse_from_connection(warehouse_conn_id)
         persist_quarantine(

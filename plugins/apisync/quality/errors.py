@@ -12,7 +12,15 @@ __all__ = ["BatchValidationError", "QualityError", "QuarantineThresholdError", "
 
 
 class QualityError(Exception):
-    """Records failed a quality gate."""
+    """Records failed a quality gate.
+
+    ``failures`` lists what failed as ``{"expectation", "column", "unexpected_count"}`` dicts: the
+    alerts (apisync.alerts) print them line by line, so on-call sees which checks broke and how often.
+    """
+
+    def __init__(self, message: str, failures: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
 
 
 class SuiteError(QualityError, ValueError):

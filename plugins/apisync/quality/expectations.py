@@ -29,6 +29,7 @@ ROW_COLUMN = "_apisync_row"
 class ChunkFailures:
     rows: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     batch: list[str] = field(default_factory=list)
+    batch_failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _plain(value: Any) -> Any:
@@ -88,6 +89,9 @@ class SuiteRunner:
             exception = outcome.exception_info or {}
             if exception.get("raised_exception"):
                 failures.batch.append(f"{config.type} {kwargs}: raised {exception.get('exception_message')}")
+                failures.batch_failures.append(
+                    {"expectation": config.type, "column": kwargs.get("column"), "unexpected_count": None}
+                )
                 continue
             if outcome.success:
                 continue
@@ -95,6 +99,13 @@ class SuiteRunner:
             if rows is None:
                 observed = outcome.result.get("observed_value")
                 failures.batch.append(f"{config.type} {kwargs}: observed {observed!r}")
+                failures.batch_failures.append(
+                    {
+                        "expectation": config.type,
+                        "column": kwargs.get("column"),
+                        "unexpected_count": outcome.result.get("unexpected_count"),
+                    }
+                )
                 continue
             column = kwargs.get("column")
             for row in rows:
@@ -113,5 +124,6 @@ class SuiteRunner:
         if failures.batch:
             raise BatchValidationError(
                 f"suite {self.suite_file.name} failed at table level for {where}: "
-                + "; ".join(failures.batch)
+                + "; ".join(failures.batch),
+                failures.batch_failures,
             )

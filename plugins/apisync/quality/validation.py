@@ -68,6 +68,13 @@ class ValidationResult:
     valid: int = 0
     quarantined: int = 0
     gx_seconds: float = 0.0
+    failure_counts: dict[tuple[str, str | None], int] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        """Failing checks with their row counts, most frequent first (the alert lists these)."""
+        ranked = sorted(self.failure_counts.items(), key=lambda item: -item[1])
+        return [{"expectation": e, "column": c, "unexpected_count": n} for (e, c), n in ranked]
 
     @property
     def quarantined_share(self) -> float:
@@ -85,6 +92,7 @@ class ValidationResult:
             "valid": self.valid,
             "quarantined": self.quarantined,
             "gx_seconds": round(self.gx_seconds, 3),
+            "failures": self.failures,
         }
 
 
@@ -149,6 +157,7 @@ def validate(
         gx_bad = np.isin(rows, np.fromiter(failures.rows.keys(), dtype=np.int64, count=len(failures.rows)))
         bad = coerced_bad | gx_bad
         any_bad = bool(bad.any())
+        _count_failures(result.failure_counts, int(coerced_bad.sum()), failures.rows)
         if any_bad:
             quarantine = _quarantine_frame(spec, frame[bad], failures.rows, raw_dir)
             write_parquet(quarantine, out_dir / "quarantine" / name)
@@ -178,6 +187,17 @@ def validate(
     with (out_dir / MANIFEST_NAME).open("w") as handle:
         json.dump(result.as_dict(), handle)
     return result
+
+
+def _count_failures(
+    counts: dict[tuple[str, str | None], int], coerced: int, row_failures: dict[int, list[dict[str, Any]]]
+) -> None:
+    if coerced:
+        counts[("type coercion", None)] = counts.get(("type coercion", None), 0) + coerced
+    for failures in row_failures.values():
+        for failure in failures:
+            key = (failure["expectation"], failure.get("column"))
+            counts[key] = counts.get(key, 0) + 1
 
 
 def _read_table(path: Any) -> pa.Table:
@@ -227,11 +247,14 @@ def read_validated_manifest(out_dir: Any) -> dict[str, Any]:
         return json.load(handle)
 
 
-def check_threshold(spec: StreamSpec, quarantined: int, pulled: int) -> None:
+def check_threshold(
+    spec: StreamSpec, quarantined: int, pulled: int, failures: list[dict[str, Any]] | None = None
+) -> None:
     """Fail when the quarantined share is above the stream's threshold."""
     share = quarantined / pulled if pulled else 0.0
     if share > spec.quality.quarantine_threshold:
         raise QuarantineThresholdError(
             f"stream {spec.name}: {quarantined} of {pulled} records quarantined ({share:.2%}), above "
-            f"quarantine_threshold {spec.quality.quarantine_threshold:.2%}; see the quarantine table"
+            f"quarantine_threshold {spec.quality.quarantine_threshold:.2%}; see the quarantine table",
+            failures,
         )
