@@ -274,9 +274,10 @@ def main() -> None:
     parser.add_argument(
         "--windows",
         type=int,
-        default=8,
+        default=0,
         help="also run the large scale as this many consecutive windows, extracting the next while "
-        "the previous one is normalized/validated/loaded (0: skip)",
+        "the previous one is normalized/validated/loaded (default 0: skip; on the 2-core box it "
+        "gains nothing, every process competes for the same cores)",
     )
     parser.add_argument("--child", choices=["pipeline", "naive", "windowed"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -140,13 +140,14 @@ def _csv_parts(
     parts: list[Any],
     columns: dict[str, str],
     extra: dict[str, str],
-    keep_parents: pa.Array | None = None,
+    keep_parents: np.ndarray | None = None,
     sort_by: list[str] | None = None,
 ) -> Iterator[tuple[io.BytesIO, int]]:
     """CSV bodies for COPY, one per part; the next part is encoded in a worker thread while the
     current one streams to the server (pyarrow's reader and CSV writer release the GIL).
 
-    ``keep_parents``: keep only rows whose ``PARENT_ROW`` is in it, and drop that column.
+    ``keep_parents``: a mask indexed by parent row number; keep only rows whose ``PARENT_ROW`` is
+    set in it, and drop that column.
     ``sort_by``: send rows in this order (the target's key: index inserts then walk the b-tree
     instead of hitting random pages).
     """
@@ -154,8 +155,11 @@ def _csv_parts(
     def encode(path: Any) -> tuple[io.BytesIO, int]:
         table = _read_part(path, columns, extra)
         if keep_parents is not None:
-            table = table.filter(pc.is_in(table.column(PARENT_ROW), value_set=keep_parents))
-            table = table.drop_columns([PARENT_ROW])
+            parents = table.column(PARENT_ROW).to_numpy()
+            inside = parents < len(keep_parents)
+            selected = np.zeros(len(parents), dtype=bool)
+            selected[inside] = keep_parents[parents[inside]]
+            table = table.filter(pa.array(selected)).drop_columns([PARENT_ROW])
         if sort_by:
             table = table.sort_by([(name, "ascending") for name in sort_by])
         # Naive UTC timestamps format ~10x faster in pyarrow's CSV writer than tz-aware ones;
@@ -502,10 +506,16 @@ def _copy_children(
         buffer.seek(0)
         rows = pa_csv.read_csv(
             buffer,
-            read_options=pa_csv.ReadOptions(column_names=[SEQ]),
+            read_options=pa_csv.ReadOptions(column_names=[SEQ], use_threads=False),
             convert_options=pa_csv.ConvertOptions(column_types={SEQ: pa.int64()}),
         )
-        keep = rows.column(SEQ).combine_chunks()
+        del buffer
+        numbers = rows.column(SEQ).to_numpy()
+        del rows
+        # A bit per parent row number (1 MB per million rows), not a hash set rebuilt per part.
+        keep = np.zeros(int(numbers.max()) + 1, dtype=bool)
+        keep[numbers] = True
+        del numbers
         return _copy_csv(
             cursor,
             preparer.format_table(child),
