@@ -20,7 +20,7 @@ Backends (atomic read-modify-write of one small JSON state per key):
 - ``redis``: ``WATCH``/``MULTI`` optimistic transaction with the Redis server clock (``TIME``), for
   workers on several machines.
 
-Why not pyrate-limiter 4.5.1 (installed, checked): its ``SQLiteBucket.put`` counts then inserts in a
+Why not pyrate-limiter 4.5.1 (evaluated, not a dependency): its ``SQLiteBucket.put`` counts then inserts in a
 DEFERRED transaction, which is atomic across processes only with the optional ``filelock`` package
 (``use_file_lock=True``; not installed), and then all four processes serialize on a file lock. Its
 sliding-window log admits a whole quota back-to-back (20 requests at once against a server burst of 5)
