@@ -52,6 +52,23 @@ def _dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return namespace["dag"]
 
 
+def _connect(box: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point shop_api at the sandbox and warehouse_test at a SQLite file; return that file."""
+    source = {
+        "conn_type": "http",
+        "host": box.url,
+        "password": "sandbox-key",
+        "extra": {"auth": {"type": "api_key"}},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_API", json.dumps(source))
+    database = tmp_path / "warehouse.db"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE_TEST", json.dumps({"conn_type": "sqlite", "host": str(database)})
+    )
+    monkeypatch.setenv("APISYNC_STAGING_URL", f"file://{tmp_path}/staging")
+    return database
+
+
 def test_dag_run_loads_the_data_interval_and_audits_it(
     airflow_db: Path,
     sandbox: Callable[..., Any],
@@ -59,22 +76,7 @@ def test_dag_run_loads_the_data_interval_and_audits_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     box = sandbox(records=400, max_page_size=100)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SHOP_API",
-        json.dumps(
-            {
-                "conn_type": "http",
-                "host": box.url,
-                "password": "sandbox-key",
-                "extra": {"auth": {"type": "api_key"}},
-            }
-        ),
-    )
-    database = tmp_path / "warehouse.db"
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WAREHOUSE_TEST", json.dumps({"conn_type": "sqlite", "host": str(database)})
-    )
-    monkeypatch.setenv("APISYNC_STAGING_URL", f"file://{tmp_path}/staging")
+    database = _connect(box, tmp_path, monkeypatch)
 
     dag = _dag(tmp_path, monkeypatch)
     load_task = dag.get_task("sync_orders.load")
@@ -132,22 +134,7 @@ def test_failed_load_is_audited_with_the_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     box = sandbox(records=200, max_page_size=100)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SHOP_API",
-        json.dumps(
-            {
-                "conn_type": "http",
-                "host": box.url,
-                "password": "sandbox-key",
-                "extra": {"auth": {"type": "api_key"}},
-            }
-        ),
-    )
-    database = tmp_path / "warehouse.db"
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WAREHOUSE_TEST", json.dumps({"conn_type": "sqlite", "host": str(database)})
-    )
-    monkeypatch.setenv("APISYNC_STAGING_URL", f"file://{tmp_path}/staging")
+    database = _connect(box, tmp_path, monkeypatch)
     engine = sa.create_engine(f"sqlite:///{database}")
     with engine.begin() as conn:  # someone else's table: amount is text, the stream delivers integers
         conn.execute(sa.text("CREATE TABLE orders (id TEXT PRIMARY KEY, amount TEXT)"))
