@@ -34,6 +34,23 @@ def _window(context: Any, upstream: dict[str, Any]) -> tuple[datetime, datetime]
     return resolve_window(context, upstream.get("partition", 0), upstream.get("partitions", 1))
 
 
+def _audit(
+    warehouse: Any, stream: str, window: tuple[datetime, datetime], run_id: str, status: str, **counts: Any
+) -> None:
+    """One ``sync_runs`` row for this stream window; the callers pass only what they know."""
+    from apisync.load import RunRecord, record_run
+
+    record = RunRecord(
+        stream=stream,
+        interval_start=window[0],
+        interval_end=window[1],
+        run_id=run_id,
+        status=status,
+        **{"destination_table": load_spec(stream).destination.table, **counts},
+    )
+    record_run(warehouse.engine, record, warehouse.db_schema)
+
+
 def warehouse_asset(table: str, db_schema: str | None = None) -> Asset:
     """The asset a stream's load task updates, e.g. ``warehouse://analytics.orders``."""
     name = f"{db_schema}.{table}" if db_schema else table
@@ -49,7 +66,7 @@ class AuditOnFailure:
         self.partitions = partitions
 
     def __call__(self, context: Any) -> None:
-        from apisync.load import RunRecord, record_run, warehouse_from_connection
+        from apisync.load import warehouse_from_connection
 
         exception = context.get("exception")
         if getattr(exception, "apisync_audited", False):
@@ -65,24 +82,18 @@ class AuditOnFailure:
             window = resolve_window(context, *partition)
         except ValueError:
             window = (datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(0, UTC))
-        warehouse = warehouse_from_connection(self.warehouse_conn_id)
-        record_run(
-            warehouse.engine,
-            RunRecord(
-                stream=self.stream,
-                interval_start=window[0],
-                interval_end=window[1],
-                run_id=context["run_id"],
-                status="failed",
-                destination_table=load_spec(self.stream).destination.table,
-                records_pulled=validated.get("pulled", extracted.get("records")),
-                records_quarantined=validated.get("quarantined"),
-                api_calls=extracted.get("api_calls"),
-                api_429s=extracted.get("api_429s"),
-                throttled_seconds=extracted.get("throttled_seconds"),
-                error=f"{ti.task_id}: {type(exception).__name__}: {exception}",
-            ),
-            warehouse.db_schema,
+        _audit(
+            warehouse_from_connection(self.warehouse_conn_id),
+            self.stream,
+            window,
+            context["run_id"],
+            "failed",
+            records_pulled=validated.get("pulled", extracted.get("records")),
+            records_quarantined=validated.get("quarantined"),
+            api_calls=extracted.get("api_calls"),
+            api_429s=extracted.get("api_429s"),
+            throttled_seconds=extracted.get("throttled_seconds"),
+            error=f"{ti.task_id}: {type(exception).__name__}: {exception}",
         )
 
 
@@ -115,7 +126,7 @@ def validate_stream(
     warehouse_conn_id: str,
     staging_url: str | None = None,
 ) -> dict[str, Any]:
-    from apisync.load import RunRecord, record_run, warehouse_from_connection
+    from apisync.load import warehouse_from_connection
     from apisync.load.warehouse import persist_quarantine
     from apisync.quality import QuarantineThresholdError, check_threshold, validate
 
@@ -132,22 +143,17 @@ def validate_stream(
         persist_quarantine(
             warehouse.engine, spec, paths.validated, window=window, db_schema=warehouse.db_schema
         )
-        record_run(
-            warehouse.engine,
-            RunRecord(
-                stream=stream,
-                interval_start=window[0],
-                interval_end=window[1],
-                run_id=context["run_id"],
-                status="quarantine_threshold_exceeded",
-                destination_table=spec.destination.table,
-                records_pulled=result.pulled,
-                records_deduped=result.deduped,
-                records_quarantined=result.quarantined,
-                gx_seconds=result.gx_seconds,
-                error=str(exc),
-            ),
-            warehouse.db_schema,
+        _audit(
+            warehouse,
+            stream,
+            window,
+            context["run_id"],
+            "quarantine_threshold_exceeded",
+            records_pulled=result.pulled,
+            records_deduped=result.deduped,
+            records_quarantined=result.quarantined,
+            gx_seconds=result.gx_seconds,
+            error=str(exc),
         )
         exc.apisync_audited = True  # type: ignore[attr-defined]
         raise
@@ -166,7 +172,7 @@ def load_stream(
     warehouse_conn_id: str,
     staging_url: str | None = None,
 ) -> dict[str, Any]:
-    from apisync.load import RunRecord, load, record_run, warehouse_from_connection
+    from apisync.load import load, warehouse_from_connection
     from apisync.pipeline.runner import account
 
     started = time.perf_counter()
@@ -185,28 +191,24 @@ def load_stream(
     )
     deduped = validated["deduped"] + result.deduped
     account(validated["pulled"], deduped, validated["quarantined"], result)
-    record_run(
-        warehouse.engine,
-        RunRecord(
-            stream=stream,
-            interval_start=window[0],
-            interval_end=window[1],
-            run_id=context["run_id"],
-            status="success",
-            destination_table=result.table,
-            records_pulled=validated["pulled"],
-            records_deduped=deduped,
-            records_quarantined=validated["quarantined"],
-            records_inserted=result.inserted,
-            records_updated=result.updated,
-            records_unchanged=result.unchanged,
-            api_calls=validated.get("api_calls"),
-            api_429s=validated.get("api_429s"),
-            throttled_seconds=validated.get("throttled_seconds"),
-            gx_seconds=validated.get("gx_seconds"),
-            duration_seconds=round(time.perf_counter() - started, 3),
-        ),
-        warehouse.db_schema,
+    _audit(
+        warehouse,
+        stream,
+        window,
+        context["run_id"],
+        "success",
+        destination_table=result.table,
+        records_pulled=validated["pulled"],
+        records_deduped=deduped,
+        records_quarantined=validated["quarantined"],
+        records_inserted=result.inserted,
+        records_updated=result.updated,
+        records_unchanged=result.unchanged,
+        api_calls=validated.get("api_calls"),
+        api_429s=validated.get("api_429s"),
+        throttled_seconds=validated.get("throttled_seconds"),
+        gx_seconds=validated.get("gx_seconds"),
+        duration_seconds=round(time.perf_counter() - started, 3),
     )
     return {
         **result.as_dict(),
