@@ -55,6 +55,8 @@ class SandboxConfig:
     fault_disconnect: float = 0.0
     fault_malformed: float = 0.0
     fault_repeat: float = 0.0
+    storm_every: int = 0
+    storm_s: float = 2.0
     crm_rate: float | None = None
     crm_burst: int = DEFAULT_CRM_BURST
     crm_ratelimit_headers: str = "hubspot"
@@ -64,7 +66,7 @@ class SandboxConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("seed", "records", "max_page_size", "burst", "crm_burst"):
+        for name in ("seed", "records", "max_page_size", "burst", "crm_burst", "storm_every"):
             if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}")
         if not isinstance(self.api_keys, list) or not all(isinstance(k, str) for k in self.api_keys):
@@ -91,6 +93,8 @@ class SandboxConfig:
         request_faults = self.fault_5xx + self.fault_timeout + self.fault_disconnect + self.fault_malformed
         if request_faults > 1.0:
             raise ConfigError("fault_5xx + fault_timeout + fault_disconnect + fault_malformed must be <= 1")
+        if self.storm_every < 0 or self.storm_s <= 0:
+            raise ConfigError("storm_every must be >= 0 (0 = off) and storm_s > 0")
         if self.token_ttl <= 0 or self.latency_ms < 0 or self.timeout_hang_s < 0:
             raise ConfigError("token_ttl must be > 0; latency_ms and timeout_hang_s >= 0")
         try:

@@ -23,6 +23,7 @@ class SandboxState:
         self.contacts = ContactStore()
         self.faults = FaultInjector(config.seed)
         self.storm_until = 0.0
+        self.api_requests = 0  # counts toward storm_every
         # Traversal -> records "inserted" so far by the repeat fault (positional dialects).
         self.repeat_shifts: dict[tuple[Any, ...], int] = {}
         self._build_limiters()
@@ -59,6 +60,7 @@ class SandboxState:
         self.source_limiter.reset()
         self.crm_limiter.reset()
         self.storm_until = 0.0
+        self.api_requests = 0
         self.repeat_shifts.clear()
         self.faults = FaultInjector(self.config.seed)
         if data:
@@ -68,7 +70,14 @@ class SandboxState:
         self.storm_until = time.monotonic() + seconds
 
     def storm_left(self) -> float:
-        return max(0.0, self.storm_until - time.monotonic())
+        """Seconds of storm left for this API request; every storm_every-th request opens a storm."""
+        now = time.monotonic()
+        every = self.config.storm_every
+        if every:
+            self.api_requests += 1
+            if self.api_requests % every == 0 and now >= self.storm_until:
+                self.storm_until = now + self.config.storm_s
+        return max(0.0, self.storm_until - now)
 
 
 def _dataset(config: SandboxConfig) -> Dataset:

@@ -135,6 +135,20 @@ def test_storm_refuses_everything_for_a_while(sb: SandboxHandle) -> None:
     assert sb.stats()["faults"]["storm"] == 1
 
 
+def test_storm_every_nth_request_opens_a_storm(sb: SandboxHandle) -> None:
+    sb.configure(ratelimit_headers="github", retry_after="delta", storm_every=3, storm_s=0.5)
+    try:
+        sb.reset()
+        first = [r.status_code for r in _burst(sb, 4)]
+        time.sleep(0.6)
+        second = [r.status_code for r in _burst(sb, 2)]
+    finally:
+        sb.configure(storm_every=0)
+    assert first == [200, 200, 429, 429]  # the 3rd opens the storm, the 4th falls inside it
+    assert second == [200, 429]  # storm over; the 6th opens the next one
+    assert sb.stats()["faults"]["storm"] == 3
+
+
 def test_ground_truth_is_never_limited(sb: SandboxHandle) -> None:
     sb.reset()
     sb.storm(5)
