@@ -8,6 +8,7 @@ array and a cursor is a packed key, so paging is complete and stable.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sandbox.timestamps import parse_instant
 
@@ -110,7 +113,7 @@ class ResourceData:
         """Records at `indexes` as one JSON array, the fast path for native-shape pages."""
         indexes = np.asarray(indexes, dtype=np.int64)
         if self.name == "orders":
-            return ("[" + ",".join(_orders_json(self, indexes)) + "]").encode()
+            return b"".join((b"[", _orders_json(self, indexes), b"]"))
         return msgspec.json.encode(_BUILDERS[self.name](self, indexes))
 
     def record_id(self, index: int) -> str | int:
@@ -298,6 +301,8 @@ def _iso_list(stamps: np.ndarray) -> list[str]:
     return np.datetime_as_string(stamps.astype("datetime64[s]"), unit="s", timezone="UTC").tolist()
 
 
+# The text of one order (items: 1-3 ORDER_ITEM_TEMPLATE joined by ","; metadata "{}" or
+# {"revision":"<n>"}). The reference shape: _orders_json renders exactly this, column-wise.
 ORDER_TEMPLATE = (
     '{"id":"ord_%06d","object":"order","amount":%d,"currency":"%s","status":"%s",'
     '"customer":{"id":"cus_%06d","email":"%s.%s%d@example.com","name":"%s %s"},"items":[%s],'
@@ -305,76 +310,148 @@ ORDER_TEMPLATE = (
     '"metadata":%s,"created":%d,"updated":%d}'
 )
 ORDER_ITEM_TEMPLATE = '{"sku":"SKU-%05d","quantity":%d,"unit_amount":%d}'
-_FIRST_LOWER = tuple(name.lower() for name in FIRST_NAMES)
-_LAST_LOWER = tuple(name.lower() for name in LAST_NAMES)
+# Records per Arrow batch when rendering orders (bounds the 2 GiB string-array limit and memory).
+ORDERS_BATCH = 65_536
 
 
-def _orders_json(data: ResourceData, index: np.ndarray) -> list[str]:
-    """Orders as JSON texts straight from a template: the benchmark resource, 2x faster than dicts.
+# Arrow values are built from buffers: pa.array() and pa.scalar() import pandas on first use, which
+# would add ~0.4 s to every sandbox start.
+def _arrow_ints(values: np.ndarray) -> pa.Array:
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
-    Every string put in the template is generated here from fixed word lists, so none needs escaping.
+
+def _arrow_bools(values: np.ndarray) -> pa.Array:
+    bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
+def _arrow_strings(values: list[str]) -> pa.Array:
+    encoded = [value.encode() for value in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
+
+
+@functools.cache
+def _literal(text: str) -> pa.Scalar:
+    return _arrow_strings([text])[0]
+
+
+def _concat(*parts: str | pa.Array | pa.Scalar) -> pa.Array:
+    """Row-wise concatenation of string arrays; ``str`` parts are literals."""
+    return pc.binary_join_element_wise(
+        *(_literal(p) if isinstance(p, str) else p for p in parts), _literal("")
+    )
+
+
+def _text(values: np.ndarray) -> pa.Array:
+    return pc.cast(_arrow_ints(values), pa.string())
+
+
+def _zero_padded(values: np.ndarray, width: int) -> pa.Array:
+    return pc.utf8_lpad(_text(values), width=width, padding="0")
+
+
+def _pick(table: pa.Array, codes: np.ndarray) -> pa.Array:
+    return table.take(_arrow_ints(codes))
+
+
+# ORDER_TEMPLATE cut into literal runs and pre-rendered pieces: a piece that depends only on a small
+# code (currency x status, first x last name, street x place, quantity) is picked from a table.
+_ORDER_CURRENCY_STATUS = _arrow_strings(
+    [
+        f',"currency":"{currency}","status":"{status}","customer":{{"id":"cus_'
+        for currency in CURRENCIES
+        for status in ORDER_STATUSES
+    ]
+)
+_ORDER_EMAIL_LOCAL = _arrow_strings(
+    [f'","email":"{first.lower()}.{last.lower()}' for first in FIRST_NAMES for last in LAST_NAMES]
+)
+_ORDER_NAME = _arrow_strings(
+    [f'@example.com","name":"{first} {last}"}},"items":[' for first in FIRST_NAMES for last in LAST_NAMES]
+)
+# Indexed by customer % 70: street = customer % 7, place = customer % 10.
+_ORDER_ADDRESS = _arrow_strings(
+    [
+        f' {STREETS[k % 7]}","city":"{PLACES[k % 10][0]}","country":"{PLACES[k % 10][1]}","postal_code":"'
+        for k in range(70)
+    ]
+)
+_ORDER_ITEM_QUANTITY = _arrow_strings([f'","quantity":{q},"unit_amount":' for q in range(1, 5)])
+
+
+def _orders_json(data: ResourceData, index: np.ndarray) -> bytes | memoryview:
+    """Orders as one comma-separated run of JSON objects, rendered column-wise with Arrow kernels.
+
+    Byte for byte ``ORDER_TEMPLATE % (...)`` per record, ~2.5x faster (5,000 orders: 5 ms) than
+    formatting in a Python loop; it is the benchmark resource. Every string comes from the fixed
+    word lists above, so none needs escaping.
     """
+    if index.shape[0] > ORDERS_BATCH:
+        return b",".join(
+            _orders_json(data, index[k : k + ORDERS_BATCH]) for k in range(0, index.shape[0], ORDERS_BATCH)
+        )
+    if index.shape[0] == 0:
+        return b""
     h = _hashes(data, index)
-    idx = index.tolist()
-    revs = _revisions(data, idx)
-    customer_col = _bits(h, 8, max(10, data.count // 4))
+    revs = np.asarray(_revisions(data, index.tolist()), dtype=np.int64)
+    customer = ((h >> np.uint64(8)) % np.uint64(max(10, data.count // 4))).astype(np.int64) + 1
     n_items = ((h >> np.uint64(20)) % np.uint64(3)).astype(np.int64)
     amounts = np.zeros(index.shape[0], dtype=np.int64)
-    item_cols = []
+    items = []
     for j in range(3):
         hj = mix64_array(h + np.uint64(j))
-        quantity = ((hj >> np.uint64(16)) % np.uint64(4)).astype(np.int64) + 1
+        quantity = ((hj >> np.uint64(16)) % np.uint64(4)).astype(np.int64)  # + 1 = the quantity
         unit_amount = ((hj >> np.uint64(24)) % np.uint64(20000)).astype(np.int64) + 100
-        amounts += np.where(n_items >= j, quantity * unit_amount, 0)
-        item_cols.append((_bits(hj, 0, 10000), quantity.tolist(), unit_amount.tolist()))
-    (sku0, qty0, unit0), (sku1, qty1, unit1), (sku2, qty2, unit2) = item_cols
-    n_items_col = n_items.tolist()
-    amount_col = amounts.tolist()
-    currency = _bits(h, 0, 4)
-    status = _bits(h, 2, 5)
-    created = data.created[index].tolist()
-    updated = data.updated[index].tolist()
-    out = []
-    for k, i in enumerate(idx):
-        customer = customer_col[k] + 1
-        first = customer % 20
-        last = (customer // 20) % 20
-        city, country = PLACES[customer % 10]
-        items = ORDER_ITEM_TEMPLATE % (sku0[k], qty0[k], unit0[k])
-        if n_items_col[k]:
-            items += "," + ORDER_ITEM_TEMPLATE % (sku1[k], qty1[k], unit1[k])
-            if n_items_col[k] > 1:
-                items += "," + ORDER_ITEM_TEMPLATE % (sku2[k], qty2[k], unit2[k])
-        rev = revs[k]
-        out.append(
-            ORDER_TEMPLATE
-            % (
-                i + 1,
-                amount_col[k],
-                CURRENCIES[currency[k]],
-                ORDER_STATUSES[(status[k] + rev) % 5],
-                customer,
-                _FIRST_LOWER[first],
-                _LAST_LOWER[last],
-                customer,
-                FIRST_NAMES[first],
-                LAST_NAMES[last],
-                items,
-                1 + customer % 999,
-                STREETS[customer % 7],
-                city,
-                country,
-                (customer * 7919) % 100000,
-                f'{{"revision":"{rev}"}}' if rev else "{}",
-                created[k],
-                updated[k],
-            )
+        amounts += np.where(n_items >= j, (quantity + 1) * unit_amount, 0)
+        item = _concat(
+            ',{"sku":"SKU-' if j else '{"sku":"SKU-',
+            _zero_padded((hj % np.uint64(10000)).astype(np.int64), 5),
+            _pick(_ORDER_ITEM_QUANTITY, quantity),
+            _text(unit_amount),
+            "}",
         )
-    return out
+        items.append(item if j == 0 else pc.if_else(_arrow_bools(n_items >= j), item, _literal("")))
+    currency = (h % np.uint64(4)).astype(np.int64)
+    status = ((h >> np.uint64(2)) % np.uint64(5)).astype(np.int64)
+    name = (customer % 20) * 20 + (customer // 20) % 20
+    metadata: str | pa.Array = "{}"
+    if revs.any():
+        metadata = pc.if_else(
+            _arrow_bools(revs != 0), _concat('{"revision":"', _text(revs), '"}'), _literal("{}")
+        )
+    rows = _concat(
+        '{"id":"ord_',
+        _zero_padded(index + 1, 6),
+        '","object":"order","amount":',
+        _text(amounts),
+        _pick(_ORDER_CURRENCY_STATUS, currency * 5 + (status + revs) % 5),
+        _zero_padded(customer, 6),
+        _pick(_ORDER_EMAIL_LOCAL, name),
+        _text(customer),
+        _pick(_ORDER_NAME, name),
+        *items,
+        '],"shipping":{"address":{"line1":"',
+        _text(1 + customer % 999),
+        _pick(_ORDER_ADDRESS, customer % 70),
+        _zero_padded((customer * 7919) % 100000, 5),
+        '"}},"metadata":',
+        metadata,
+        ',"created":',
+        _text(data.created[index]),
+        ',"updated":',
+        _text(data.updated[index]),
+        "},",
+    )
+    # The rows are contiguous in the array's data buffer: the page is that buffer less the last ",".
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1, offset=4 * rows.offset)
+    return memoryview(rows.buffers()[2])[offsets[0] : offsets[-1] - 1]
 
 
 def _orders(data: ResourceData, index: np.ndarray) -> list[dict[str, Any]]:
-    return msgspec.json.decode(("[" + ",".join(_orders_json(data, index)) + "]").encode())
+    return msgspec.json.decode(b"".join((b"[", _orders_json(data, index), b"]")))
 
 
 def _customers(data: ResourceData, index: np.ndarray) -> list[dict[str, Any]]:

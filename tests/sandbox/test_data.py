@@ -107,3 +107,49 @@ def test_mutate_only_moves_records_forward_in_time(sb: SandboxHandle) -> None:
         assert all(after[i] == before[i] for i in before if i not in set(changed))
     finally:
         sb.reset(data=True)
+
+
+@pytest.mark.parametrize("seed,records", [(42, 1000), (7, 1_200_000)])
+def test_column_wise_orders_render_the_order_template_byte_for_byte(seed: int, records: int) -> None:
+    """The Arrow renderer must emit exactly ORDER_TEMPLATE per record (ids past 999,999 included)."""
+    import msgspec
+    import numpy as np
+
+    from sandbox.data import ORDER_ITEM_TEMPLATE, ORDER_TEMPLATE, Dataset
+
+    orders = Dataset(seed, records, WINDOW_START, WINDOW_END).get("orders")
+    index = np.unique(np.linspace(0, records - 1, 3000).astype(np.int64))
+    body = orders.records_json(index)
+    texts = [bytes(t) for t in msgspec.json.decode(body, type=list[msgspec.Raw])]
+    assert len(texts) == len(index)
+    for text in texts:
+        o = msgspec.json.decode(text)
+        first, last = o["customer"]["name"].split(" ")
+        number = int(o["customer"]["id"][4:])
+        line1 = o["shipping"]["address"]["line1"].split(" ", 1)
+        items = ",".join(
+            ORDER_ITEM_TEMPLATE % (int(i["sku"][4:]), i["quantity"], i["unit_amount"]) for i in o["items"]
+        )
+        expected = ORDER_TEMPLATE % (
+            int(o["id"][4:]),
+            o["amount"],
+            o["currency"],
+            o["status"],
+            number,
+            first.lower(),
+            last.lower(),
+            number,
+            first,
+            last,
+            items,
+            int(line1[0]),
+            line1[1],
+            o["shipping"]["address"]["city"],
+            o["shipping"]["address"]["country"],
+            int(o["shipping"]["address"]["postal_code"]),
+            msgspec.json.encode(o["metadata"]).decode(),
+            o["created"],
+            o["updated"],
+        )
+        assert text.decode() == expected
+        assert o["amount"] == sum(i["quantity"] * i["unit_amount"] for i in o["items"])

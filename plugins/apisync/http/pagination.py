@@ -23,14 +23,22 @@ graphql_relay   Relay ``pageInfo {hasNextPage endCursor}``    connection_path (r
 
 All dialects accept ``dedupe_field`` (default ``"id"``): records at the top of a page whose key was
 already on the previous page are dropped (servers that shift rows between requests repeat them).
+
+Bodies are decoded by :func:`decode_body`: the records list stays a :class:`RawRecords` (each
+record's JSON text as sent), so paging reads only the fields it needs and staging writes the texts
+as they are. Building a dict per record costs ~8x the split and is done only if someone reads them.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
+import msgspec
 import requests
 
 from apisync.http.errors import ApiConfigError, GraphQLError, MalformedResponseError
@@ -50,6 +58,176 @@ class PageRequest:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PageRequest:
         return cls(params=dict(state.get("params") or {}), json=state.get("json"), url=state.get("url"))
+
+
+_raw_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_items = msgspec.json.Decoder(list[msgspec.Raw])
+_any = msgspec.json.Decoder()
+
+
+def _decode(text: Any) -> Any:
+    """JSON text to Python; what msgspec rejects inside valid JSON (1e400) is read as json does."""
+    try:
+        return _any.decode(text)
+    except msgspec.ValidationError:
+        return json.loads(bytes(text))
+
+
+class RawRecords(Sequence[Any]):
+    """The records of one page as the JSON texts the server sent; a record is decoded when read.
+
+    Indexing decodes one record; iterating decodes all of them once (then they are kept).
+    :meth:`jsonl` gives the texts one per line without decoding any.
+    """
+
+    __slots__ = ("_decoded", "_source", "_texts")
+
+    def __init__(self, texts: list[Any], source: Any = None, decoded: list[Any] | None = None) -> None:
+        self._texts = texts  # bytes or msgspec.Raw (views into the response body)
+        self._source = source  # the JSON array text holding exactly these records, if known
+        self._decoded = decoded
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> RawRecords: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            decoded = self._decoded[index] if self._decoded is not None else None
+            return RawRecords(self._texts[index], None, decoded)
+        if self._decoded is not None:
+            return self._decoded[index]
+        return _decode(self._texts[index])
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RawRecords | list | tuple):
+            return self.decoded() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable contents, like list
+
+    def __repr__(self) -> str:
+        return f"RawRecords({len(self)} records)"
+
+    def _array(self) -> Any:
+        if self._source is None:
+            self._source = b"[" + b",".join(self._texts) + b"]"
+        return self._source
+
+    def decoded(self) -> list[Any]:
+        """Every record as Python objects (one decode call for the page, then cached)."""
+        if self._decoded is None:
+            self._decoded = _decode(self._array())
+        return self._decoded
+
+    def jsonl(self) -> bytes:
+        """The records one per line (no trailing newline), as sent; a record with a line break
+        inside (pretty-printed JSON) is re-encoded compactly so every line stays one record."""
+        body = b"\n".join(self._texts)
+        if body.count(b"\n") == len(self._texts) - 1 and b"\r" not in body:
+            return body
+        texts = [bytes(text) for text in self._texts]  # msgspec.Raw has no `in`
+        return b"\n".join(
+            msgspec.json.encode(_decode(text)) if b"\n" in text or b"\r" in text else text for text in texts
+        )
+
+    def keys(self, name: str) -> dict[Any, None]:
+        """The distinct values of field ``name`` (records without it add none), in page order."""
+        if self._decoded is None:
+            try:
+                found = _key_decoder(name).decode(self._array())
+            except msgspec.ValidationError:  # some record is not an object
+                pass
+            else:
+                return dict.fromkeys(item.value for item in found if item.value is not msgspec.UNSET)
+        return record_keys(self.decoded(), name)
+
+    def may_hold_string(self, value: str) -> bool:
+        """False only if no record can contain the JSON string ``value`` (a byte search, no decoding).
+
+        Sound where the texts have no backslash: then every string token is its characters
+        between quotes, exactly as msgspec encodes it. Otherwise the answer is True (unknown).
+        """
+        try:
+            needle = msgspec.json.encode(value)
+        except (msgspec.EncodeError, UnicodeEncodeError):  # e.g. a lone surrogate: cannot tell
+            return True
+        array = self._array()
+        if not isinstance(array, bytes):  # a msgspec.Raw view: searching needs bytes
+            array = self._source = bytes(array)
+        return b"\\" in array or needle in array
+
+
+@functools.lru_cache(maxsize=32)
+def _key_decoder(name: str) -> msgspec.json.Decoder[Any]:
+    """Decodes a list of objects into one field each, skipping the rest of every record."""
+    key = msgspec.defstruct("RecordKey", [("value", Any, msgspec.UNSET)], rename={"value": name}, gc=False)
+    return msgspec.json.Decoder(list[key])  # type: ignore[valid-type]
+
+
+def record_keys(records: Sequence[Any], name: str) -> dict[Any, None]:
+    """The distinct values of field ``name`` in ``records`` (objects without it add none)."""
+    if isinstance(records, RawRecords):
+        return records.keys(name)
+    return dict.fromkeys(r[name] for r in records if isinstance(r, dict) and name in r)
+
+
+class _PageKeys:
+    """The dedupe keys of the page before, for the repeat guard: decoded only when a byte search
+    cannot rule a key out (usually never: one search per page instead of decoding 5,000 keys)."""
+
+    __slots__ = ("_keys", "name", "records")
+
+    def __init__(
+        self, name: str, records: Sequence[Any] | None = None, keys: dict[Any, None] | None = None
+    ) -> None:
+        self.name, self.records, self._keys = name, records, keys
+
+    def keys(self) -> dict[Any, None]:
+        if self._keys is None:
+            self._keys = record_keys(self.records or [], self.name)
+        return self._keys
+
+    def __contains__(self, key: Any) -> bool:
+        if (
+            self._keys is None
+            and isinstance(key, str)
+            and isinstance(self.records, RawRecords)
+            and not self.records.may_hold_string(key)
+        ):
+            return False
+        return key in self.keys()
+
+
+def decode_body(body: bytes, records_path: str | None) -> Any:
+    """The JSON ``body`` with the list at ``records_path`` ("" = the body) kept as :class:`RawRecords`.
+
+    ``None`` decodes everything. Where the body does not have the expected shape it is decoded
+    as it is, and :meth:`Paginator.records` reports what it found. Invalid JSON (a truncated body)
+    raises ``msgspec.DecodeError``, a ``ValueError``.
+    """
+    if records_path is None:
+        return _any.decode(body)
+    return _decode_at(body, records_path.split(".") if records_path else [])
+
+
+def _decode_at(text: Any, steps: list[str]) -> Any:
+    try:
+        if not steps:
+            return RawRecords(_raw_items.decode(text), text)
+        members = _raw_members.decode(text)
+    except msgspec.ValidationError:  # valid JSON, another shape
+        return _any.decode(text)
+    step, rest = steps[0], steps[1:]
+    return {
+        key: _decode_at(value, rest) if key == step else _any.decode(value) for key, value in members.items()
+    }
 
 
 def dig(data: Any, path: str | None) -> Any:
@@ -79,26 +257,32 @@ class Paginator:
         self.page_size = page_size
         self.has_next = False
         self.next: PageRequest | None = None
-        self._previous_keys: set[Any] = set()
+        self._previous = _PageKeys(dedupe_field or "", keys={})
 
     # -- the contract -------------------------------------------------------------------------
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         return PageRequest(params=dict(params or {}), json=copy.deepcopy(json))
 
-    def update_state(self, response: requests.Response, data: Any, records: list[Any], request: PageRequest):
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ):
         """Read one response; set ``has_next`` and ``next``."""
         self.has_next, self.next = False, None
 
     # -- shared behaviour ---------------------------------------------------------------------
+    def records_location(self, records_path: str | None) -> str | None:
+        """Where :func:`decode_body` keeps the records raw ("" = the body); None = decode it all."""
+        return records_path if records_path is not None else (self.default_records_path or "")
+
     def check(self, data: Any, *, method: str, url: str) -> None:
         """Raise on error payloads that come with a 2xx (GraphQL)."""
 
-    def records(self, data: Any, records_path: str | None, *, method: str, url: str) -> list[Any]:
+    def records(self, data: Any, records_path: str | None, *, method: str, url: str) -> Sequence[Any]:
         path = records_path if records_path is not None else self.default_records_path
         found = dig(data, path)
-        if found is None and isinstance(data, list) and not path:
+        if found is None and isinstance(data, list | RawRecords) and not path:
             found = data
-        if not isinstance(found, list):
+        if not isinstance(found, list | RawRecords):
             raise MalformedResponseError(
                 f"{method} {url}: expected a list at {path or '<body>'!r}, got {type(found).__name__}",
                 method=method,
@@ -106,28 +290,32 @@ class Paginator:
             )
         return self._drop_repeats(found)
 
-    def _drop_repeats(self, records: list[Any]) -> list[Any]:
+    def _drop_repeats(self, records: Sequence[Any]) -> Sequence[Any]:
         if not self.dedupe_field:
             return records
         start = 0
-        while (
-            start < len(records)
-            and isinstance(records[start], dict)
-            and records[start].get(self.dedupe_field) in self._previous_keys
-        ):
+        while start < len(records):
+            record = records[start]  # a RawRecords decodes just this one
+            if not (isinstance(record, dict) and record.get(self.dedupe_field) in self._previous):
+                break
             start += 1
-        kept = records[start:]
-        self._previous_keys = {
-            r.get(self.dedupe_field) for r in kept if isinstance(r, dict) and self.dedupe_field in r
-        }
+        kept = records[start:] if start else records
+        self._previous = _PageKeys(self.dedupe_field, kept)
         return kept
 
     def restore_extra(self, state: dict[str, Any]) -> None:
         """Restore dialect-private state (the last keys seen, for the repeat guard)."""
-        self._previous_keys = set(state.get("previous_keys") or [])
+        self._previous = _PageKeys(
+            self.dedupe_field or "", keys=dict.fromkeys(state.get("previous_keys") or [])
+        )
 
     def extra_state(self) -> dict[str, Any]:
-        return {"previous_keys": sorted(self._previous_keys, key=str)}
+        return self.extra_state_later()()
+
+    def extra_state_later(self) -> Callable[[], dict[str, Any]]:
+        """:meth:`extra_state` as of now, built when called (a page's keys are decoded only if needed)."""
+        previous = self._previous
+        return lambda: {"previous_keys": list(previous.keys())}
 
     def _with_size(self, params: dict[str, Any], size_param: str) -> dict[str, Any]:
         if self.page_size and size_param not in params:
@@ -242,7 +430,7 @@ class OffsetPaginator(Paginator):
 
     def update_state(self, response, data, records, request):
         raw_records = dig(data, self.default_records_path)
-        received = len(raw_records) if isinstance(raw_records, list) else len(records)
+        received = len(raw_records) if isinstance(raw_records, list | RawRecords) else len(records)
         # Advance by what the server returned, but never by more than the limit: a page that starts
         # with a repeated row carries limit + 1 items, and skipping by that would lose a row.
         limit = request.params.get(self.limit_param)
@@ -288,7 +476,7 @@ class PageNumberPaginator(Paginator):
 
     def update_state(self, response, data, records, request):
         raw_records = dig(data, self.default_records_path)
-        received = len(raw_records) if isinstance(raw_records, list) else len(records)
+        received = len(raw_records) if isinstance(raw_records, list | RawRecords) else len(records)
         page = int(request.params[self.page_param])
         size = request.params.get(self.size_param)
         total = dig(data, self.total_path) if self.total_path else None
@@ -355,6 +543,10 @@ class GraphQLRelayPaginator(Paginator):
         if self.page_size and self.first_var not in variables:
             variables[self.first_var] = self.page_size
         return request
+
+    def records_location(self, records_path):
+        # Records are the ``node`` of each edge: without an explicit path the body is decoded whole.
+        return records_path
 
     def check(self, data, *, method, url):
         errors = data.get("errors") if isinstance(data, dict) else None
