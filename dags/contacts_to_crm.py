@@ -6,12 +6,14 @@ the new and changed rows to the CRM as contacts: HubSpot-style batch upsert
 `POST /crm/v3/objects/contacts/batch/upsert`, at most 100 inputs per call, matched on `email`, with
 the properties mapped in `include/crm/contacts.yaml`.
 
-- "New/changed" = rows whose `updated_at` is past the watermark in table `crm_push_state` (one row
-  per mapping). The watermark moves only after every selected row is accounted for, in the same
-  transaction as the error rows, so a crash or a failed call just repeats idempotent upserts.
+- "New/changed" = rows whose mapped payload the CRM has not accepted yet, per record key in table
+  `crm_push_versions`: new rows, rows a backfill wrote with an older `updated_at`, values fixed in
+  place. Each answered batch is recorded in one transaction, so a crash or a failed call re-sends at
+  most the batch in flight (upserts are idempotent by email). One push per mapping at a time (lock).
 - Records the CRM rejects (207 Multi-Status `errors[]`) go to table `crm_push_errors` with the
   payload, category and the CRM's message; they are retried on every run and marked resolved once
-  they go through. Any other 4xx (bad key, malformed batch) fails the task and moves nothing.
+  they go through. Any other 4xx (bad key, malformed batch) fails the task and records nothing for
+  that batch.
 - Each run appends a `sync_runs` row (stream `contacts_to_crm`): rows selected, inserted/updated in
   the CRM, errored (as quarantined), API calls, 429s and seconds throttled.
 - CRM connection: `crm_api` (http; host = CRM base URL, password = private-app token, extras

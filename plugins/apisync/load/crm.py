@@ -1,34 +1,54 @@
 """Push new/changed warehouse rows to a CRM batch-upsert endpoint, losing nothing.
 
-The mapping is data (``include/crm/<name>.yaml``). A push selects the rows whose change column is
-past the watermark kept in ``crm_push_state`` plus the rows of still-open ``crm_push_errors``,
-sends them in batches of at most ``batch_size`` through the rate-limited :class:`ApiHook`, and
-accounts for every input: pushed ok (in the CRM's results) or errored (a per-record error of a
-207 Multi-Status, or a row that could not be sent). Only then, in one transaction, are the error
-rows written, errors that succeeded marked resolved, and the watermark moved. A crash or a failed
-call (401, 400, retries exhausted) leaves the watermark where it was, so the next run repeats the
-same upserts, which are idempotent by ``idProperty``.
+The mapping is data (``include/crm/<name>.yaml``). The push state is per record, not a watermark:
+``crm_push_versions`` holds, per (mapping, record key), a hash of the payload the CRM last accepted
+and the row's change-column value then. A push reads the whole source table in key order, a chunk
+at a time (memory stays flat), left-joined to that state, and sends every row that was never
+accepted, whose payload differs from the accepted one, or that has an open ``crm_push_errors`` row.
+So rows a backfill or a late run writes with an *older* ``updated_at``, a property fixed in place
+and a property added to the mapping are all pushed; rows whose payload did not change are not.
 
-Errors: ``CrmPushError`` (a ``LoadError``) for a response the push cannot account for; HTTP
-failures are the hook's :mod:`apisync.http.errors`; a bad mapping file is ``CrmMappingError``.
+Rows go in batches of at most ``batch_size`` through the rate-limited :class:`ApiHook`. Once the
+CRM has answered a batch, its outcome is recorded in one transaction: the accepted payload hashes,
+the per-record errors of a 207 Multi-Status (with attempts), and the open errors it resolved. A
+crash or a failed call (401, 400, retries exhausted) records nothing for the batch in flight, so the
+next run sends it again; upserts are idempotent by ``idProperty``. What was recorded is true per
+key, so nothing is repeated beyond that batch. Open errors whose source row is gone are resolved
+as ``source row missing`` at the end.
+
+Rows sharing one CRM id (a duplicated email) are sent together after the others, oldest change
+first, so the newest row's values win. One push per mapping at a time: PostgreSQL takes a session
+advisory lock, SQLite a lock file next to the database file; a second push fails with
+``CrmPushError`` before it sends anything.
+
+Errors: ``CrmPushError`` (a ``LoadError``) for a response the push cannot account for or a push
+already running; HTTP failures are the hook's :mod:`apisync.http.errors`; a bad mapping file is
+``CrmMappingError``.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import itertools
 import json
 import logging
+import os
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import msgspec
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from apisync.load.audit import RunRecord, record_run
 from apisync.load.connection import Warehouse
@@ -38,29 +58,32 @@ from apisync.spec import include_dir, read_yaml_document, validation_messages
 __all__ = [
     "AUDIT_STREAM",
     "CRM_PUSH_ERRORS_TABLE",
-    "CRM_PUSH_STATE_TABLE",
+    "CRM_PUSH_VERSIONS_TABLE",
     "CrmMapping",
     "CrmMappingError",
     "CrmPushError",
     "CrmPushResult",
     "crm_push_errors_table",
-    "crm_push_state_table",
+    "crm_push_versions_table",
     "load_mapping",
     "push_contacts",
 ]
 
 log = logging.getLogger(__name__)
 
-CRM_PUSH_STATE_TABLE = "crm_push_state"
+CRM_PUSH_VERSIONS_TABLE = "crm_push_versions"
 CRM_PUSH_ERRORS_TABLE = "crm_push_errors"
+LEGACY_WATERMARK_TABLE = "crm_push_state"  # one watermark per mapping, before per-key state; unused
 AUDIT_STREAM = "contacts_to_crm"
 MAX_BATCH_INPUTS = 100  # HubSpot's batch limit; the sandbox answers 400 above it
-READ_CHUNK_ROWS = 1000  # warehouse rows read per query (memory stays flat)
-KEY_CHUNK = 500  # keys per IN (...) list
+READ_CHUNK_ROWS = 2000  # source rows read per query (memory stays flat)
+KEY_CHUNK = 500  # values per IN (...) list
 LOCAL_MISSING_ID = "MISSING_ID"
 UNACCOUNTED = "UNACCOUNTED"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_PAYLOAD_ENCODER = msgspec.json.Encoder(order="sorted")
+# Labels of the bookkeeping columns the scan adds to the source columns.
+_KEY, _ACCEPTED, _GROUP = "_crm_record_key", "_crm_accepted_hash", "_crm_id_group"
 
 
 class CrmMappingError(LoadError, ValueError):
@@ -68,7 +91,7 @@ class CrmMappingError(LoadError, ValueError):
 
 
 class CrmPushError(LoadError):
-    """A CRM response could not be matched to the inputs sent; nothing was recorded or moved."""
+    """A CRM response could not be matched to the inputs sent, or another push holds the mapping."""
 
 
 # ---------------------------------------------------------------- mapping
@@ -118,16 +141,18 @@ def load_mapping(name_or_path: str | Path, *, crm_dir: Path | None = None) -> Cr
 # ---------------------------------------------------------------- tables
 
 
-def crm_push_state_table(db_schema: str | None = None) -> sa.Table:
-    """One row per mapping: the change-column value up to which every row is accounted for."""
+def crm_push_versions_table(db_schema: str | None = None) -> sa.Table:
+    """One row per (mapping, record key): the payload the CRM last accepted for that record."""
     return sa.Table(
-        CRM_PUSH_STATE_TABLE,
+        CRM_PUSH_VERSIONS_TABLE,
         sa.MetaData(schema=db_schema),
         sa.Column("mapping", sa.Text(), primary_key=True),
-        sa.Column("changed_column", sa.Text(), nullable=False),
-        sa.Column("watermark", sa.Text()),  # ISO-8601 for timestamps, else the value as text
+        sa.Column("record_key", sa.Text(), primary_key=True),
+        sa.Column("payload_hash", sa.Text(), nullable=False),  # of the canonical JSON input sent
+        sa.Column("changed_value", sa.Text()),  # the row's change column then (ISO-8601 timestamps)
+        sa.Column("crm_id", sa.Text(), nullable=False),
         sa.Column("run_id", sa.Text(), nullable=False),
-        sa.Column("moved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("pushed_at", sa.DateTime(timezone=True), nullable=False),
     )
 
 
@@ -165,13 +190,14 @@ class PushHook(Protocol):
 
 @dataclass
 class CrmPushResult:
-    """Accounting of one push: ``selected == pushed_ok + errored`` is checked before commit."""
+    """Accounting of one push: ``selected == pushed_ok + errored`` is checked at the end."""
 
     mapping: str
     run_id: str
-    selected: int = 0
-    changed: int = 0  # rows past the watermark
-    retried: int = 0  # rows of open errors, not changed since
+    scanned: int = 0  # source rows read and compared with the push state
+    selected: int = 0  # rows sent (or recorded as errors without a call): changed + retried
+    changed: int = 0  # never accepted, or payload differs from the accepted one (or its CRM id's group)
+    retried: int = 0  # rows with an open crm_push_errors row
     pushed_ok: int = 0
     errored: int = 0
     resolved: int = 0  # open errors pushed ok this run (or whose row is gone)
@@ -181,8 +207,8 @@ class CrmPushResult:
     api_calls: int = 0
     api_429s: int = 0
     throttled_seconds: float = 0.0
-    watermark_before: str | None = None
-    watermark_after: str | None = None
+    accepted_keys_before: int = 0  # keys with an accepted version in crm_push_versions
+    accepted_keys_after: int = 0
     duration_seconds: float = 0.0
     error_categories: dict[str, int] = field(default_factory=dict)
 
@@ -190,18 +216,19 @@ class CrmPushResult:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Input:
     key: str
     crm_id: str | None
     payload: dict[str, Any]
+    payload_hash: str = ""
+    changed: Any = None  # the change column's value (audit interval, recorded as text)
 
 
 @dataclass
-class _Outcome:
-    ok: int = 0  # inputs the CRM applied (record keys are unique within one push)
-    ok_open: set[str] = field(default_factory=set)  # of those, keys with an open error row
-    errors: dict[str, tuple[_Input, str, str]] = field(default_factory=dict)  # key -> input, cat, msg
+class _BatchOutcome:
+    applied: list[tuple[_Input, Any]] = field(default_factory=list)  # input, the CRM's "new" flag
+    errors: list[tuple[_Input, str, str]] = field(default_factory=list)  # input, category, message
 
 
 # ---------------------------------------------------------------- values
@@ -209,6 +236,8 @@ class _Outcome:
 
 def _property_value(value: Any) -> Any:
     """CRM property values are strings; timestamps go as ISO-8601 UTC."""
+    if type(value) is str:  # most values: skip the checks below (every row of a scan comes here)
+        return value
     if isinstance(value, datetime):
         value = value if value.tzinfo else value.replace(tzinfo=UTC)
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -223,47 +252,105 @@ def _property_value(value: Any) -> Any:
     return value if isinstance(value, str) else str(value)
 
 
-def _encode_watermark(value: Any) -> str | None:
+def _payload_hash(payload: dict[str, Any]) -> str:
+    """Hash of the input as sent: any mapped value, the id or the mapping itself changes it."""
+    return hashlib.blake2b(_PAYLOAD_ENCODER.encode(payload), digest_size=16).hexdigest()
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives back naive UTC (the loader writes UTC); PostgreSQL aware values."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _changed_text(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat()
-    return str(value)
+    return _aware(value).isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _decode_watermark(text: str | None, column: sa.Column, dialect: str) -> Any:
-    if text is None:
-        return None
-    if isinstance(column.type, sa.DateTime):
-        value = datetime.fromisoformat(text)
-        return _bind_datetime(value, dialect)
-    if isinstance(column.type, sa.Integer):
-        return int(text)
-    if isinstance(column.type, sa.Float | sa.Numeric):
-        return Decimal(text)
-    return text
-
-
-def _bind_datetime(value: datetime, dialect: str) -> datetime:
-    """SQLite stores naive UTC text (the loader writes UTC); PostgreSQL compares aware values."""
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.replace(tzinfo=None) if dialect == "sqlite" else value
-
-
-def _audit_time(value: Any, fallback: datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return fallback
-
-
-# ---------------------------------------------------------------- the push
+def _as_text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return column if isinstance(column.type, sa.String) else sa.cast(column, sa.Text)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple | set) else [value]
+
+
+# ---------------------------------------------------------------- one push at a time
+
+_IN_PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_IN_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit id for pg_try_advisory_lock."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+@contextmanager
+def _exclusive(conn: sa.Connection, db_schema: str | None, mapping: str) -> Iterator[None]:
+    """Hold the mapping's push lock on this warehouse, or fail before anything is sent.
+
+    The lock lives as long as the session (PostgreSQL) or the process (SQLite lock file), so a
+    killed worker never leaves it behind. Held across the whole push: two pushes interleaving
+    their upserts could leave the CRM with an older payload than the one recorded as accepted.
+    """
+    name = f"apisync.crm_push:{db_schema or ''}:{mapping}"
+    busy = CrmPushError(
+        f"mapping {mapping}: another push of it is running on this warehouse; nothing was sent, "
+        "run again once it has finished"
+    )
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        lock_id = _lock_id(name)
+        got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(lock_id))).scalar_one()
+        conn.commit()
+        if not got:
+            raise busy
+        try:
+            yield
+        finally:
+            try:
+                conn.rollback()
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(lock_id)))
+                conn.commit()
+            except Exception:
+                log.warning("could not release the advisory lock; closing the session instead")
+                conn.invalidate()
+        return
+    if dialect != "sqlite":
+        raise CrmPushError(f"mapping {mapping}: the CRM push supports PostgreSQL and SQLite, not {dialect}")
+    database = conn.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        with _IN_PROCESS_LOCKS_GUARD:  # the database lives in this process only
+            lock = _IN_PROCESS_LOCKS.setdefault(f"{id(conn.engine)}:{name}", threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise busy
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    suffix = f"{db_schema}.{mapping}" if db_schema else mapping
+    fd = os.open(f"{database}.crm-push-{suffix}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race a new holder)
+
+
+# ---------------------------------------------------------------- the push
 
 
 class _Push:
@@ -276,176 +363,231 @@ class _Push:
         self.mapping = mapping
         self.run_id = run_id
         self.result = CrmPushResult(mapping=mapping.name, run_id=run_id)
-        self.state = crm_push_state_table(self.bookkeeping_schema)
+        self.versions = crm_push_versions_table(self.bookkeeping_schema)
         self.errors = crm_push_errors_table(self.bookkeeping_schema)
+        self.open_keys: set[str] = set()  # keys of open error rows (errors are few)
+        self.seen_open: set[str] = set()  # of those, keys still in the source table
+        self.id_groups: set[str] = set()  # lower(id_column) values shared by several rows
+        self.pending: list[_Input] = []  # selected, not sent yet (at most a batch or so)
+        self.local_errors: list[tuple[_Input, str, str]] = []  # rows without a CRM id
+        self.changed_range: tuple[datetime, datetime] | None = None  # of the rows sent (audit)
+        self.conn: sa.Connection
 
-    # -- warehouse reads ----------------------------------------------------------------------
+    # -- setup ---------------------------------------------------------------------------------
     def prepare(self) -> None:
-        with self.engine.begin() as conn:
-            self.state.create(conn, checkfirst=True)
+        conn = self.conn
+        with conn.begin():
+            self.versions.create(conn, checkfirst=True)
             self.errors.create(conn, checkfirst=True)
-            try:
-                self.source = sa.Table(
-                    self.mapping.source.table, sa.MetaData(schema=self.source_schema), autoload_with=conn
-                )
-            except sa.exc.NoSuchTableError:
-                raise CrmMappingError(
-                    f"mapping {self.mapping.name}: source table "
-                    f"{self.source_schema + '.' if self.source_schema else ''}{self.mapping.source.table} "
-                    "does not exist in the warehouse"
-                ) from None
-            needed = {
-                self.mapping.source.key,
-                self.mapping.source.changed_column,
-                self.mapping.destination.id_column,
-                *self.mapping.properties.values(),
-            }
-            missing = sorted(c for c in needed if c not in self.source.c)
-            if missing:
-                raise CrmMappingError(
-                    f"mapping {self.mapping.name}: table {self.mapping.source.table} has no column(s) "
-                    f"{missing}; it has {sorted(self.source.c.keys())}"
-                )
-            self.columns = [self.source.c[c] for c in sorted(needed)]
-            self.key_col = self.source.c[self.mapping.source.key]
-            self.changed_col = self.source.c[self.mapping.source.changed_column]
-            state = conn.execute(
-                sa.select(self.state.c.watermark).where(self.state.c.mapping == self.mapping.name)
-            ).first()
-            self.has_state = state is not None
-            self.watermark_text = state[0] if state else None
-            self.watermark = _decode_watermark(self.watermark_text, self.changed_col, self.dialect)
-            upper = sa.select(sa.func.max(self.changed_col))
-            if self.watermark is not None:
-                upper = upper.where(self.changed_col > self.watermark)
-            self.high = conn.execute(upper).scalar()
-            if isinstance(self.high, datetime):
-                self.high = _bind_datetime(self.high, self.dialect)
-            nulls = conn.execute(
-                sa.select(sa.func.count()).select_from(self.source).where(self.changed_col.is_(None))
-            ).scalar_one()
-            if nulls:
-                log.warning(
-                    "%s: %d rows have no %s and are never selected as changed",
-                    self.mapping.source.table,
-                    nulls,
-                    self.mapping.source.changed_column,
+            self._reflect_source(conn)
+            name = self.mapping.name
+            if sa.inspect(conn).has_table(LEGACY_WATERMARK_TABLE, schema=self.bookkeeping_schema):
+                log.info(
+                    "table %s (the watermark of an older apisync) is no longer read; drop it when "
+                    "convenient. Keys without a row in %s are pushed once (idempotent upserts).",
+                    LEGACY_WATERMARK_TABLE,
+                    CRM_PUSH_VERSIONS_TABLE,
                 )
             self.open_keys = set(
                 conn.execute(
                     sa.select(self.errors.c.record_key).where(
-                        self.errors.c.mapping == self.mapping.name, self.errors.c.resolved_at.is_(None)
+                        self.errors.c.mapping == name, self.errors.c.resolved_at.is_(None)
                     )
                 ).scalars()
             )
-        self.result.watermark_before = self.watermark_text
+            self.id_groups = set(
+                conn.execute(
+                    sa.select(self.group_expr)
+                    .where(self.id_col.is_not(None))
+                    .group_by(self.group_expr)
+                    .having(sa.func.count() > 1)
+                ).scalars()
+            )
+            self.result.accepted_keys_before = self._accepted_keys(conn)
+        if self.id_groups:
+            log.warning(
+                "%s: %d %s values are shared by several rows; those rows go after the others, newest last",
+                self.mapping.source.table,
+                len(self.id_groups),
+                self.mapping.destination.id_column,
+            )
 
-    def _in_changed_range(self) -> Any:
-        if self.high is None:
-            return sa.false()
-        upper = self.changed_col <= self.high
-        return upper if self.watermark is None else sa.and_(self.changed_col > self.watermark, upper)
+    def _reflect_source(self, conn: sa.Connection) -> None:
+        source = self.mapping.source
+        qualified = f"{self.source_schema + '.' if self.source_schema else ''}{source.table}"
+        try:
+            self.source = sa.Table(source.table, sa.MetaData(schema=self.source_schema), autoload_with=conn)
+        except sa.exc.NoSuchTableError:
+            raise CrmMappingError(
+                f"mapping {self.mapping.name}: source table {qualified} does not exist in the warehouse"
+            ) from None
+        needed = {source.key, source.changed_column, self.mapping.destination.id_column}
+        needed.update(self.mapping.properties.values())
+        missing = sorted(c for c in needed if c not in self.source.c)
+        if missing:
+            raise CrmMappingError(
+                f"mapping {self.mapping.name}: table {source.table} has no column(s) "
+                f"{missing}; it has {sorted(self.source.c.keys())}"
+            )
+        if not self._key_is_unique(conn):
+            raise CrmMappingError(
+                f"mapping {self.mapping.name}: key {source.key!r} of table {qualified} is neither its "
+                "primary key nor a unique index; the push state is kept per key"
+            )
+        self.columns = [self.source.c[c] for c in sorted(needed)]
+        # Row positions: to_input runs for every row of the scan, tuple indexing keeps it cheap.
+        position = {column.name: index for index, column in enumerate(self.columns)}
+        self.property_positions = [(prop, position[col]) for prop, col in self.mapping.properties.items()]
+        self.id_position = position[self.mapping.destination.id_column]
+        self.changed_position = position[source.changed_column]
+        self.key_position, self.accepted_position, self.group_position = range(
+            len(self.columns), len(self.columns) + 3
+        )
+        self.key_col = self.source.c[source.key]
+        self.changed_col = self.source.c[source.changed_column]
+        self.id_col = self.source.c[self.mapping.destination.id_column]
+        self.group_expr = sa.func.lower(_as_text(self.id_col))
 
-    def retry_rows(self) -> Iterator[list[sa.Row]]:
-        """Current rows of open errors that the changed selection will not include."""
-        found: set[str] = set()
-        key = self.key_col if isinstance(self.key_col.type, sa.String) else sa.cast(self.key_col, sa.Text)
-        for keys in _chunks(sorted(self.open_keys), KEY_CHUNK):
-            with self.engine.connect() as conn:
-                rows = list(
-                    conn.execute(sa.select(*self.columns).where(key.in_(keys)).order_by(self.key_col))
-                )
-            found.update(str(row._mapping[self.key_col.name]) for row in rows)
-            retry = [row for row in rows if not self._in_range(row)]
-            if retry:
-                yield retry
-        self.vanished = self.open_keys - found
+    def _key_is_unique(self, conn: sa.Connection) -> bool:
+        key = [self.mapping.source.key]
+        if list(self.source.primary_key.columns.keys()) == key:
+            return True
+        inspector = sa.inspect(conn)
+        table, schema = self.mapping.source.table, self.source_schema
+        uniques = [u["column_names"] for u in inspector.get_unique_constraints(table, schema=schema)]
+        uniques += [i["column_names"] for i in inspector.get_indexes(table, schema=schema) if i["unique"]]
+        return key in [list(columns) for columns in uniques]
 
-    def _in_range(self, row: sa.Row) -> bool:
-        """Whether changed_rows() selects this row (watermark < value <= high)."""
-        value = row._mapping[self.changed_col.name]
-        if value is None or self.high is None:
-            return False
-        if isinstance(value, datetime):
-            value = _bind_datetime(value, self.dialect)
-        return value <= self.high and (self.watermark is None or value > self.watermark)
+    def _accepted_keys(self, conn: sa.Connection) -> int:
+        query = sa.select(sa.func.count()).where(self.versions.c.mapping == self.mapping.name)
+        return int(conn.execute(query).scalar_one())
 
-    def changed_rows(self) -> Iterator[list[sa.Row]]:
-        """Rows in (watermark, high], keyset-paginated on (changed column, key)."""
-        if self.high is None:
-            return
-        last: tuple[Any, Any] | None = None
+    # -- selection -----------------------------------------------------------------------------
+    def _select(self) -> sa.Select[Any]:
+        """Source columns + the record key as text + the accepted payload hash (NULL if none)."""
+        versions = self.versions
+        key_text = _as_text(self.key_col)
+        joined = self.source.outerjoin(
+            versions, sa.and_(versions.c.mapping == self.mapping.name, versions.c.record_key == key_text)
+        )
+        return sa.select(
+            *self.columns,
+            key_text.label(_KEY),
+            versions.c.payload_hash.label(_ACCEPTED),
+            self.group_expr.label(_GROUP),
+        ).select_from(joined)
+
+    def _read(self, query: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+        """One short read transaction per chunk: SQLite writers are never blocked for long."""
+        with self.conn.begin():
+            return self.conn.execute(query).all()
+
+    def push_changed(self) -> None:
+        """Scan the source by key; queue rows not accepted as they are now (ids shared: see below)."""
+        last: Any = None
         while True:
-            query = sa.select(*self.columns).where(self._in_changed_range())
+            query = self._select().order_by(self.key_col).limit(READ_CHUNK_ROWS)
             if last is not None:
-                query = query.where(
-                    sa.or_(
-                        self.changed_col > last[0],
-                        sa.and_(self.changed_col == last[0], self.key_col > last[1]),
-                    )
-                )
-            query = query.order_by(self.changed_col, self.key_col).limit(READ_CHUNK_ROWS)
-            with self.engine.connect() as conn:
-                rows = list(conn.execute(query))
-            if not rows:
-                return
-            yield rows
-            tail = rows[-1]._mapping
-            last_changed = tail[self.changed_col.name]
-            if isinstance(last_changed, datetime):
-                last_changed = _bind_datetime(last_changed, self.dialect)
-            last = (last_changed, tail[self.key_col.name])
+                query = query.where(self.key_col > last)
+            rows = self._read(query)
+            for row in rows:
+                key = row[self.key_position]
+                if key in self.open_keys:
+                    self.seen_open.add(key)
+                if row[self.group_position] in self.id_groups:
+                    continue  # sent with its group by push_shared_ids, in change order
+                item = self.to_input(row)
+                reason = self._reason(item, row[self.accepted_position])
+                if reason:
+                    self.enqueue(item, reason)
+            self.result.scanned += len(rows)
             if len(rows) < READ_CHUNK_ROWS:
                 return
+            last = rows[-1]._mapping[self.key_col.name]
 
-    # -- CRM calls ----------------------------------------------------------------------------
-    def to_input(self, row: sa.Row) -> _Input:
-        values = row._mapping
+    def push_shared_ids(self) -> None:
+        """Rows sharing a CRM id: when one needs a push, all go, oldest change first (newest wins)."""
+        changed = self.changed_col.nulls_first()
+        for groups in _chunks(sorted(self.id_groups), KEY_CHUNK):
+            query = self._select().where(self.group_expr.in_(groups))
+            rows = self._read(query.order_by(self.group_expr, changed, self.key_col))
+            for _, members in itertools.groupby(rows, key=lambda row: row[self.group_position]):
+                items = [(self.to_input(row), row[self.accepted_position]) for row in members]
+                reasons = [self._reason(item, accepted) for item, accepted in items]
+                if any(reasons):
+                    for (item, _), reason in zip(items, reasons, strict=True):
+                        self.enqueue(item, reason or "changed")
+
+    def _reason(self, item: _Input, accepted_hash: str | None) -> str | None:
+        if item.key in self.open_keys:
+            return "retried"
+        return "changed" if accepted_hash != item.payload_hash else None
+
+    def to_input(self, row: sa.Row[Any]) -> _Input:
         destination = self.mapping.destination
         properties: dict[str, Any] = {}
-        for prop, column in self.mapping.properties.items():
-            value = values[column]
+        for prop, position in self.property_positions:
+            value = row[position]
             if value is None:
                 if destination.nulls == "clear":
                     properties[prop] = ""
                 continue
             properties[prop] = _property_value(value)
-        crm_id = values[destination.id_column]
+        crm_id = row[self.id_position]
         crm_id = None if crm_id is None or str(crm_id).strip() == "" else str(_property_value(crm_id))
         payload = {"idProperty": destination.id_property, "id": crm_id, "properties": properties}
-        return _Input(key=str(values[self.mapping.source.key]), crm_id=crm_id, payload=payload)
+        return _Input(
+            key=row[self.key_position],
+            crm_id=crm_id,
+            payload=payload,
+            payload_hash=_payload_hash(payload),
+            changed=row[self.changed_position],
+        )
 
-    def push_rows(self, rows: list[sa.Row], outcome: _Outcome) -> None:
-        sendable: list[_Input] = []
-        for row in rows:
-            item = self.to_input(row)
-            if item.crm_id is None:
-                message = f"column {self.mapping.destination.id_column} is empty: nothing to upsert by"
-                outcome.errors[item.key] = (item, LOCAL_MISSING_ID, message)
-                continue
-            sendable.append(item)
-        for batch in self._batches(sendable):
-            self.send(batch, outcome)
+    # -- CRM calls -----------------------------------------------------------------------------
+    def enqueue(self, item: _Input, reason: str) -> None:
+        if reason == "retried":
+            self.result.retried += 1
+        else:
+            self.result.changed += 1
+        self.result.selected += 1
+        if isinstance(item.changed, datetime):
+            at = _aware(item.changed)
+            low, high = self.changed_range or (at, at)
+            self.changed_range = (min(low, at), max(high, at))
+        if item.crm_id is None:
+            message = f"column {self.mapping.destination.id_column} is empty: nothing to upsert by"
+            self.local_errors.append((item, LOCAL_MISSING_ID, message))
+            if len(self.local_errors) >= MAX_BATCH_INPUTS:
+                self.record(_BatchOutcome())
+            return
+        self.pending.append(item)
+        while len(self.pending) >= self.mapping.destination.batch_size:
+            self.send_next()
 
-    def _batches(self, items: list[_Input]) -> Iterator[list[_Input]]:
-        """Batches of unique CRM ids (HubSpot rejects a batch repeating one); order is kept."""
-        pending = items
+    def flush(self) -> None:
+        while self.pending:
+            self.send_next()
+        if self.local_errors:
+            self.record(_BatchOutcome())
+
+    def send_next(self) -> None:
+        """Send the next batch (unique CRM ids; HubSpot rejects a batch repeating one), record it."""
+        batch: list[_Input] = []
+        later: list[_Input] = []
+        seen: set[str] = set()
         size = self.mapping.destination.batch_size
-        while pending:
-            batch: list[_Input] = []
-            seen: set[str] = set()
-            later: list[_Input] = []
-            for item in pending:
-                ident = (item.crm_id or "").casefold()
-                if len(batch) >= size or ident in seen:
-                    later.append(item)  # once full, everything waits: same-id order is kept
-                    continue
-                seen.add(ident)
-                batch.append(item)
-            yield batch
-            pending = later
+        for item in self.pending:
+            ident = (item.crm_id or "").casefold()
+            if len(batch) >= size or ident in seen:
+                later.append(item)  # once full, everything waits: same-id order is kept
+                continue
+            seen.add(ident)
+            batch.append(item)
+        self.pending = later
+        self.record(self.send(batch))
 
-    def send(self, batch: list[_Input], outcome: _Outcome) -> None:
+    def send(self, batch: list[_Input]) -> _BatchOutcome:
         endpoint = self.mapping.destination.endpoint
         response = self.hook.request("POST", endpoint, json={"inputs": [i.payload for i in batch]})
         self.result.batches += 1
@@ -492,21 +634,12 @@ class _Push:
         if rest and (complete or len(results) == len(batch) - len(errored)):
             applied.update(rest)  # every non-errored input was applied; results just did not echo ids
             rest = []
-        for index in applied:
-            outcome.ok += 1
-            if batch[index].key in self.open_keys:
-                outcome.ok_open.add(batch[index].key)
-            if flags.get(index) is True:
-                self.result.inserted += 1
-            elif flags.get(index) is False:
-                self.result.updated += 1
-        for index, (category, message) in errored.items():
-            outcome.errors[batch[index].key] = (batch[index], category, message)
-        for index in rest:
-            message = "not in the CRM response's results or errors" + (
-                f"; unmatched errors: {' | '.join(unmapped)[:1000]}" if unmapped else ""
-            )
-            outcome.errors[batch[index].key] = (batch[index], UNACCOUNTED, message)
+        outcome = _BatchOutcome(applied=[(batch[index], flags.get(index)) for index in sorted(applied)])
+        outcome.errors = [(batch[index], *errored[index]) for index in sorted(errored)]
+        message = "not in the CRM response's results or errors" + (
+            f"; unmatched errors: {' | '.join(unmapped)[:1000]}" if unmapped else ""
+        )
+        outcome.errors += [(batch[index], UNACCOUNTED, message) for index in rest]
         if unmapped and not rest:
             log.warning("POST %s: %d errors matched no input: %s", endpoint, len(unmapped), unmapped[:5])
         log.info(
@@ -517,6 +650,7 @@ class _Push:
             len(errored) + len(rest),
             response.status_code,
         )
+        return outcome
 
     @staticmethod
     def _error_inputs(error: dict[str, Any], batch: list[_Input], by_id: dict[str, list[int]]) -> set[int]:
@@ -543,101 +677,114 @@ class _Push:
                 found.update(indexes)
         return found
 
-    # -- the commit -----------------------------------------------------------------------------
-    def commit(self, outcome: _Outcome, now: datetime) -> None:
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _insert(self, table: sa.Table) -> Any:
+        dialect_module = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect_module.insert(table)
+
+    def record(self, outcome: _BatchOutcome) -> None:
+        """One transaction per answered batch: accepted versions, error rows, resolved errors."""
+        errors = outcome.errors + self.local_errors
+        resolved = sorted({item.key for item, _ in outcome.applied} & self.open_keys)
+        now = datetime.now(UTC)
+        with self.conn.begin():
+            if outcome.applied:
+                self._record_accepted([item for item, _ in outcome.applied], now)
+            if errors:
+                self._record_errors(errors, now)
+            if resolved:
+                self._resolve(resolved, "pushed", now)
+        self.local_errors = []
         result = self.result
-        resolved = outcome.ok_open | self.vanished
-        with self.engine.begin() as conn:
-            for key, (item, category, message) in outcome.errors.items():
-                values = {
-                    "crm_id": item.crm_id,
-                    "payload": item.payload,
-                    "category": category,
-                    "message": message,
-                    "run_id": self.run_id,
-                    "last_seen_at": now,
-                }
-                where = (self.errors.c.mapping == self.mapping.name, self.errors.c.record_key == key)
-                existing = conn.execute(sa.select(self.errors.c.resolved_at).where(*where)).first()
-                if existing is None:
-                    conn.execute(
-                        self.errors.insert().values(
-                            mapping=self.mapping.name, record_key=key, attempts=1, first_seen_at=now, **values
-                        )
-                    )
-                elif existing[0] is None:
-                    conn.execute(
-                        self.errors.update()
-                        .where(*where)
-                        .values(attempts=self.errors.c.attempts + 1, **values)
-                    )
-                else:  # failed again after it was resolved: a new episode
-                    conn.execute(
-                        self.errors.update()
-                        .where(*where)
-                        .values(
-                            attempts=1,
-                            first_seen_at=now,
-                            resolved_at=None,
-                            resolved_run_id=None,
-                            resolution=None,
-                            **values,
-                        )
-                    )
-            for keys in _chunks(sorted(resolved), KEY_CHUNK):
-                conn.execute(
-                    self.errors.update()
-                    .where(
-                        self.errors.c.mapping == self.mapping.name,
-                        self.errors.c.record_key.in_(keys),
-                        self.errors.c.resolved_at.is_(None),
-                    )
-                    .values(
-                        resolved_at=now,
-                        resolved_run_id=self.run_id,
-                        resolution=sa.case(
-                            (
-                                self.errors.c.record_key.in_(sorted(self.vanished & set(keys))),
-                                "source row missing",
-                            ),
-                            else_="pushed",
-                        ),
-                    )
+        result.pushed_ok += len(outcome.applied)
+        result.inserted += sum(1 for _, new in outcome.applied if new is True)
+        result.updated += sum(1 for _, new in outcome.applied if new is False)
+        result.errored += len(errors)
+        result.resolved += len(resolved)
+        for _, category, _ in errors:
+            result.error_categories[category] = result.error_categories.get(category, 0) + 1
+
+    def _record_accepted(self, items: list[_Input], now: datetime) -> None:
+        stmt = self._insert(self.versions)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[self.versions.c.mapping, self.versions.c.record_key],
+            set_={
+                name: stmt.excluded[name]
+                for name in ("payload_hash", "changed_value", "crm_id", "run_id", "pushed_at")
+            },
+        )
+        rows = [
+            {
+                "mapping": self.mapping.name,
+                "record_key": item.key,
+                "payload_hash": item.payload_hash,
+                "changed_value": _changed_text(item.changed),
+                "crm_id": item.crm_id,
+                "run_id": self.run_id,
+                "pushed_at": now,
+            }
+            for item in items
+        ]
+        self.conn.execute(stmt, rows)
+
+    def _record_errors(self, errors: list[tuple[_Input, str, str]], now: datetime) -> None:
+        """New error: attempts 1; still open: attempts + 1; resolved before: a new episode."""
+        table = self.errors
+        stmt = self._insert(table)
+        still_open = table.c.resolved_at.is_(None)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.mapping, table.c.record_key],
+            set_={
+                **{
+                    name: stmt.excluded[name]
+                    for name in ("crm_id", "payload", "category", "message", "run_id", "last_seen_at")
+                },
+                "attempts": sa.case((still_open, table.c.attempts + 1), else_=1),
+                "first_seen_at": sa.case(
+                    (still_open, table.c.first_seen_at), else_=stmt.excluded.first_seen_at
+                ),
+                "resolved_at": None,
+                "resolved_run_id": None,
+                "resolution": None,
+            },
+        )
+        rows = [
+            {
+                "mapping": self.mapping.name,
+                "record_key": item.key,
+                "crm_id": item.crm_id,
+                "payload": item.payload,
+                "category": category,
+                "message": message,
+                "run_id": self.run_id,
+                "attempts": 1,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
+            for item, category, message in errors
+        ]
+        self.conn.execute(stmt, rows)
+
+    def _resolve(self, keys: list[str], resolution: str, now: datetime) -> None:
+        for chunk in _chunks(keys, KEY_CHUNK):
+            self.conn.execute(
+                self.errors.update()
+                .where(
+                    self.errors.c.mapping == self.mapping.name,
+                    self.errors.c.record_key.in_(chunk),
+                    self.errors.c.resolved_at.is_(None),
                 )
-            new_text = _encode_watermark(self.high) if self.high is not None else self.watermark_text
-            if self.high is not None:
-                state_values = {
-                    "changed_column": self.mapping.source.changed_column,
-                    "watermark": new_text,
-                    "run_id": self.run_id,
-                    "moved_at": now,
-                }
-                if self.has_state:
-                    moved = conn.execute(
-                        self.state.update()
-                        .where(
-                            self.state.c.mapping == self.mapping.name,
-                            self.state.c.watermark == self.watermark_text
-                            if self.watermark_text is not None
-                            else self.state.c.watermark.is_(None),
-                        )
-                        .values(**state_values)
-                    ).rowcount
-                    if moved != 1:
-                        raise CrmPushError(
-                            f"mapping {self.mapping.name}: the watermark moved during this push "
-                            "(another push ran at the same time); nothing recorded, rerun to continue"
-                        )
-                else:
-                    conn.execute(self.state.insert().values(mapping=self.mapping.name, **state_values))
-            result.watermark_after = new_text
-        result.resolved = len(resolved)
+                .values(resolved_at=now, resolved_run_id=self.run_id, resolution=resolution)
+            )
 
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple | set) else [value]
+    def finish(self) -> None:
+        """Resolve the open errors whose row is gone; count the accepted keys."""
+        vanished = sorted(self.open_keys - self.seen_open)
+        with self.conn.begin():
+            if vanished:
+                self._resolve(vanished, "source row missing", datetime.now(UTC))
+            self.result.accepted_keys_after = self._accepted_keys(self.conn)
+        self.result.resolved += len(vanished)
 
 
 def push_contacts(
@@ -648,40 +795,34 @@ def push_contacts(
     *,
     audit: bool = True,
 ) -> CrmPushResult:
-    """Push the mapping's new/changed rows and open errors to the CRM; return the accounting.
+    """Push the mapping's rows the CRM does not hold as they are now; return the accounting.
 
     ``warehouse`` holds the source table and the state tables (its ``db_schema``); ``hook`` is an
     :class:`~apisync.http.ApiHook` whose connection declares the upsert path idempotent. Raises the
-    hook's errors (e.g. ``ApiAuthError`` on 401) or :class:`CrmPushError` with the watermark and
-    the error rows untouched. With ``audit`` a ``sync_runs`` row is written, on failure too.
+    hook's errors (e.g. ``ApiAuthError`` on 401) or :class:`CrmPushError`; batches answered before
+    the failure stay recorded, the one in flight is sent again by the next run. With ``audit`` a
+    ``sync_runs`` row is written, on failure too.
     """
     started = time.perf_counter()
     started_at = datetime.now(UTC)
     stats_before = dict(hook.stats())
     push = _Push(warehouse, hook, mapping, run_id)
     result = push.result
-    outcome = _Outcome()
     try:
-        push.prepare()
-        retry_batches = list(push.retry_rows())  # open errors are few: read them before pushing
-        for rows in retry_batches:
-            result.retried += len(rows)
-            push.push_rows(rows, outcome)
-        for rows in push.changed_rows():
-            result.changed += len(rows)
-            push.push_rows(rows, outcome)
-        result.selected = result.changed + result.retried
-        result.pushed_ok = outcome.ok
-        result.errored = len(outcome.errors)
+        with warehouse.engine.connect() as conn:
+            push.conn = conn
+            with _exclusive(conn, warehouse.db_schema, mapping.name):
+                push.prepare()
+                push.push_changed()
+                push.push_shared_ids()
+                push.flush()
+                push.finish()
         if result.selected != result.pushed_ok + result.errored:
             raise CrmPushError(
                 f"mapping {mapping.name}: {result.selected} rows selected but {result.pushed_ok} pushed "
-                f"ok + {result.errored} errored; nothing recorded, the watermark stays"
+                f"ok + {result.errored} errored"
             )
-        for _, category, _ in outcome.errors.values():
-            result.error_categories[category] = result.error_categories.get(category, 0) + 1
         _take_stats(result, stats_before, hook.stats())
-        push.commit(outcome, datetime.now(UTC))
     except Exception as exc:
         _take_stats(result, stats_before, hook.stats())
         result.duration_seconds = round(time.perf_counter() - started, 3)
@@ -691,9 +832,10 @@ def push_contacts(
         raise
     result.duration_seconds = round(time.perf_counter() - started, 3)
     log.info(
-        "%s: %d selected (%d changed, %d retried): %d ok, %d errored, %d resolved; %d calls, %d x 429; "
-        "watermark %s -> %s",
+        "%s: %d scanned, %d selected (%d changed, %d retried): %d ok, %d errored, %d resolved; "
+        "%d calls, %d x 429; accepted keys %d -> %d",
         mapping.name,
+        result.scanned,
         result.selected,
         result.changed,
         result.retried,
@@ -702,8 +844,8 @@ def push_contacts(
         result.resolved,
         result.api_calls,
         result.api_429s,
-        result.watermark_before,
-        result.watermark_after,
+        result.accepted_keys_before,
+        result.accepted_keys_after,
     )
     if audit:
         _audit(warehouse, push, started_at, status="success")
@@ -719,10 +861,9 @@ def _take_stats(result: CrmPushResult, before: dict[str, Any], after: dict[str, 
 def _audit(
     warehouse: Warehouse, push: _Push, started_at: datetime, *, status: str, error: str | None = None
 ) -> None:
-    """The run's sync_runs row; interval = the watermark range pushed (start time when unknown)."""
+    """The run's sync_runs row; interval = the change-column range of the rows sent (else start)."""
     result = push.result
-    start = _audit_time(getattr(push, "watermark", None), _EPOCH)
-    end = _audit_time(getattr(push, "high", None), start) if getattr(push, "high", None) else start
+    start, end = push.changed_range or (started_at, started_at)
     inserted_updated = result.inserted + result.updated
     try:
         record_run(
