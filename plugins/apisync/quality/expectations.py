@@ -3,6 +3,11 @@
 One ephemeral context, suite and batch definition serve every chunk of a run (building them is
 the expensive part). Column-map expectations report failing rows (COMPLETE result format, indexed
 by the primary key plus our row number); any other failed expectation condemns the whole batch.
+
+Per chunk, GX loads the batch once (loading fingerprints the whole frame) and first runs the
+suite with the BOOLEAN_ONLY result format; only the expectations that failed run again, on the
+same loaded batch, with COMPLETE to name their failing rows. A clean chunk, the usual case, skips
+the unexpected-row bookkeeping of every expectation.
 """
 
 from __future__ import annotations
@@ -13,16 +18,20 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from apisync.quality.errors import BatchValidationError
-from apisync.quality.suites import build_suite
+from apisync.quality.suites import build_suite, checked_columns, checks_dtypes, read_suite_file
+
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 
 __all__ = ["ChunkFailures", "SuiteRunner"]
 
 ROW_COLUMN = "_apisync_row"
+_SCREEN_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 
 
 @dataclass
@@ -69,56 +78,88 @@ class SuiteRunner:
         self.suite_file = suite_file
         self.context = gx.get_context(project_config=config, mode="ephemeral")
         self.suite = self.context.suites.add(build_suite(suite_file))
+        data = read_suite_file(suite_file)
+        self.checked_columns = checked_columns(data)
+        self.checks_dtypes = checks_dtypes(data)
+        self._by_id = {expectation.id: expectation for expectation in self.suite.expectations}
         source = self.context.data_sources.add_pandas("apisync")
         asset = source.add_dataframe_asset("chunk")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
         self.index_columns = [*index_columns, ROW_COLUMN]
+        self._complete_format = {
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": self.index_columns,
+        }
         self.seconds = time.perf_counter() - started
 
+    def columns_to_check(self, available: list[str]) -> list[str]:
+        """Of a part's columns, those GX must see: what the suite reads plus the index columns."""
+        wanted = set(self.index_columns) | (
+            set(available) if self.checked_columns is None else self.checked_columns
+        )
+        return [column for column in dict.fromkeys([*available, ROW_COLUMN]) if column in wanted]
+
     def validate(self, frame: pd.DataFrame) -> ChunkFailures:
+        from great_expectations.validator.v1_validator import Validator
+
         started = time.perf_counter()
         failures = ChunkFailures()
-        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(
-            self.suite,
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": self.index_columns},
+        # What Batch.validate does, minus loading (and fingerprinting) the frame a second time.
+        validator = Validator(
+            batch_definition=self.batch_definition,
+            batch_parameters={"dataframe": frame},
+            result_format=_SCREEN_FORMAT,
         )
-        for outcome in result.results:
-            config = outcome.expectation_config
-            kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
-            exception = outcome.exception_info or {}
-            if exception.get("raised_exception"):
-                failures.batch.append(f"{config.type} {kwargs}: raised {exception.get('exception_message')}")
-                failures.batch_failures.append(
-                    {"expectation": config.type, "column": kwargs.get("column"), "unexpected_count": None}
-                )
-                continue
-            if outcome.success:
-                continue
-            rows = outcome.result.get("unexpected_index_list")
-            if rows is None:
-                observed = outcome.result.get("observed_value")
-                failures.batch.append(f"{config.type} {kwargs}: observed {observed!r}")
-                failures.batch_failures.append(
-                    {
-                        "expectation": config.type,
-                        "column": kwargs.get("column"),
-                        "unexpected_count": outcome.result.get("unexpected_count"),
-                    }
-                )
-                continue
-            column = kwargs.get("column")
-            for row in rows:
-                failures.rows[int(row[ROW_COLUMN])].append(
-                    {
-                        "expectation": config.type,
-                        "column": column,
-                        "value": _plain(row.get(column)),
-                        "kwargs": kwargs,
-                    }
-                )
+        screened = validator.validate_expectation_suite(self.suite)
+        failed = [outcome for outcome in screened.results if not outcome.success]
+        if failed:
+            validator.result_format = self._complete_format
+            for outcome in self._complete_results(validator, failed):
+                self._record(outcome, failures)
         self.seconds += time.perf_counter() - started
         return failures
+
+    def _complete_results(self, validator: Any, failed: list[Any]) -> list[ExpectationValidationResult]:
+        """The failed expectations again, with their failing rows (COMPLETE result format)."""
+        expectations = [self._by_id.get(outcome.expectation_config.id) for outcome in failed]
+        if any(expectation is None for expectation in expectations):  # cannot tell which: all again
+            return list(validator.validate_expectation_suite(self.suite).results)
+        return [validator.validate_expectation(expectation) for expectation in expectations]
+
+    def _record(self, outcome: ExpectationValidationResult, failures: ChunkFailures) -> None:
+        config = outcome.expectation_config
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+        exception = outcome.exception_info or {}
+        if exception.get("raised_exception"):
+            failures.batch.append(f"{config.type} {kwargs}: raised {exception.get('exception_message')}")
+            failures.batch_failures.append(
+                {"expectation": config.type, "column": kwargs.get("column"), "unexpected_count": None}
+            )
+            return
+        if outcome.success:
+            return
+        rows = outcome.result.get("unexpected_index_list")
+        if rows is None:
+            observed = outcome.result.get("observed_value")
+            failures.batch.append(f"{config.type} {kwargs}: observed {observed!r}")
+            failures.batch_failures.append(
+                {
+                    "expectation": config.type,
+                    "column": kwargs.get("column"),
+                    "unexpected_count": outcome.result.get("unexpected_count"),
+                }
+            )
+            return
+        column = kwargs.get("column")
+        for row in rows:
+            failures.rows[int(row[ROW_COLUMN])].append(
+                {
+                    "expectation": config.type,
+                    "column": column,
+                    "value": _plain(row.get(column)),
+                    "kwargs": kwargs,
+                }
+            )
 
     def raise_for_batch(self, failures: ChunkFailures, where: str) -> None:
         if failures.batch:

@@ -17,7 +17,14 @@ from apisync.spec import include_dir
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
 
-__all__ = ["build_suite", "read_suite_file", "suite_path"]
+__all__ = ["build_suite", "checked_columns", "checks_dtypes", "read_suite_file", "suite_path"]
+
+# Keyword arguments by which an expectation names the column(s) it reads.
+_COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+# Expectations that read a column's dtype name (Int64 and int64 differ to them).
+_DTYPE_TYPES = {"expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"}
+# Table-level expectations that read no column at all.
+_ROW_COUNT_TYPES = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
 
 
 def suite_path(name: str, expectations_dir: Path | None = None) -> Path:
@@ -63,3 +70,35 @@ def build_suite(path: Path) -> ExpectationSuite:
             f"unknown or invalid: {dropped}"
         )
     return suite
+
+
+def checked_columns(data: dict[str, Any]) -> set[str] | None:
+    """Columns the suite's expectations read, so GX need not see (or fingerprint) the rest.
+
+    None when one of them needs the whole table: a column count or order, an exact column set,
+    a ``row_condition`` (it may name any column), or an expectation whose columns are not named
+    by the usual keyword arguments.
+    """
+    columns: set[str] = set()
+    for expectation in data["expectations"]:
+        kind, kwargs = expectation["type"], expectation.get("kwargs", {})
+        if "row_condition" in kwargs:
+            return None
+        if kind in _ROW_COUNT_TYPES:
+            continue
+        if kind == "expect_table_columns_to_match_set" and kwargs.get("exact_match") is False:
+            named: list[Any] = list(kwargs.get("column_set") or [])
+        else:
+            named = [kwargs[key] for key in _COLUMN_KWARGS if key in kwargs]
+            named = [name for value in named for name in (value if isinstance(value, list) else [value])]
+            if not named or kind.startswith("expect_table_"):
+                return None
+        if not all(isinstance(name, str) for name in named):
+            return None  # e.g. a {"$PARAMETER": ...} column: only known at run time
+        columns.update(named)
+    return columns
+
+
+def checks_dtypes(data: dict[str, Any]) -> bool:
+    """Whether an expectation of the suite reads dtype names (then GX gets the nullable dtypes)."""
+    return any(expectation["type"] in _DTYPE_TYPES for expectation in data["expectations"])
