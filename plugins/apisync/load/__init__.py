@@ -1,4 +1,4 @@
-"""Warehouse loading (SQLAlchemy Core): staged COPY, cross-part dedupe, merge/append/replace_window.
+"""Warehouse loading (SQLAlchemy Core): cross-part dedupe, binary COPY, merge/append/replace_window.
 
 Names resolve lazily so that importing the pipeline at DAG parse time stays cheap.
 """

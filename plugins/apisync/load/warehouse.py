@@ -1,13 +1,22 @@
 """Load validated parts into a warehouse table in one transaction.
 
-Every part is bulk-copied into a temporary staging table (PostgreSQL: COPY via psycopg2
-``copy_expert``; SQLite: executemany), deduplicated across parts on the primary key (latest cursor
-wins), then written by mode:
+Before the transaction, the key columns of all parts are read to find keys repeated across parts
+(the latest cursor wins, see :mod:`apisync.load.dedupe`): superseded rows are never sent. Then,
+by mode:
 
 - ``merge``: upsert on the key; a row older than the stored one, or identical to it, is left
   alone, so replaying a window leaves the table byte-for-byte the same.
 - ``replace_window``: delete the interval's rows (by cursor), then merge.
 - ``append``: insert the deduplicated rows.
+
+PostgreSQL: the target is locked against other writers (SHARE ROW EXCLUSIVE; readers go on) so
+that what the load finds in it holds until commit. When no row of the batch can already be in the
+target (a table this load creates, an empty one, append mode) the rows are COPYed straight into
+it, and a table created here gets its primary key and indexes only after the rows are in.
+Otherwise they are COPYed into a temporary staging table and merged from there in SQL. COPY uses
+the binary format where it can (:mod:`apisync.load.pg_copy`). The children of every inserted or
+updated parent replace that parent's old ones, COPYed straight into the child table.
+SQLite: the same modes through a staging table filled with executemany, and INSERT ... ON CONFLICT.
 
 The target, its child tables and the quarantine rows change in the same transaction, so a load
 killed half-way leaves the target untouched and a retry neither duplicates nor loses rows.
@@ -17,8 +26,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -26,11 +33,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from apisync.load.audit import ensure_bookkeeping
-from apisync.load.schema import ensure_table, sql_type
+from apisync.load.dedupe import Winners, latest_per_key
+from apisync.load.parts import RowMask, read_part
+from apisync.load.pg_copy import copy_parts, copy_target
+from apisync.load.schema import add_keys, create_table, ensure_table, sql_type
 from apisync.quality.validation import QUARANTINE_COLUMNS, read_validated_manifest
 from apisync.spec import StreamSpec
 from apisync.transform.normalize import PARENT_ROW, POSITION, ROW
@@ -38,8 +47,8 @@ from apisync.transform.normalize import PARENT_ROW, POSITION, ROW
 __all__ = ["LoadResult", "load", "persist_quarantine", "write_quarantine"]
 
 SEQ = "_apisync_seq"
+NEW = "_apisync_new"  # in the table of rows to write: the key was not in the target
 SQLITE_BATCH = 5_000
-COPY_READ_SIZE = 1 << 20  # bytes psycopg2 hands to each PQputCopyData (its default is 8 KiB)
 
 
 @dataclass
@@ -59,64 +68,71 @@ class LoadResult:
         return asdict(self)
 
 
-def _arrow_type(kind: str) -> pa.DataType:
-    if kind.startswith("decimal"):
-        scale = int(kind.split(":", 1)[1]) if ":" in kind else 2
-        return pa.decimal128(38, scale)
-    return {
-        "string": pa.string(),
-        "integer": pa.int64(),
-        "float": pa.float64(),
-        "boolean": pa.bool_(),
-        "timestamp": pa.timestamp("us", tz="UTC"),
-        "json": pa.string(),
-    }[kind]
+@dataclass(frozen=True)
+class _Batch:
+    """One window's load: the stream, where its validated parts are, what survives dedupe."""
 
+    spec: StreamSpec
+    validated_dir: Any
+    manifest: dict[str, Any]
+    winners: Winners
+    window: tuple[datetime, datetime]
+    db_schema: str | None
 
-def _read_part(path: Any, columns: dict[str, str], extra: dict[str, str]) -> pa.Table:
-    """Read a part as exactly ``columns`` (cast to their logical types) plus ``extra`` renames."""
-    with path.open("rb") as handle:
-        table = pq.read_table(handle)
-    arrays: dict[str, pa.ChunkedArray] = {}
-    for column, kind in columns.items():
-        if column in table.column_names:
-            array = table.column(column)
-            target = _arrow_type(kind)
-            if array.type != target:
-                array = (
-                    array.cast(target) if not pa.types.is_null(array.type) else pa.nulls(len(array), target)
-                )
-            arrays[column] = array
-        else:
-            arrays[column] = pa.chunked_array([pa.nulls(table.num_rows, _arrow_type(kind))])
-    for source, target in extra.items():
-        arrays[target] = table.column(source)
-    return pa.table(arrays)
+    @property
+    def columns(self) -> dict[str, str]:
+        return self.manifest["columns"]
+
+    @property
+    def parts(self) -> list[Any]:
+        return [self.validated_dir / name for name in self.manifest["parts"]]
+
+    @property
+    def children(self) -> dict[str, dict[str, Any]]:
+        return self.manifest.get("children", {})
+
+    def child_parts(self, name: str) -> list[Any]:
+        return [self.validated_dir / name / part for part in self.children[name]["parts"]]
+
+    @property
+    def mode(self) -> str:
+        return self.spec.destination.write_mode
+
+    @property
+    def parent_pairs(self) -> list[tuple[str, str]]:
+        """(column in a child table, key column of the parent) for every key column."""
+        return [(f"{self.spec.name}_{k}", k) for k in self.spec.primary_key]
+
+    @property
+    def max_columns(self) -> int:
+        return self.spec.max_columns + 16
+
+    def target_keys(self) -> tuple[list[str] | None, list[str] | None]:
+        """Primary key and indexed columns of the target table."""
+        primary_key = self.spec.primary_key if self.mode != "append" else None
+        return primary_key, [self.spec.cursor_field] if self.mode == "replace_window" else None
+
+    def child_key(self) -> list[str] | None:
+        return [a for a, _ in self.parent_pairs] + [POSITION] if self.mode != "append" else None
 
 
 def _tune_session(conn: sa.Connection) -> None:
-    """PostgreSQL: room for the staging tables in memory (only possible before a session's first
-    temp table, hence the savepoint) and no commit flush wait for this bulk transaction."""
+    """PostgreSQL: memory for the merge's joins and the key builds, room for the staging tables
+    in memory (only possible before a session's first temp table, hence the savepoint), and no
+    commit flush wait for this bulk transaction."""
     if conn.dialect.name != "postgresql":
         return
     conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
     # The merge joins and groups whole windows (1M staged rows and more): with the 4 MB default
     # those hash tables spill to disk in batches.
     conn.execute(sa.text("SET LOCAL work_mem TO '256MB'"))
+    # A first load builds its keys after the rows are in: each sorts every key of the table.
+    conn.execute(sa.text("SET LOCAL maintenance_work_mem TO '256MB'"))
     try:
         with conn.begin_nested():
             conn.execute(sa.text("SET LOCAL temp_buffers TO '1GB'"))
     except sa.exc.DBAPIError:
         pass
-
-
-def _naive_utc(table: pa.Table) -> pa.Table:
-    for index, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
-            table = table.set_column(
-                index, field.name, table.column(index).cast(pa.timestamp(field.type.unit))
-            )
-    return table
 
 
 def _staging_table(name: str, columns: dict[str, str], extra: list[str]) -> sa.Table:
@@ -132,94 +148,57 @@ def _staging_table(name: str, columns: dict[str, str], extra: list[str]) -> sa.T
 
 
 def _create_temp(conn: sa.Connection, table: sa.Table) -> None:
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.format_table(table)}"))
+    _drop_temp(conn, table)
     table.create(conn)
 
 
-def _csv_parts(
+def _drop_temp(conn: sa.Connection, table: sa.Table) -> None:
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.format_table(table)}"))
+
+
+def _send_parts(
+    conn: sa.Connection,
+    table: sa.Table,
     parts: list[Any],
     columns: dict[str, str],
     extra: dict[str, str],
-    keep_parents: np.ndarray | None = None,
+    keep: RowMask | None,
     sort_by: list[str] | None = None,
-) -> Iterator[tuple[io.BytesIO, int]]:
-    """CSV bodies for COPY, one per part; the next part is encoded in a worker thread while the
-    current one streams to the server (pyarrow's reader and CSV writer release the GIL).
+    created_here: bool = False,
+) -> int:
+    """Write the kept rows of ``parts`` into ``table``; return the rows written.
 
-    ``keep_parents``: a mask indexed by parent row number; keep only rows whose ``PARENT_ROW`` is
-    set in it, and drop that column.
-    ``sort_by``: send rows in this order (the target's key: index inserts then walk the b-tree
-    instead of hitting random pages).
+    PostgreSQL: COPY, part by part (FREEZE into a table ``created_here``, in this transaction).
+    ``sort_by``: send each part in this order (an indexed table's key: its b-tree then fills page
+    by page instead of being hit at random). SQLite: executemany in batches.
     """
 
-    def encode(path: Any) -> tuple[io.BytesIO, int]:
-        table = _read_part(path, columns, extra)
-        if keep_parents is not None:
-            parents = table.column(PARENT_ROW).to_numpy()
-            inside = parents < len(keep_parents)
-            selected = np.zeros(len(parents), dtype=bool)
-            selected[inside] = keep_parents[parents[inside]]
-            table = table.filter(pa.array(selected)).drop_columns([PARENT_ROW])
-        if sort_by:
-            table = table.sort_by([(name, "ascending") for name in sort_by])
-        # Naive UTC timestamps format ~10x faster in pyarrow's CSV writer than tz-aware ones;
-        # the transaction reads them as UTC.
-        table = _naive_utc(table)
-        buffer = io.BytesIO()
-        pa_csv.write_csv(table, buffer)
-        buffer.seek(0)
-        return buffer, table.num_rows
+    def read(path: Any) -> pa.Table:
+        rows = read_part(path, columns, extra, keep)
+        return rows.sort_by([(name, "ascending") for name in sort_by]) if sort_by else rows
 
-    if not parts:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apisync-csv") as pool:
-        pending = pool.submit(encode, parts[0])
-        for path in parts[1:]:
-            ready = pending.result()
-            pending = pool.submit(encode, path)
-            yield ready
-        yield pending.result()
-
-
-def _copy_csv(cursor: Any, table_sql: str, names: list[str], bodies: Iterator[tuple[io.BytesIO, int]]) -> int:
-    """COPY every CSV body into ``table_sql`` (PostgreSQL); return the rows sent."""
-    column_sql = ", ".join(names)
-    copy_sql = f"COPY {table_sql} ({column_sql}) FROM STDIN WITH (FORMAT csv, HEADER true)"
-    cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-    rows = 0
-    for buffer, count in bodies:
-        cursor.copy_expert(copy_sql, buffer, size=COPY_READ_SIZE)
-        rows += count
-    return rows
-
-
-def _copy_parts(
-    conn: sa.Connection, staging: sa.Table, parts: list[Any], columns: dict[str, str], extra: dict[str, str]
-) -> int:
-    rows = 0
-    names = [*columns, *extra.values()]
     if conn.dialect.name == "postgresql":
         preparer = conn.dialect.identifier_preparer
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            rows = _copy_csv(
+            target = copy_target(
                 cursor,
-                preparer.format_table(staging),
-                [preparer.quote_identifier(name) for name in names],
-                _csv_parts(parts, columns, extra),
+                preparer.format_table(table),
+                [*columns, *extra.values()],
+                preparer.quote_identifier,
+                freeze=created_here,
             )
-            cursor.execute(f"ANALYZE {preparer.format_table(staging)}")  # temp tables get no autovacuum stats
+            return copy_parts(cursor, target, parts, read)
         finally:
             cursor.close()
-        return rows
-    insert = staging.insert()
+    rows = 0
+    insert = table.insert()
     for path in parts:
-        table = _read_part(path, columns, extra)
-        for batch in table.to_batches(max_chunksize=SQLITE_BATCH):
+        for batch in read(path).to_batches(max_chunksize=SQLITE_BATCH):
             records = batch.to_pylist()
             if records:
                 conn.execute(insert, records)
-        rows += table.num_rows
+            rows += batch.num_rows
     return rows
 
 
@@ -239,6 +218,20 @@ def _child_table_names(spec: StreamSpec) -> list[str]:
     return [a.table for a in spec.arrays.values() if a.mode == "child_table" and a.table]
 
 
+def _delete_window(
+    conn: sa.Connection, spec: StreamSpec, target: sa.Table, children: list[sa.Table], bounds: tuple[Any, Any]
+) -> int:
+    """replace_window: delete the interval's rows of the target and their children; return the rows."""
+    cursor = target.c[spec.cursor_field]
+    in_window = sa.and_(cursor >= bounds[0], cursor < bounds[1])
+    parent_pairs = [(f"{spec.name}_{k}", k) for k in spec.primary_key]
+    for child in children:
+        doomed = sa.select(sa.literal(1)).where(in_window, _key_match(child, target, parent_pairs))
+        conn.execute(sa.delete(child).where(doomed.exists()))
+    deleted = conn.execute(sa.delete(target).where(in_window)).rowcount
+    return max(deleted or 0, 0)
+
+
 def _load_empty_window(
     spec: StreamSpec,
     engine: sa.Engine,
@@ -251,21 +244,16 @@ def _load_empty_window(
     if spec.destination.write_mode == "replace_window" and sa.inspect(engine).has_table(
         spec.destination.table, schema=db_schema
     ):
-        target = sa.Table(spec.destination.table, sa.MetaData(schema=db_schema), autoload_with=engine)
-        cursor = target.c[spec.cursor_field]
-        kind = "integer" if isinstance(cursor.type, sa.Integer) else "timestamp"
-        start, end = _bounds(spec, {spec.cursor_field: kind}, window)
-        in_window = sa.and_(cursor >= start, cursor < end)
-        parent_pairs = [(f"{spec.name}_{k}", k) for k in spec.primary_key]
         with engine.begin() as conn:
-            for child_name in _child_table_names(spec):
-                if not sa.inspect(conn).has_table(child_name, schema=db_schema):
-                    continue
-                child = sa.Table(child_name, sa.MetaData(schema=db_schema), autoload_with=conn)
-                doomed = sa.select(sa.literal(1)).where(in_window, _key_match(child, target, parent_pairs))
-                conn.execute(sa.delete(child).where(doomed.exists()))
-            deleted = conn.execute(sa.delete(target).where(in_window)).rowcount
-        result.deleted = max(deleted or 0, 0)
+            target = sa.Table(spec.destination.table, sa.MetaData(schema=db_schema), autoload_with=conn)
+            kind = "integer" if isinstance(target.c[spec.cursor_field].type, sa.Integer) else "timestamp"
+            children = [
+                sa.Table(name, sa.MetaData(schema=db_schema), autoload_with=conn)
+                for name in _child_table_names(spec)
+                if sa.inspect(conn).has_table(name, schema=db_schema)
+            ]
+            bounds = _bounds(spec, {spec.cursor_field: kind}, window)
+            result.deleted = _delete_window(conn, spec, target, children, bounds)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
@@ -285,108 +273,294 @@ def load(
     bookkeeping_schema = db_schema  # quarantine (and sync_runs) live in the connection's schema
     db_schema = spec.destination.db_schema or db_schema
     table_name = spec.destination.table
-    mode = spec.destination.write_mode
-    columns: dict[str, str] = manifest["columns"]
-    pk = spec.primary_key
-    cursor_field = spec.cursor_field
     result = LoadResult(table=f"{db_schema}.{table_name}" if db_schema else table_name)
-    max_columns = spec.max_columns + 16
-    if not columns:
+    if not manifest["columns"]:
         return _load_empty_window(spec, engine, result, window, db_schema, started)
 
+    parts = [validated_dir / name for name in manifest["parts"]]
+    winners = latest_per_key(parts, manifest["columns"], spec.primary_key, spec.cursor_field)
+    result.staged, result.deduped = winners.staged, winners.staged - winners.kept
+    batch = _Batch(spec, validated_dir, manifest, winners, window, db_schema)
     with engine.begin() as conn:
         _tune_session(conn)
-        target = ensure_table(
-            conn,
-            table_name,
-            columns,
-            primary_key=pk if mode != "append" else None,
-            db_schema=db_schema,
-            max_columns=max_columns,
-            indexes=[cursor_field] if mode == "replace_window" else None,
-        )
-        staging = _staging_table(f"_apisync_stg_{table_name}", columns, [SEQ])
-        _create_temp(conn, staging)
-        parts = [validated_dir / name for name in manifest["parts"]]
-        result.staged = _copy_parts(conn, staging, parts, columns, {ROW: SEQ})
-
-        winner_count = _drop_superseded(conn, staging, pk, cursor_field, result.staged)
-        result.deduped = result.staged - winner_count
-        winners = staging
-
-        children = manifest.get("children", {})
-        child_tables: dict[str, sa.Table] = {}
-        for child_name, entry in children.items():
-            child_columns = {c: k for c, k in entry["columns"].items()}
-            child_tables[child_name] = ensure_table(
-                conn,
-                child_name,
-                child_columns,
-                primary_key=[f"{spec.name}_{k}" for k in pk] + [POSITION] if mode != "append" else None,
-                db_schema=db_schema,
-                max_columns=max_columns,
-            )
-
-        parent_pairs = [(f"{spec.name}_{k}", k) for k in pk]
-        if mode == "replace_window":
-            start, end = _bounds(spec, columns, window)
-            in_window = sa.and_(target.c[cursor_field] >= start, target.c[cursor_field] < end)
-            for child in child_tables.values():
-                doomed = sa.select(sa.literal(1)).where(in_window, _key_match(child, target, parent_pairs))
-                conn.execute(sa.delete(child).where(sa.exists(doomed)))
-            result.deleted = conn.execute(sa.delete(target).where(in_window)).rowcount
-
-        if mode == "append":
-            names = [c for c in columns]
-            conn.execute(target.insert().from_select(names, sa.select(*(winners.c[c] for c in names))))
-            result.inserted = winner_count
-            changed: sa.Table | None = winners
+        if conn.dialect.name == "postgresql":
+            _load_postgres(conn, batch, result)
         else:
-            changed = _upsert(conn, target, winners, columns, pk, cursor_field, result)
-
-        for child_name, entry in children.items():
-            result.child_rows += _load_child(
-                conn,
-                child_tables[child_name],
-                entry,
-                validated_dir / child_name,
-                winners,
-                changed,
-                pk,
-                parent_pairs,
-                mode,
-            )
-        result.unchanged = winner_count - result.inserted - result.updated
+            _load_sqlite(conn, batch, result)
+        result.unchanged = winners.kept - result.inserted - result.updated
         result.quarantined = write_quarantine(conn, spec, validated_dir, manifest, window, bookkeeping_schema)
-        for temp in (staging, changed):
-            if temp is not None and temp.name.startswith("_apisync_"):
-                conn.execute(
-                    sa.text(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.format_table(temp)}")
-                )
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 
-def _drop_superseded(
-    conn: sa.Connection, staging: sa.Table, pk: list[str], cursor_field: str, staged: int
-) -> int:
-    """Keep the latest version per key across parts (ties: the later row); return rows left.
-
-    Parts are deduplicated already, so duplicates across parts are rare: a cheap hash aggregate
-    finds them and the ranking runs only when there are some.
-    """
-    keys = [staging.c[k] for k in pk]
-    duplicated = sa.select(*keys).group_by(*keys).having(sa.func.count() > 1).subquery()
-    if conn.execute(sa.select(sa.func.count()).select_from(duplicated)).scalar_one():
-        rank = sa.func.row_number().over(
-            partition_by=keys,
-            order_by=[staging.c[cursor_field].desc().nulls_last(), staging.c[SEQ].desc()],
+def _open_table(
+    conn: sa.Connection,
+    batch: _Batch,
+    name: str,
+    columns: dict[str, str],
+    primary_key: list[str] | None,
+    indexes: list[str] | None = None,
+) -> tuple[sa.Table, bool]:
+    """The table to load, evolved to the data's columns; True when this load creates it (PostgreSQL:
+    without its keys yet, see :func:`create_table`)."""
+    if sa.inspect(conn).has_table(name, schema=batch.db_schema):
+        table = ensure_table(
+            conn,
+            name,
+            columns,
+            primary_key=primary_key,
+            db_schema=batch.db_schema,
+            max_columns=batch.max_columns,
+            indexes=indexes,
         )
-        ranked = sa.select(staging.c[SEQ], rank.label("_apisync_rank")).subquery()
-        losers = sa.select(ranked.c[SEQ]).where(ranked.c._apisync_rank > 1)
-        conn.execute(sa.delete(staging).where(staging.c[SEQ].in_(losers)))
-        return conn.execute(sa.select(sa.func.count()).select_from(staging)).scalar_one()
-    return staged  # no key twice: every staged row is a winner
+        return table, False
+    table = create_table(
+        conn,
+        name,
+        columns,
+        primary_key=primary_key,
+        db_schema=batch.db_schema,
+        max_columns=batch.max_columns,
+        indexes=indexes,
+        keys_later=conn.dialect.name == "postgresql",
+    )
+    return table, True
+
+
+def _has_rows(conn: sa.Connection, table: sa.Table) -> bool:
+    return bool(conn.execute(sa.select(sa.exists(sa.select(sa.literal(1)).select_from(table)))).scalar())
+
+
+def _load_postgres(conn: sa.Connection, batch: _Batch, result: LoadResult) -> None:
+    """Write the batch by the cheapest path its target allows (see the module docstring)."""
+    spec, mode = batch.spec, batch.mode
+    primary_key, indexes = batch.target_keys()
+    target, target_is_new = _open_table(
+        conn, batch, spec.destination.table, batch.columns, primary_key, indexes
+    )
+    preparer = conn.dialect.identifier_preparer
+    if not target_is_new and mode != "append":
+        # Other writers wait until commit (readers do not): the rows this load finds in the
+        # target, and so its insert/update counts, stay true until the transaction ends.
+        conn.execute(sa.text(f"LOCK TABLE {preparer.format_table(target)} IN SHARE ROW EXCLUSIVE MODE"))
+    children = {
+        name: _open_table(conn, batch, name, entry["columns"], batch.child_key())
+        for name, entry in batch.children.items()
+    }
+    if mode == "replace_window" and not target_is_new:
+        bounds = _bounds(spec, batch.columns, batch.window)
+        result.deleted = _delete_window(conn, spec, target, [child for child, _ in children.values()], bounds)
+
+    temps: list[sa.Table] = []
+    if mode == "append" or target_is_new or not _has_rows(conn, target):
+        # No key of the batch is in the target: every kept row is an insert.
+        result.inserted = _send_parts(
+            conn, target, batch.parts, batch.columns, {}, batch.winners.mask(ROW), created_here=target_is_new
+        )
+        children_kept = batch.winners.mask(PARENT_ROW)
+        parents = target  # after this insert the target holds only this batch
+    else:
+        staging = _staging_table(f"_apisync_stg_{target.name}", batch.columns, [SEQ])
+        _create_temp(conn, staging)
+        rows = batch.winners.mask(ROW)
+        _send_parts(conn, staging, batch.parts, batch.columns, {ROW: SEQ}, rows, created_here=True)
+        _analyze(conn, staging, [*spec.primary_key, spec.cursor_field])
+        parents = _merge(conn, target, staging, batch.columns, spec.primary_key, spec.cursor_field, result)
+        children_kept = RowMask(PARENT_ROW, _kept_parents(conn, parents))
+        temps += [staging, parents]
+
+    for name, (child, child_is_new) in children.items():
+        if mode != "append" and not child_is_new:
+            stale = sa.select(sa.literal(1)).where(_key_match(child, parents, batch.parent_pairs))
+            conn.execute(sa.delete(child).where(sa.exists(stale)))
+        if not result.inserted and not result.updated:
+            continue  # no parent row inserted or updated: no child row to write
+        result.child_rows += _send_children(conn, batch, name, child, child_is_new, children_kept)
+
+    if target_is_new:
+        add_keys(conn, target, primary_key=primary_key, indexes=indexes)
+    for child, child_is_new in children.values():
+        if child_is_new:
+            add_keys(conn, child, primary_key=batch.child_key())
+    for temp in temps:
+        _drop_temp(conn, temp)
+
+
+def _kept_parents(conn: sa.Connection, changed: sa.Table) -> np.ndarray:
+    """Row numbers of the inserted or updated parent rows, as a mask (PostgreSQL).
+
+    Read back with COPY TO: a million numbers as one CSV stream, not a million result rows.
+    """
+    kept = sa.select(changed.c[SEQ])
+    query = str(kept.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        buffer = io.BytesIO()
+        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
+    if not buffer.tell():
+        return np.zeros(0, dtype=bool)
+    buffer.seek(0)
+    rows = pa_csv.read_csv(
+        buffer,
+        read_options=pa_csv.ReadOptions(column_names=[SEQ], use_threads=False),
+        convert_options=pa_csv.ConvertOptions(column_types={SEQ: pa.int64()}),
+    )
+    numbers = rows.column(SEQ).to_numpy()
+    keep = np.zeros(int(numbers.max()) + 1, dtype=bool)
+    keep[numbers] = True
+    return keep
+
+
+def _analyze(conn: sa.Connection, table: sa.Table, columns: list[str]) -> None:
+    """Row count and key statistics for a temporary table (autovacuum never sees those), sampled
+    on the join columns only: the text and JSON columns' statistics would cost more than they help."""
+    preparer = conn.dialect.identifier_preparer
+    column_sql = ", ".join(preparer.quote_identifier(column) for column in dict.fromkeys(columns))
+    conn.execute(sa.text(f"ANALYZE {preparer.format_table(table)} ({column_sql})"))
+
+
+def _send_children(
+    conn: sa.Connection, batch: _Batch, name: str, child: sa.Table, created_here: bool, keep: RowMask | None
+) -> int:
+    """PostgreSQL: COPY the kept parents' child rows straight into the child table; return how many.
+
+    Into a table created by this load as they come (its key is built afterwards); into an
+    existing one each part in key order, so its key's b-tree is walked rather than hit at random.
+    """
+    columns = batch.children[name]["columns"]
+    sort_by = None if created_here else batch.child_key()
+    return _send_parts(conn, child, batch.child_parts(name), columns, {}, keep, sort_by, created_here)
+
+
+def _pick_changed(
+    target: sa.Table,
+    staging: sa.Table,
+    columns: dict[str, str],
+    pk: list[str],
+    cursor_field: str,
+    selected: list[str],
+) -> sa.Select:
+    """``selected`` staged columns of the rows to write, with ``NEW`` (a key not in the target):
+    new keys, and keys whose staged row is at least as new as the stored one and differs from it
+    in a business column (lineage alone does not count as a change)."""
+    lineage = {c for c in columns if c.startswith("_")}
+    business = [c for c in columns if c not in lineage and c not in pk]
+    existing = target.alias("existing")
+    is_new = sa.and_(*(existing.c[k].is_(None) for k in pk))
+    newer = sa.or_(existing.c[cursor_field].is_(None), staging.c[cursor_field] >= existing.c[cursor_field])
+    same = sa.and_(*(existing.c[c].is_not_distinct_from(staging.c[c]) for c in business if c in existing.c))
+    return (
+        sa.select(*(staging.c[c] for c in selected), is_new.label(NEW))
+        .select_from(staging.outerjoin(existing, _key_match(staging, existing, [(k, k) for k in pk])))
+        .where(sa.or_(is_new, sa.and_(newer, sa.not_(same))))
+    )
+
+
+def _count_changed(conn: sa.Connection, changed: sa.Table, result: LoadResult) -> None:
+    counts = conn.execute(
+        sa.select(
+            sa.func.count().filter(changed.c[NEW].is_(True)),
+            sa.func.count().filter(changed.c[NEW].is_(False)),
+        )
+    ).one()
+    result.inserted, result.updated = int(counts[0]), int(counts[1])
+
+
+def _merge(
+    conn: sa.Connection,
+    target: sa.Table,
+    staging: sa.Table,
+    columns: dict[str, str],
+    pk: list[str],
+    cursor_field: str,
+    result: LoadResult,
+) -> sa.Table:
+    """PostgreSQL, target locked: insert new keys, update keys whose row is newer and different;
+    count both. Returns the temporary table of the rows written.
+
+    Those rows are copied once, whole and with their row number, into that table: the insert,
+    the update and the children's lookup then read it alone instead of joining the whole staged
+    batch again. New keys go in with a plain INSERT in key order and changed ones with UPDATE ...
+    FROM: the table lock rules out a concurrent insert of the same key, so no ON CONFLICT
+    arbitration (and its extra WAL record per row) is needed.
+    """
+    names = [*columns, SEQ]
+    changed = sa.Table(
+        f"_apisync_chg_{target.name}",
+        sa.MetaData(),
+        *(sa.Column(c, staging.c[c].type, quote=True) for c in names),
+        sa.Column(NEW, sa.Boolean()),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    _create_temp(conn, changed)
+    pick = _pick_changed(target, staging, columns, pk, cursor_field, names)
+    conn.execute(changed.insert().from_select([*names, NEW], pick))
+    _count_changed(conn, changed, result)
+    if not result.inserted and not result.updated:
+        return changed  # a replay: nothing to write
+    _analyze(conn, changed, pk)
+    if result.inserted:
+        new_rows = sa.select(*(changed.c[c] for c in columns)).where(changed.c[NEW].is_(True))
+        conn.execute(
+            target.insert().from_select(list(columns), new_rows.order_by(*(changed.c[k] for k in pk)))
+        )
+    if result.updated:
+        conn.execute(
+            sa.update(target)
+            .values({c: changed.c[c] for c in columns if c not in pk})
+            .where(_key_match(target, changed, [(k, k) for k in pk]), changed.c[NEW].is_(False))
+        )
+    return changed
+
+
+def _load_sqlite(conn: sa.Connection, batch: _Batch, result: LoadResult) -> None:
+    """Stage the batch with executemany, then write it in SQL (upsert, or insert for append)."""
+    spec, mode = batch.spec, batch.mode
+    primary_key, indexes = batch.target_keys()
+    target, _ = _open_table(conn, batch, spec.destination.table, batch.columns, primary_key, indexes)
+    staging = _staging_table(f"_apisync_stg_{target.name}", batch.columns, [SEQ])
+    _create_temp(conn, staging)
+    _send_parts(conn, staging, batch.parts, batch.columns, {ROW: SEQ}, batch.winners.mask(ROW))
+    children = {
+        name: _open_table(conn, batch, name, entry["columns"], batch.child_key())[0]
+        for name, entry in batch.children.items()
+    }
+    if mode == "replace_window":
+        bounds = _bounds(spec, batch.columns, batch.window)
+        result.deleted = _delete_window(conn, spec, target, list(children.values()), bounds)
+
+    if mode == "append":
+        names = list(batch.columns)
+        conn.execute(target.insert().from_select(names, sa.select(*(staging.c[c] for c in names))))
+        result.inserted = batch.winners.kept
+        changed = staging
+    else:
+        changed = _upsert(conn, target, staging, batch.columns, spec.primary_key, spec.cursor_field, result)
+
+    for name, child in children.items():
+        entry = batch.children[name]
+        if mode != "append":
+            stale = sa.select(sa.literal(1)).where(_key_match(child, changed, batch.parent_pairs))
+            conn.execute(sa.delete(child).where(sa.exists(stale)))
+        kept = sa.select(staging.c[SEQ])
+        if changed is not staging:
+            key_pairs = [(k, k) for k in spec.primary_key]
+            kept = kept.select_from(staging.join(changed, _key_match(staging, changed, key_pairs)))
+        child_staging = _staging_table(f"_apisync_stg_{child.name}", entry["columns"], [PARENT_ROW])
+        _create_temp(conn, child_staging)
+        _send_parts(
+            conn, child_staging, batch.child_parts(name), entry["columns"], {PARENT_ROW: PARENT_ROW}, None
+        )
+        source = sa.select(*(child_staging.c[c] for c in entry["columns"])).where(
+            child_staging.c[PARENT_ROW].in_(kept)
+        )
+        result.child_rows += conn.execute(child.insert().from_select(list(entry["columns"]), source)).rowcount
+        _drop_temp(conn, child_staging)
+    for temp in (staging, changed):
+        _drop_temp(conn, temp)
 
 
 def _upsert(
@@ -398,132 +572,44 @@ def _upsert(
     cursor_field: str,
     result: LoadResult,
 ) -> sa.Table:
-    """Insert new keys, update keys whose row is newer and different; count both."""
-    lineage = {c for c in columns if c.startswith("_")}
-    business = [c for c in columns if c not in lineage and c not in pk]
+    """SQLite: insert new keys, update keys whose row is newer and different; count both.
+
+    Returns the temporary table of the keys written (``NEW``: inserted, not updated).
+    """
     key_pairs = [(k, k) for k in pk]
-    existing = target.alias("existing")
-    is_new = sa.and_(*(existing.c[k].is_(None) for k in pk))
-    newer = sa.or_(existing.c[cursor_field].is_(None), winners.c[cursor_field] >= existing.c[cursor_field])
-    same = sa.and_(*(existing.c[c].is_not_distinct_from(winners.c[c]) for c in business if c in existing.c))
     changed = sa.Table(
         f"_apisync_chg_{target.name}",
         sa.MetaData(),
         *(sa.Column(k, target.c[k].type, quote=True) for k in pk),
-        sa.Column("_apisync_new", sa.Boolean()),
+        sa.Column(NEW, sa.Boolean()),
         prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
     )
     _create_temp(conn, changed)
-    pick = (
-        sa.select(*(winners.c[k] for k in pk), is_new.label("_apisync_new"))
-        .select_from(winners.outerjoin(existing, _key_match(winners, existing, key_pairs)))
-        .where(sa.or_(is_new, sa.and_(newer, sa.not_(same))))
-    )
-    conn.execute(changed.insert().from_select([*pk, "_apisync_new"], pick))
-    counts = conn.execute(
-        sa.select(
-            sa.func.count().filter(changed.c._apisync_new.is_(True)),
-            sa.func.count().filter(changed.c._apisync_new.is_(False)),
+    conn.execute(
+        changed.insert().from_select(
+            [*pk, NEW], _pick_changed(target, winners, columns, pk, cursor_field, pk)
         )
-    ).one()
-    result.inserted, result.updated = int(counts[0]), int(counts[1])
+    )
+    _count_changed(conn, changed, result)
+    if not result.inserted and not result.updated:
+        return changed  # a replay: nothing to write
 
     names = list(columns)
     source = (
         sa.select(*(winners.c[c] for c in names))
         .select_from(winners.join(changed, _key_match(winners, changed, key_pairs)))
         .where(sa.true())
-        .order_by(*(winners.c[k] for k in pk))  # key order: the primary-key index fills page by page
+        .order_by(*(winners.c[k] for k in pk))
     )
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(target).from_select(names, source)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    statement = sqlite_insert(target).from_select(names, source)
     statement = statement.on_conflict_do_update(
         index_elements=[target.c[k] for k in pk],
         set_={c: statement.excluded[c] for c in names if c not in pk},
     )
     conn.execute(statement)
     return changed
-
-
-def _load_child(
-    conn: sa.Connection,
-    child: sa.Table,
-    entry: dict[str, Any],
-    child_dir: Any,
-    winners: sa.Table,
-    changed: sa.Table,
-    pk: list[str],
-    parent_pairs: list[tuple[str, str]],
-    mode: str,
-) -> int:
-    """Replace the children of every parent row that was inserted or updated."""
-    columns: dict[str, str] = entry["columns"]
-    parts = [child_dir / name for name in entry["parts"]]
-    if mode != "append":
-        stale = sa.select(sa.literal(1)).where(_key_match(child, changed, parent_pairs))
-        conn.execute(sa.delete(child).where(sa.exists(stale)))
-    kept = sa.select(winners.c[SEQ])
-    if changed is not winners:
-        kept = kept.select_from(winners.join(changed, _key_match(winners, changed, [(k, k) for k in pk])))
-    if conn.dialect.name == "postgresql":
-        return _copy_children(conn, child, parts, columns, kept, [a for a, _ in parent_pairs] + [POSITION])
-    staging = _staging_table(f"_apisync_stg_{child.name}", columns, [PARENT_ROW])
-    _create_temp(conn, staging)
-    _copy_parts(conn, staging, parts, columns, {PARENT_ROW: PARENT_ROW})
-    source = sa.select(*(staging.c[c] for c in columns)).where(staging.c[PARENT_ROW].in_(kept))
-    inserted = conn.execute(child.insert().from_select(list(columns), source)).rowcount
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.format_table(staging)}"))
-    return inserted
-
-
-def _copy_children(
-    conn: sa.Connection,
-    child: sa.Table,
-    parts: list[Any],
-    columns: dict[str, str],
-    kept: sa.Select,
-    key: list[str],
-) -> int:
-    """PostgreSQL: COPY the children of the kept parent rows straight into the child table.
-
-    The parent rows to keep (deduplication winners that were inserted or updated) are read back
-    as row numbers, and each child part is filtered on them before its COPY: the children are
-    written once, not staged and then copied again. Their old rows were deleted just before, in
-    the same transaction, so nothing is visible until commit.
-    """
-    preparer = conn.dialect.identifier_preparer
-    query = str(kept.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        buffer = io.BytesIO()
-        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
-        if not buffer.tell():
-            return 0  # no parent row changed: no child row to write
-        buffer.seek(0)
-        rows = pa_csv.read_csv(
-            buffer,
-            read_options=pa_csv.ReadOptions(column_names=[SEQ], use_threads=False),
-            convert_options=pa_csv.ConvertOptions(column_types={SEQ: pa.int64()}),
-        )
-        del buffer
-        numbers = rows.column(SEQ).to_numpy()
-        del rows
-        # A bit per parent row number (1 MB per million rows), not a hash set rebuilt per part.
-        keep = np.zeros(int(numbers.max()) + 1, dtype=bool)
-        keep[numbers] = True
-        del numbers
-        return _copy_csv(
-            cursor,
-            preparer.format_table(child),
-            [preparer.quote_identifier(name) for name in columns],
-            _csv_parts(parts, columns, {PARENT_ROW: PARENT_ROW}, keep_parents=keep, sort_by=key),
-        )
-    finally:
-        cursor.close()
 
 
 def write_quarantine(
@@ -545,7 +631,7 @@ def write_quarantine(
     )
     count = 0
     for name in manifest["quarantine_parts"]:
-        frame = _read_part(validated_dir / "quarantine" / name, QUARANTINE_COLUMNS, {})
+        frame = read_part(validated_dir / "quarantine" / name, QUARANTINE_COLUMNS, {})
         records = frame.to_pylist()
         for record in records:
             record["interval_start"], record["interval_end"] = window
