@@ -14,22 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["RowMask", "arrow_type", "read_part"]
+from apisync.transform.logical_types import arrow_type
 
-
-def arrow_type(kind: str) -> pa.DataType:
-    """Arrow type of a logical field type (``string``, ``integer``, ``decimal:2``, ...)."""
-    if kind.startswith("decimal"):
-        scale = int(kind.split(":", 1)[1]) if ":" in kind else 2
-        return pa.decimal128(38, scale)
-    return {
-        "string": pa.string(),
-        "integer": pa.int64(),
-        "float": pa.float64(),
-        "boolean": pa.bool_(),
-        "timestamp": pa.timestamp("us", tz="UTC"),
-        "json": pa.string(),
-    }[kind]
+__all__ = ["RowMask", "read_part"]
 
 
 def _same_type(actual: pa.DataType, target: pa.DataType) -> bool:

@@ -34,13 +34,13 @@ from apisync.quality.errors import QuarantineThresholdError
 from apisync.quality.expectations import ROW_COLUMN, SuiteRunner
 from apisync.quality.suites import suite_path
 from apisync.spec import StreamSpec
+from apisync.transform.logical_types import TIMESTAMP_TYPE
 from apisync.transform.normalize import (
     ERRORS,
     LINE,
     NULLABLE_PANDAS_TYPES,
     PAGE,
     PARENT_ROW,
-    TIMESTAMP_TYPE,
     clear_dir,
     read_normalized_manifest,
     write_table,

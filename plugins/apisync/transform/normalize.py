@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from apisync.spec import FieldSpec, StreamSpec
 from apisync.transform.errors import TooManyColumnsError, UnknownFieldsError
+from apisync.transform.logical_types import TIMESTAMP_TYPE, arrow_type
 from apisync.transform.naming import column_names
 from apisync.transform.raw_pages import iter_raw_pages
 
@@ -46,10 +47,8 @@ __all__ = [
     "INTERNAL_COLUMNS",
     "LINEAGE_COLUMNS",
     "NULLABLE_PANDAS_TYPES",
-    "TIMESTAMP_TYPE",
     "Lineage",
     "NormalizeResult",
-    "arrow_type",
     "clear_dir",
     "normalize_files",
     "read_normalized_manifest",
@@ -90,7 +89,6 @@ NULLABLE_PANDAS_TYPES = {
     pa.float64(): pd.Float64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
 }
-TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 _EPOCH_MICROS = {"epoch_s": 1_000_000, "epoch_ms": 1_000}
 _EPOCH_LIMITS = {"epoch_s": 253_402_300_799, "epoch_ms": 253_402_300_799_999}  # up to 9999-12-31
 log = logging.getLogger(__name__)
@@ -129,20 +127,6 @@ class NormalizeResult:
             "coercion_errors": self.coercion_errors,
             "python_parsed_chunks": self.python_parsed_chunks,
         }
-
-
-def arrow_type(kind: str) -> pa.DataType:
-    """Arrow type of a logical column type (``decimal:<scale>`` for decimals)."""
-    if kind.startswith("decimal"):
-        return pa.decimal128(38, int(kind.split(":", 1)[1]) if ":" in kind else 2)
-    return {
-        "string": pa.string(),
-        "json": pa.string(),
-        "integer": pa.int64(),
-        "float": pa.float64(),
-        "boolean": pa.bool_(),
-        "timestamp": TIMESTAMP_TYPE,
-    }[kind]
 
 
 def _logical_type(ftype: str, spec_field: FieldSpec | None) -> str:
