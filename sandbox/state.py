@@ -70,14 +70,14 @@ class SandboxState:
         self.storm_until = time.monotonic() + seconds
 
     def storm_left(self) -> float:
-        """Seconds of storm left for this API request; every storm_every-th request opens a storm."""
-        now = time.monotonic()
+        """Seconds of storm left for this API request, counted toward storm_every (every Nth request
+        opens a storm unless one is already on)."""
         every = self.config.storm_every
         if every:
             self.api_requests += 1
-            if self.api_requests % every == 0 and now >= self.storm_until:
-                self.storm_until = now + self.config.storm_s
-        return max(0.0, self.storm_until - now)
+            if self.api_requests % every == 0 and time.monotonic() >= self.storm_until:
+                self.storm(self.config.storm_s)
+        return max(0.0, self.storm_until - time.monotonic())
 
 
 def _dataset(config: SandboxConfig) -> Dataset:

@@ -309,11 +309,9 @@ class Paginator:
             self.dedupe_field or "", keys=dict.fromkeys(state.get("previous_keys") or [])
         )
 
-    def extra_state(self) -> dict[str, Any]:
-        return self.extra_state_later()()
-
     def extra_state_later(self) -> Callable[[], dict[str, Any]]:
-        """:meth:`extra_state` as of now, built when called (a page's keys are decoded only if needed)."""
+        """Dialect-private state as of now (what :meth:`restore_extra` reads back), built when
+        called: a page's keys are decoded only if someone asks for its resume state."""
         previous = self._previous
         return lambda: {"previous_keys": list(previous.keys())}
 

@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 
 CRM_PUSH_VERSIONS_TABLE = "crm_push_versions"
 CRM_PUSH_ERRORS_TABLE = "crm_push_errors"
-LEGACY_WATERMARK_TABLE = "crm_push_state"  # one watermark per mapping, before per-key state; unused
+LEGACY_WATERMARK_TABLE = "crm_push_state"  # the watermark before per-key state: never read, only noted
 AUDIT_STREAM = "contacts_to_crm"
 MAX_BATCH_INPUTS = 100  # HubSpot's batch limit; the sandbox answers 400 above it
 READ_CHUNK_ROWS = 2000  # source rows read per query (memory stays flat)
@@ -234,13 +234,17 @@ class _BatchOutcome:
 # ---------------------------------------------------------------- values
 
 
+def _aware(value: datetime) -> datetime:
+    """SQLite gives back naive UTC (the loader writes UTC); PostgreSQL aware values."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 def _property_value(value: Any) -> Any:
     """CRM property values are strings; timestamps go as ISO-8601 UTC."""
     if type(value) is str:  # most values: skip the checks below (every row of a scan comes here)
         return value
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return _aware(value).isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool):
@@ -255,11 +259,6 @@ def _property_value(value: Any) -> Any:
 def _payload_hash(payload: dict[str, Any]) -> str:
     """Hash of the input as sent: any mapped value, the id or the mapping itself changes it."""
     return hashlib.blake2b(_PAYLOAD_ENCODER.encode(payload), digest_size=16).hexdigest()
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite gives back naive UTC (the loader writes UTC); PostgreSQL aware values."""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _changed_text(value: Any) -> str | None:
@@ -355,8 +354,7 @@ def _exclusive(conn: sa.Connection, db_schema: str | None, mapping: str) -> Iter
 
 class _Push:
     def __init__(self, warehouse: Warehouse, hook: PushHook, mapping: CrmMapping, run_id: str) -> None:
-        self.engine = warehouse.engine
-        self.dialect = self.engine.dialect.name
+        self.dialect = warehouse.engine.dialect.name
         self.bookkeeping_schema = warehouse.db_schema
         self.source_schema = mapping.source.db_schema or warehouse.db_schema
         self.hook = hook
@@ -380,7 +378,6 @@ class _Push:
             self.versions.create(conn, checkfirst=True)
             self.errors.create(conn, checkfirst=True)
             self._reflect_source(conn)
-            name = self.mapping.name
             if sa.inspect(conn).has_table(LEGACY_WATERMARK_TABLE, schema=self.bookkeeping_schema):
                 log.info(
                     "table %s (the watermark of an older apisync) is no longer read; drop it when "
@@ -391,7 +388,7 @@ class _Push:
             self.open_keys = set(
                 conn.execute(
                     sa.select(self.errors.c.record_key).where(
-                        self.errors.c.mapping == name, self.errors.c.resolved_at.is_(None)
+                        self.errors.c.mapping == self.mapping.name, self.errors.c.resolved_at.is_(None)
                     )
                 ).scalars()
             )
@@ -484,12 +481,10 @@ class _Push:
 
     def push_changed(self) -> None:
         """Scan the source by key; queue rows not accepted as they are now (ids shared: see below)."""
+        scan = self._select().order_by(self.key_col).limit(READ_CHUNK_ROWS)
         last: Any = None
         while True:
-            query = self._select().order_by(self.key_col).limit(READ_CHUNK_ROWS)
-            if last is not None:
-                query = query.where(self.key_col > last)
-            rows = self._read(query)
+            rows = self._read(scan if last is None else scan.where(self.key_col > last))
             for row in rows:
                 key = row[self.key_position]
                 if key in self.open_keys:
@@ -634,12 +629,14 @@ class _Push:
         if rest and (complete or len(results) == len(batch) - len(errored)):
             applied.update(rest)  # every non-errored input was applied; results just did not echo ids
             rest = []
-        outcome = _BatchOutcome(applied=[(batch[index], flags.get(index)) for index in sorted(applied)])
-        outcome.errors = [(batch[index], *errored[index]) for index in sorted(errored)]
         message = "not in the CRM response's results or errors" + (
             f"; unmatched errors: {' | '.join(unmapped)[:1000]}" if unmapped else ""
         )
-        outcome.errors += [(batch[index], UNACCOUNTED, message) for index in rest]
+        outcome = _BatchOutcome(
+            applied=[(batch[index], flags.get(index)) for index in sorted(applied)],
+            errors=[(batch[index], *errored[index]) for index in sorted(errored)]
+            + [(batch[index], UNACCOUNTED, message) for index in rest],
+        )
         if unmapped and not rest:
             log.warning("POST %s: %d errors matched no input: %s", endpoint, len(unmapped), unmapped[:5])
         log.info(

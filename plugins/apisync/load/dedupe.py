@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from apisync.load.parts import RowMask, read_part
+from apisync.load.parts import RowMask, read_part, row_flags
 from apisync.transform.normalize import ROW
 
 __all__ = ["Winners", "latest_per_key"]
@@ -40,13 +40,14 @@ class Winners:
 
 
 def _hashable(table: pa.Table) -> pd.DataFrame:
-    """The key columns as pandas can hash them (timestamps as integers: no nanosecond overflow)."""
+    """The key columns as pandas can hash them (timestamps as integers: no nanosecond overflow;
+    decimals as text)."""
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_timestamp(column.type) or pa.types.is_decimal(column.type):
-            column = (
-                column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column.cast(pa.string())
-            )
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.int64())
+        elif pa.types.is_decimal(column.type):
+            column = column.cast(pa.string())
         columns[name] = column
     return pa.table(columns).to_pandas()
 
@@ -108,6 +109,4 @@ def latest_per_key(parts: list[Any], columns: dict[str, str], key: list[str], cu
     losers = _superseded(candidates, key, cursor_field if cursor_field in wanted else None)
     if not len(losers):
         return Winners(staged, staged, None)  # hash collisions only
-    mask = np.zeros(int(losers.max()) + 1, dtype=bool)
-    mask[losers] = True
-    return Winners(staged, staged - len(losers), mask)
+    return Winners(staged, staged - len(losers), row_flags(losers))

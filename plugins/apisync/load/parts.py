@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from apisync.transform.logical_types import arrow_type
 
-__all__ = ["RowMask", "read_part"]
+__all__ = ["RowMask", "read_part", "row_flags"]
 
 
 def _same_type(actual: pa.DataType, target: pa.DataType) -> bool:
@@ -24,6 +24,13 @@ def _same_type(actual: pa.DataType, target: pa.DataType) -> bool:
     if pa.types.is_string(target):
         return pa.types.is_string(actual) or pa.types.is_large_string(actual)
     return actual == target
+
+
+def row_flags(numbers: np.ndarray) -> np.ndarray:
+    """A boolean array indexed by row number, True at ``numbers`` (as long as the largest of them needs)."""
+    flags = np.zeros(int(numbers.max()) + 1 if len(numbers) else 0, dtype=bool)
+    flags[numbers] = True
+    return flags
 
 
 @dataclass(frozen=True)

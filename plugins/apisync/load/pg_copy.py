@@ -75,10 +75,6 @@ def _fixed(values: np.ndarray, nulls: pa.Array, wire: str) -> list[Any]:
     return [fields]
 
 
-def _text(array: pa.Array) -> list[Any]:
-    return _variable(array)
-
-
 def _jsonb(array: pa.Array) -> list[Any]:
     return _variable(array, prefix=b"\x01")
 
@@ -122,8 +118,8 @@ def _is_number(kind: pa.DataType) -> bool:
 
 # Server type (``atttypid::regtype``) -> binary encoder, and the Arrow types it takes.
 BINARY_ENCODERS: dict[str, _Encoder] = {
-    "text": _Encoder(_text, _is_text),
-    "character varying": _Encoder(_text, _is_text),
+    "text": _Encoder(_variable, _is_text),
+    "character varying": _Encoder(_variable, _is_text),
     "jsonb": _Encoder(_jsonb, _is_text),
     "bigint": _Encoder(_int8, _fits_int8),
     "double precision": _Encoder(_float8, _is_number),

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 
 from apisync.load.errors import SchemaEvolutionError, TooManyColumnsError
 
-__all__ = ["add_keys", "create_table", "ensure_table", "logical_family", "sql_type"]
+__all__ = ["add_keys", "create_table", "ensure_table", "evolve_table", "logical_family", "sql_type"]
 
 MAX_TABLE_COLUMNS = 1600  # PostgreSQL's hard limit
 
@@ -131,8 +131,7 @@ def ensure_table(
     indexes: list[str] | None = None,
 ) -> sa.Table:
     """Create the table, or add the data's new columns to it; return the reflected table."""
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(name, schema=db_schema):
+    if not sa.inspect(conn).has_table(name, schema=db_schema):
         return create_table(
             conn,
             name,
@@ -142,7 +141,18 @@ def ensure_table(
             max_columns=max_columns,
             indexes=indexes,
         )
+    return evolve_table(conn, name, columns, db_schema=db_schema, max_columns=max_columns)
 
+
+def evolve_table(
+    conn: sa.Connection,
+    name: str,
+    columns: dict[str, str],
+    *,
+    db_schema: str | None,
+    max_columns: int = MAX_TABLE_COLUMNS,
+) -> sa.Table:
+    """Add the data's new columns to an existing table (its keys stay as they are); return it reflected."""
     table = sa.Table(name, sa.MetaData(schema=db_schema), autoload_with=conn)
     missing = {column: kind for column, kind in columns.items() if column not in table.c}
     for column, kind in columns.items():

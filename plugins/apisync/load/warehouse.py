@@ -34,12 +34,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from apisync.load.audit import ensure_bookkeeping
 from apisync.load.dedupe import Winners, latest_per_key
-from apisync.load.parts import RowMask, read_part
+from apisync.load.parts import RowMask, read_part, row_flags
 from apisync.load.pg_copy import copy_parts, copy_target
-from apisync.load.schema import add_keys, create_table, ensure_table, sql_type
+from apisync.load.schema import add_keys, create_table, evolve_table, sql_type
 from apisync.quality.validation import QUARANTINE_COLUMNS, read_validated_manifest
 from apisync.spec import StreamSpec
 from apisync.transform.normalize import PARENT_ROW, POSITION, ROW
@@ -99,11 +100,6 @@ class _Batch:
         return self.spec.destination.write_mode
 
     @property
-    def parent_pairs(self) -> list[tuple[str, str]]:
-        """(column in a child table, key column of the parent) for every key column."""
-        return [(f"{self.spec.name}_{k}", k) for k in self.spec.primary_key]
-
-    @property
     def max_columns(self) -> int:
         return self.spec.max_columns + 16
 
@@ -113,7 +109,7 @@ class _Batch:
         return primary_key, [self.spec.cursor_field] if self.mode == "replace_window" else None
 
     def child_key(self) -> list[str] | None:
-        return [a for a, _ in self.parent_pairs] + [POSITION] if self.mode != "append" else None
+        return [a for a, _ in _parent_pairs(self.spec)] + [POSITION] if self.mode != "append" else None
 
 
 def _tune_session(conn: sa.Connection) -> None:
@@ -135,15 +131,16 @@ def _tune_session(conn: sa.Connection) -> None:
         pass
 
 
+def _temp_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    """A temporary table (PostgreSQL drops it at commit at the latest)."""
+    return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+
+
 def _staging_table(name: str, columns: dict[str, str], extra: list[str]) -> sa.Table:
-    metadata = sa.MetaData()
-    return sa.Table(
+    return _temp_table(
         name,
-        metadata,
         *(sa.Column(column, sql_type(kind), quote=True) for column, kind in columns.items()),
         *(sa.Column(column, sa.BigInteger()) for column in extra),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
     )
 
 
@@ -208,6 +205,19 @@ def _key_match(
     return sa.and_(*(left.c[a] == right.c[b] for a, b in pairs))
 
 
+def _parent_pairs(spec: StreamSpec) -> list[tuple[str, str]]:
+    """(column in a child table, key column of the parent) for every key column."""
+    return [(f"{spec.name}_{k}", k) for k in spec.primary_key]
+
+
+def _delete_children(
+    conn: sa.Connection, spec: StreamSpec, child: sa.Table, parents: sa.Table, *where: Any
+) -> None:
+    """Delete the rows of ``child`` that belong to a row of ``parents`` (one matching ``where``)."""
+    of_parents = sa.select(sa.literal(1)).where(_key_match(child, parents, _parent_pairs(spec)), *where)
+    conn.execute(sa.delete(child).where(of_parents.exists()))
+
+
 def _bounds(spec: StreamSpec, columns: dict[str, str], window: tuple[datetime, datetime]) -> tuple[Any, Any]:
     if columns.get(spec.cursor_field) == "integer":
         return int(window[0].timestamp()), int(window[1].timestamp())
@@ -224,10 +234,8 @@ def _delete_window(
     """replace_window: delete the interval's rows of the target and their children; return the rows."""
     cursor = target.c[spec.cursor_field]
     in_window = sa.and_(cursor >= bounds[0], cursor < bounds[1])
-    parent_pairs = [(f"{spec.name}_{k}", k) for k in spec.primary_key]
     for child in children:
-        doomed = sa.select(sa.literal(1)).where(in_window, _key_match(child, target, parent_pairs))
-        conn.execute(sa.delete(child).where(doomed.exists()))
+        _delete_children(conn, spec, child, target, in_window)
     deleted = conn.execute(sa.delete(target).where(in_window)).rowcount
     return max(deleted or 0, 0)
 
@@ -304,15 +312,7 @@ def _open_table(
     """The table to load, evolved to the data's columns; True when this load creates it (PostgreSQL:
     without its keys yet, see :func:`create_table`)."""
     if sa.inspect(conn).has_table(name, schema=batch.db_schema):
-        table = ensure_table(
-            conn,
-            name,
-            columns,
-            primary_key=primary_key,
-            db_schema=batch.db_schema,
-            max_columns=batch.max_columns,
-            indexes=indexes,
-        )
+        table = evolve_table(conn, name, columns, db_schema=batch.db_schema, max_columns=batch.max_columns)
         return table, False
     table = create_table(
         conn,
@@ -371,8 +371,7 @@ def _load_postgres(conn: sa.Connection, batch: _Batch, result: LoadResult) -> No
 
     for name, (child, child_is_new) in children.items():
         if mode != "append" and not child_is_new:
-            stale = sa.select(sa.literal(1)).where(_key_match(child, parents, batch.parent_pairs))
-            conn.execute(sa.delete(child).where(sa.exists(stale)))
+            _delete_children(conn, spec, child, parents)
         if not result.inserted and not result.updated:
             continue  # no parent row inserted or updated: no child row to write
         result.child_rows += _send_children(conn, batch, name, child, child_is_new, children_kept)
@@ -407,10 +406,7 @@ def _kept_parents(conn: sa.Connection, changed: sa.Table) -> np.ndarray:
         read_options=pa_csv.ReadOptions(column_names=[SEQ], use_threads=False),
         convert_options=pa_csv.ConvertOptions(column_types={SEQ: pa.int64()}),
     )
-    numbers = rows.column(SEQ).to_numpy()
-    keep = np.zeros(int(numbers.max()) + 1, dtype=bool)
-    keep[numbers] = True
-    return keep
+    return row_flags(rows.column(SEQ).to_numpy())
 
 
 def _analyze(conn: sa.Connection, table: sa.Table, columns: list[str]) -> None:
@@ -458,7 +454,25 @@ def _pick_changed(
     )
 
 
-def _count_changed(conn: sa.Connection, changed: sa.Table, result: LoadResult) -> None:
+def _changed_rows(
+    conn: sa.Connection,
+    target: sa.Table,
+    staging: sa.Table,
+    columns: dict[str, str],
+    pk: list[str],
+    cursor_field: str,
+    selected: list[str],
+    result: LoadResult,
+) -> sa.Table:
+    """A temporary table of the rows to write (see :func:`_pick_changed`); counts them into ``result``."""
+    changed = _temp_table(
+        f"_apisync_chg_{target.name}",
+        *(sa.Column(c, staging.c[c].type, quote=True) for c in selected),
+        sa.Column(NEW, sa.Boolean()),
+    )
+    _create_temp(conn, changed)
+    pick = _pick_changed(target, staging, columns, pk, cursor_field, selected)
+    conn.execute(changed.insert().from_select([*selected, NEW], pick))
     counts = conn.execute(
         sa.select(
             sa.func.count().filter(changed.c[NEW].is_(True)),
@@ -466,6 +480,7 @@ def _count_changed(conn: sa.Connection, changed: sa.Table, result: LoadResult) -
         )
     ).one()
     result.inserted, result.updated = int(counts[0]), int(counts[1])
+    return changed
 
 
 def _merge(
@@ -486,19 +501,7 @@ def _merge(
     FROM: the table lock rules out a concurrent insert of the same key, so no ON CONFLICT
     arbitration (and its extra WAL record per row) is needed.
     """
-    names = [*columns, SEQ]
-    changed = sa.Table(
-        f"_apisync_chg_{target.name}",
-        sa.MetaData(),
-        *(sa.Column(c, staging.c[c].type, quote=True) for c in names),
-        sa.Column(NEW, sa.Boolean()),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
-    )
-    _create_temp(conn, changed)
-    pick = _pick_changed(target, staging, columns, pk, cursor_field, names)
-    conn.execute(changed.insert().from_select([*names, NEW], pick))
-    _count_changed(conn, changed, result)
+    changed = _changed_rows(conn, target, staging, columns, pk, cursor_field, [*columns, SEQ], result)
     if not result.inserted and not result.updated:
         return changed  # a replay: nothing to write
     _analyze(conn, changed, pk)
@@ -540,15 +543,14 @@ def _load_sqlite(conn: sa.Connection, batch: _Batch, result: LoadResult) -> None
     else:
         changed = _upsert(conn, target, staging, batch.columns, spec.primary_key, spec.cursor_field, result)
 
+    kept = sa.select(staging.c[SEQ])  # row numbers of the parents written
+    if changed is not staging:
+        key_pairs = [(k, k) for k in spec.primary_key]
+        kept = kept.select_from(staging.join(changed, _key_match(staging, changed, key_pairs)))
     for name, child in children.items():
         entry = batch.children[name]
         if mode != "append":
-            stale = sa.select(sa.literal(1)).where(_key_match(child, changed, batch.parent_pairs))
-            conn.execute(sa.delete(child).where(sa.exists(stale)))
-        kept = sa.select(staging.c[SEQ])
-        if changed is not staging:
-            key_pairs = [(k, k) for k in spec.primary_key]
-            kept = kept.select_from(staging.join(changed, _key_match(staging, changed, key_pairs)))
+            _delete_children(conn, spec, child, changed)
         child_staging = _staging_table(f"_apisync_stg_{child.name}", entry["columns"], [PARENT_ROW])
         _create_temp(conn, child_staging)
         _send_parts(
@@ -576,33 +578,17 @@ def _upsert(
 
     Returns the temporary table of the keys written (``NEW``: inserted, not updated).
     """
-    key_pairs = [(k, k) for k in pk]
-    changed = sa.Table(
-        f"_apisync_chg_{target.name}",
-        sa.MetaData(),
-        *(sa.Column(k, target.c[k].type, quote=True) for k in pk),
-        sa.Column(NEW, sa.Boolean()),
-        prefixes=["TEMPORARY"],
-    )
-    _create_temp(conn, changed)
-    conn.execute(
-        changed.insert().from_select(
-            [*pk, NEW], _pick_changed(target, winners, columns, pk, cursor_field, pk)
-        )
-    )
-    _count_changed(conn, changed, result)
+    changed = _changed_rows(conn, target, winners, columns, pk, cursor_field, pk, result)
     if not result.inserted and not result.updated:
         return changed  # a replay: nothing to write
 
     names = list(columns)
     source = (
         sa.select(*(winners.c[c] for c in names))
-        .select_from(winners.join(changed, _key_match(winners, changed, key_pairs)))
+        .select_from(winners.join(changed, _key_match(winners, changed, [(k, k) for k in pk])))
         .where(sa.true())
         .order_by(*(winners.c[k] for k in pk))
     )
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     statement = sqlite_insert(target).from_select(names, source)
     statement = statement.on_conflict_do_update(
         index_elements=[target.c[k] for k in pk],

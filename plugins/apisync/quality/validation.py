@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +26,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from apisync.quality.errors import QuarantineThresholdError
 from apisync.quality.expectations import ROW_COLUMN, SuiteRunner
@@ -43,8 +40,10 @@ from apisync.transform.normalize import (
     PARENT_ROW,
     clear_dir,
     read_normalized_manifest,
+    read_table,
     write_table,
 )
+from apisync.transform.overlap import WriteBehind, read_ahead
 from apisync.transform.raw_pages import read_page
 
 __all__ = ["QUARANTINE_COLUMNS", "ValidationResult", "check_threshold", "read_validated_manifest", "validate"]
@@ -168,7 +167,7 @@ def _write_part(outputs: _PartOutputs, normalized_dir: Any, out_dir: Any) -> Non
             with source_path.open("rb") as source, target_path.open("wb") as target:
                 shutil.copyfileobj(source, target, 1 << 20)
         else:
-            child = _read_table(source_path)
+            child = read_table(source_path)
             write_table(
                 child.filter(pc.is_in(child.column(PARENT_ROW), value_set=outputs.good_rows)), target_path
             )
@@ -203,10 +202,9 @@ def validate(
     plain_numbers = not runner.checks_dtypes
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="apisync-read") as reader,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="apisync-write") as writer,
+        WriteBehind("apisync-write") as writer,
     ):
-        tables = _read_ahead(reader, [normalized_dir / name for name in parts])
-        written: Future[None] | None = None
+        tables = read_ahead(reader, (read_table(normalized_dir / name) for name in parts))
         for name, table in zip(parts, tables, strict=True):
             coerced_bad = table.column(ERRORS).is_valid().to_numpy(zero_copy_only=False)
             available = [column for column in manifest["columns"] if column in table.column_names]
@@ -239,13 +237,9 @@ def validate(
             outputs = _PartOutputs(
                 name, good, quarantine, pa.array(rows[~bad]) if any_bad else None, children
             )
-            if written is not None:
-                written.result()  # at most one part waits to be written: memory stays flat
-            written = writer.submit(_write_part, outputs, normalized_dir, out_dir)
+            writer.submit(_write_part, outputs, normalized_dir, out_dir)
             # Three threads allocate here; hand freed pages back so the peak does not creep up.
             pa.default_memory_pool().release_unused()
-        if written is not None:
-            written.result()
     result.gx_seconds = runner.seconds - gx_before
     with (out_dir / MANIFEST_NAME).open("w") as handle:
         json.dump(result.as_dict(), handle)
@@ -261,22 +255,6 @@ def _count_failures(
         for failure in failures:
             key = (failure["expectation"], failure.get("column"))
             counts[key] = counts.get(key, 0) + 1
-
-
-def _read_table(path: Any) -> pa.Table:
-    with path.open("rb") as handle:
-        return pq.read_table(handle)
-
-
-def _read_ahead(pool: ThreadPoolExecutor, paths: list[Any]) -> Iterator[pa.Table]:
-    """The parts in order, each one read in ``pool`` while the one before it is being checked."""
-    pending: deque[Future[pa.Table]] = deque()
-    for path in paths:
-        pending.append(pool.submit(_read_table, path))
-        if len(pending) > 1:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def _quarantine_table(

@@ -22,7 +22,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -41,6 +41,7 @@ from apisync.spec import FieldSpec, StreamSpec
 from apisync.transform.errors import TooManyColumnsError, UnknownFieldsError
 from apisync.transform.logical_types import TIMESTAMP_TYPE, arrow_type
 from apisync.transform.naming import column_names
+from apisync.transform.overlap import WriteBehind, read_ahead
 from apisync.transform.raw_pages import iter_raw_pages
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
     "normalize_files",
     "read_normalized_manifest",
     "read_parquet",
-    "write_parquet",
+    "read_table",
     "write_table",
 ]
 
@@ -714,14 +715,15 @@ def write_table(table: pa.Table, path: Any) -> None:
         pq.write_table(table, handle, **PARQUET_WRITE_OPTIONS)
 
 
-def write_parquet(frame: pd.DataFrame, path: Any) -> None:
-    write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+def read_table(path: Any, columns: list[str] | None = None) -> pa.Table:
+    """Read a staging part (or some of its columns) as Arrow."""
+    with path.open("rb") as handle:
+        return pq.read_table(handle, columns=columns)
 
 
 def read_parquet(path: Any, columns: list[str] | None = None) -> pd.DataFrame:
     """A part as pandas, with the nullable dtypes normalization coerces to (Int64, Float64, boolean)."""
-    with path.open("rb") as handle:
-        return pq.read_table(handle, columns=columns).to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
+    return read_table(path, columns).to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
 
 
 def _merge_types(known: dict[str, str], new: dict[str, str]) -> None:
@@ -758,14 +760,10 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
     row_offset = 0
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="apisync-read") as reader,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="apisync-write") as writer,
+        WriteBehind("apisync-write") as writer,
     ):
-        chunks = _iter_parsed_chunks(raw_dir, spec.chunk_size)
-        upcoming: Future[_RawChunk | None] = reader.submit(next, chunks, None)
-        written: Future[None] | None = None
-        number = 0
-        while (raw_chunk := upcoming.result()) is not None:
-            upcoming = reader.submit(next, chunks, None)
+        chunks = read_ahead(reader, _iter_parsed_chunks(raw_dir, spec.chunk_size))
+        for raw_chunk in chunks:  # not enumerate(): its reused tuple would keep raw_chunk alive
             lines = len(raw_chunk.pages)
             chunk = _normalize_chunk(spec, raw_chunk, lineage, row_offset)
             del raw_chunk  # its body can go before the next chunk arrives
@@ -775,7 +773,7 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
             errors = chunk.table.column(ERRORS)
             result.coercion_errors += len(errors) - errors.null_count
             result.python_parsed_chunks += int(chunk.python_parsed)
-            name = f"part-{number:05d}.parquet"
+            name = f"part-{len(result.parts):05d}.parquet"
             result.parts.append(name)
             _merge_types(result.columns, chunk.types)
             for table in chunk.children:
@@ -783,12 +781,7 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
                 entry = result.children.setdefault(table, {"columns": {}, "parts": []})
                 entry["parts"].append(name)
                 _merge_types(entry["columns"], chunk.child_types[table])
-            if written is not None:
-                written.result()  # at most one chunk waits to be written: memory stays flat
-            written = writer.submit(_write_chunk, chunk, out_dir, name)
-            number += 1
-        if written is not None:
-            written.result()
+            writer.submit(_write_chunk, chunk, out_dir, name)
     with (out_dir / MANIFEST_NAME).open("w") as handle:
         json.dump(result.as_dict(), handle)
     return result

@@ -11,11 +11,12 @@ import gzip
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
+
+from apisync.transform.overlap import WriteBehind
 
 __all__ = [
     "MANIFEST_NAME",
@@ -148,12 +149,8 @@ def extract_to_files(
     """
     clear_pages(raw_dir)
     counts: dict[int, int] = {}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="apisync-page") as pool:
-        pending: tuple[int, Future[int]] | None = None
+    with WriteBehind("apisync-page") as writer:
         for page in pages:
-            if pending is not None:
-                counts[pending[0]] = pending[1].result()
-            pending = (page.number, pool.submit(write_page, raw_dir, page.number, page.records))
-        if pending is not None:
-            counts[pending[0]] = pending[1].result()
+            writer.submit(write_page, raw_dir, page.number, page.records)
+            counts[page.number] = len(page.records)  # used only once every write has succeeded
     return write_manifest(raw_dir, extra, counts)
