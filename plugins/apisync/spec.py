@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from apisync.errors import SpecError
+
 __all__ = [
     "ArraySpec",
     "DestinationSpec",
@@ -42,10 +44,6 @@ FIELD_TYPES = ("string", "integer", "float", "decimal", "boolean", "timestamp", 
 WINDOW_START = "{window_start}"
 WINDOW_END = "{window_end}"
 DEFAULT_MAX_COLUMNS = 500
-
-
-class SpecError(ValueError):
-    """A stream spec or one of its referenced files is invalid; the message names file and field."""
 
 
 class _Strict(BaseModel):

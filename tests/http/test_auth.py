@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from apisync.http import ApiAuthError, ApiHook
-from apisync.http.auth import redact_url
+from apisync.redaction import redact_url
 
 PAGINATION = {"type": "offset", "page_size": 10}
 

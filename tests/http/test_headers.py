@@ -7,7 +7,7 @@ from email.utils import formatdate
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from apisync.http.errors import ApiConfigError
+from apisync.errors import ApiConfigError
 from apisync.http.headers import parse_rate_limit, parse_retry_after, validate_dialect
 
 NOW = 1_800_000_000.0

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from apisync.errors import ApiAuthError
 from apisync.http import ApiHook
-from apisync.http.errors import ApiAuthError
 from apisync.load import crm, warehouse_from_connection
 from apisync.load.crm import (
     LOCAL_MISSING_ID,

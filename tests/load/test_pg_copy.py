@@ -13,7 +13,7 @@ import psycopg2
 import pyarrow as pa
 import pytest
 
-from apisync.load.errors import LoadError
+from apisync.errors import LoadError
 from apisync.load.pg_copy import CopyTarget, copy_target
 
 COLUMNS = "s text, v varchar, j jsonb, i bigint, f double precision, b boolean, tz timestamptz, ts timestamp"

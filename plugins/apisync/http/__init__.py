@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apisync.http.errors import (
+from apisync.errors import (
     ApiAuthError,
     ApiClientError,
     ApiConfigError,
@@ -12,6 +12,7 @@ from apisync.http.errors import (
     MalformedResponseError,
     RateLimitWait,
     RetriesExhaustedError,
+    TruncatedBodyError,
 )
 from apisync.http.headers import RateLimitSnapshot, parse_rate_limit, parse_retry_after
 from apisync.http.hook import EXTRAS_EXAMPLE, ApiHook, Page, add_stats
@@ -40,6 +41,7 @@ __all__ = [
     "RetriesExhaustedError",
     "RetryPolicy",
     "SQLiteBackend",
+    "TruncatedBodyError",
     "add_stats",
     "make_backend",
     "make_paginator",

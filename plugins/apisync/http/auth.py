@@ -7,86 +7,28 @@ or (password only) the API key / bearer token; ``extra["auth"]`` picks the strat
     {"type": "bearer"}    {"type": "basic"}    {"type": "none"}
     {"type": "oauth2", "token_url": "/oauth/token", "scope": "...", "refresh_margin_s": 60}
 
-Every secret is registered with Airflow's secrets masker when the strategy is built, so it is
-replaced by ``***`` in task logs; our own messages never include them anyway (URLs pass through
-:func:`redact_url`).
+Every secret is registered (:func:`apisync.redaction.register_secret`) the moment it is known: the
+connection's when the strategy is built, an OAuth2 access token when it is received.
 """
 
 from __future__ import annotations
 
-import logging
+import base64
 import threading
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from apisync.http.errors import ApiAuthError, ApiConfigError, body_excerpt
+from apisync.errors import ApiAuthError, ApiConfigError
+from apisync.redaction import body_excerpt, redact_url, register_secret
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-SECRET_QUERY_PARAMS = frozenset(
-    {"api_key", "apikey", "key", "token", "access_token", "client_secret", "password", "secret", "sig"}
-)
 DEFAULT_REFRESH_MARGIN_S = 60.0
-
-
-class _RedactSecretsFilter(logging.Filter):
-    """Masks our secrets in urllib3's DEBUG lines (they print request URLs, query API keys included).
-
-    Airflow's masker covers task logs; this also covers any other handler (tests, local runs).
-    """
-
-    secrets: ClassVar[set[str]] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
-
-
-_URLLIB3_FILTER = _RedactSecretsFilter()
-logging.getLogger("urllib3.connectionpool").addFilter(_URLLIB3_FILTER)
-
-
-def register_secret(value: str | None) -> None:
-    """Tell Airflow's masker about a secret (task process and supervisor)."""
-    if not value:
-        return
-    from airflow.sdk.log import mask_secret
-
-    mask_secret(value)
-    _RedactSecretsFilter.secrets.add(value)
-
-
-def redact_url(url: str, secret_params: frozenset[str] | set[str] = SECRET_QUERY_PARAMS) -> str:
-    """``url`` with secret query values (api_key=..., token=...) and userinfo replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    if not parts.query:
-        return urlunsplit(parts._replace(netloc=netloc))
-    lowered = {p.lower() for p in secret_params}
-    query = [
-        (k, "***" if k.lower() in lowered else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*[]:,")))
-
-
-def strip_query_params(url: str, names: set[str] | frozenset[str]) -> str:
-    """``url`` without the given query parameters (so a stored next-page URL carries no API key)."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="[]:,")))
 
 
 class ApiKeyAuth(AuthBase):
@@ -129,6 +71,8 @@ class BasicAuth(HTTPBasicAuth):
     def __init__(self, username: str, password: str) -> None:
         super().__init__(username, password)
         register_secret(password)
+        # The header carries base64("user:password"): an echoed request must not reveal it either.
+        register_secret(base64.b64encode(f"{username}:{password}".encode()).decode("ascii"))
 
 
 class OAuth2ClientCredentials(AuthBase):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from apisync.http.errors import ApiConfigError
+from apisync.errors import ApiConfigError
 
 DIALECTS = ("auto", "github", "ietf", "ietf-legacy", "hubspot", "none")
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import json as jsonlib
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +43,7 @@ import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 
-from apisync.http.auth import OAuth2ClientCredentials, make_auth, redact_url, strip_query_params
-from apisync.http.errors import (
+from apisync.errors import (
     ApiAuthError,
     ApiClientError,
     ApiConfigError,
@@ -54,12 +52,14 @@ from apisync.http.errors import (
     MalformedResponseError,
     RateLimitWait,
     RetriesExhaustedError,
-    body_excerpt,
+    TruncatedBodyError,
 )
+from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.headers import parse_rate_limit, parse_retry_after, validate_dialect
 from apisync.http.pagination import PageRequest, Paginator, decode_body, make_paginator
 from apisync.http.ratelimit import RateLimiter, make_backend
 from apisync.http.retry import MIN_RETRY_WAIT_S, RetryPolicy
+from apisync.redaction import body_excerpt, redact, redact_url, register_secret, strip_query_params
 
 if TYPE_CHECKING:
     from requests.auth import AuthBase
@@ -215,7 +215,6 @@ class ApiHook(HttpHook):
         self.limiter: RateLimiter | None = None
         self._session: requests.Session | None = None
         self._auth: AuthBase | None = None
-        self._secrets: list[str] = []
         self._secret_params: set[str] = set()
         self._stats: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
         self._stats["throttled_s"] = 0.0
@@ -272,7 +271,7 @@ class ApiHook(HttpHook):
             settings.auth, connection, self.base_url, timeout=settings.timeout, verify=settings.verify
         )
         session.auth = self._auth
-        self._secrets = [s for s in (connection.password, getattr(self._auth, "key", None)) if s]
+        register_secret(connection.password)
         query_param = getattr(self._auth, "query_param", None)
         self._secret_params = {query_param} if query_param else set()
         session = self._configure_session_from_mount_adapters(session)
@@ -294,14 +293,10 @@ class ApiHook(HttpHook):
     # -- Secrets --------------------------------------------------------------------------------
     def redact(self, text: str) -> str:
         """Text with every known secret and secret query parameter replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        for name in self._secret_params:
-            text = re.sub(rf"({re.escape(name)}=)[^&\s'\"]+", r"\1***", text)
-        return text
+        return redact(text)
 
     def _public_url(self, url: str) -> str:
-        return self.redact(redact_url(url, {*self._secret_params, *_SECRET_PARAMS}))
+        return redact_url(url, self._secret_params)
 
     # -- Requests -------------------------------------------------------------------------------
     def _url_for(self, endpoint_or_url: str) -> str:
@@ -473,7 +468,7 @@ class ApiHook(HttpHook):
                         response, parse_retry_after(response.headers.get("Retry-After"))
                     )
             self._stats["errors"] += 1
-            excerpt = self.redact(body_excerpt(response.content))
+            excerpt = body_excerpt(response.content)
             error_cls = (
                 ApiAuthError if status in (401, 403) else ApiClientError if status < 500 else ApiResponseError
             )
@@ -548,10 +543,10 @@ class ApiHook(HttpHook):
                     try:
                         page = self._page(paginator, response, request, records_path, method, number + 1)
                         break
-                    except MalformedResponseError as exc:
+                    except TruncatedBodyError as exc:
                         # A body cut off mid-transfer is transient: read the same page again (the
                         # request is a read and the cursor has not moved). Anything else is final.
-                        if not getattr(exc, "invalid_json", False) or reread == MALFORMED_REREADS:
+                        if reread == MALFORMED_REREADS:
                             raise
                         self._stats["retries"] += 1
                         self.log.warning("%s; reading it again (%d/%d)", exc, reread + 1, MALFORMED_REREADS)
@@ -588,16 +583,14 @@ class ApiHook(HttpHook):
             data = _decode_json(response, paginator.records_location(records_path))
         except ValueError as exc:
             self._stats["errors"] += 1
-            error = MalformedResponseError(
+            raise TruncatedBodyError(
                 f"page {number}: {method} {public_url} returned invalid JSON ({exc}); "
-                f"body starts: {self.redact(body_excerpt(response.content, 200))}",
+                f"body starts: {body_excerpt(response.content, 200)}",
                 method=method,
                 url=public_url,
                 status=response.status_code,
-                body=self.redact(body_excerpt(response.content)),
-            )
-            error.invalid_json = True  # type: ignore[attr-defined]
-            raise error from None
+                body=body_excerpt(response.content),
+            ) from None
         paginator.check(data, method=method, url=public_url)
         records = paginator.records(data, records_path, method=method, url=public_url)
         paginator.update_state(response, data, records, request)
@@ -671,7 +664,6 @@ class ApiHook(HttpHook):
             return False, self.redact(str(exc))
 
 
-_SECRET_PARAMS = frozenset({"api_key", "apikey", "access_token", "token", "client_secret"})
 _UTF8 = frozenset({"utf-8", "utf8"})
 BODY_READ_CHUNK = 1 << 20
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from apisync.http.errors import RateLimitWait
+from apisync.errors import RateLimitWait
 from apisync.http.hook import ApiHook, Page, add_stats
 from apisync.http.trigger import RateLimitWaitTrigger
 

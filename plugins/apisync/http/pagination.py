@@ -41,7 +41,7 @@ from typing import Any, ClassVar, overload
 import msgspec
 import requests
 
-from apisync.http.errors import ApiConfigError, GraphQLError, MalformedResponseError
+from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError
 
 
 @dataclass

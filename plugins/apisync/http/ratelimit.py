@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from apisync.http.errors import ApiConfigError
+from apisync.errors import ApiConfigError
 from apisync.http.headers import RateLimitSnapshot
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from apisync.load.errors import WarehouseConfigError
+from apisync.errors import WarehouseConfigError
 
 __all__ = ["DEFAULT_WAREHOUSE_CONN_ID", "Warehouse", "warehouse_from_connection", "warehouse_url"]
 

@@ -50,9 +50,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 
+from apisync.errors import CrmMappingError, CrmPushError
 from apisync.load.audit import RunRecord, record_run
 from apisync.load.connection import Warehouse
-from apisync.load.errors import LoadError
 from apisync.spec import include_dir, read_yaml_document, validation_messages
 
 __all__ = [
@@ -84,14 +84,6 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _PAYLOAD_ENCODER = msgspec.json.Encoder(order="sorted")
 # Labels of the bookkeeping columns the scan adds to the source columns.
 _KEY, _ACCEPTED, _GROUP = "_crm_record_key", "_crm_accepted_hash", "_crm_id_group"
-
-
-class CrmMappingError(LoadError, ValueError):
-    """The mapping file is missing or invalid; the message names the file and the field."""
-
-
-class CrmPushError(LoadError):
-    """A CRM response could not be matched to the inputs sent, or another push holds the mapping."""
 
 
 # ---------------------------------------------------------------- mapping

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from apisync.load.errors import LoadError
+from apisync.errors import LoadError
 
 __all__ = ["CopyTarget", "copy_parts", "copy_target"]
 

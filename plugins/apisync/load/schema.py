@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from apisync.load.errors import SchemaEvolutionError, TooManyColumnsError
+from apisync.errors import SchemaEvolutionError, TooManyColumnsError
 
 __all__ = ["add_keys", "create_table", "ensure_table", "evolve_table", "logical_family", "sql_type"]
 

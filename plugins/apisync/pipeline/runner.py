@@ -16,8 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from apisync.errors import AccountingError
 from apisync.load import LoadResult, RunRecord, load, record_run
-from apisync.load.errors import LoadError
 from apisync.pipeline.layout import RunPaths
 from apisync.quality import QuarantineThresholdError, ValidationResult, check_threshold, validate
 from apisync.quality.expectations import SuiteRunner
@@ -43,7 +43,7 @@ def account(pulled: int, deduped: int, quarantined: int, loaded: LoadResult) -> 
     """Every pulled record is inserted, updated, unchanged, deduplicated or quarantined."""
     total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined
     if total != pulled:
-        raise LoadError(
+        raise AccountingError(
             f"accounting mismatch for {loaded.table}: pulled {pulled} but inserted {loaded.inserted}"
             f" + updated {loaded.updated} + unchanged {loaded.unchanged} + deduped {deduped}"
             f" + quarantined {quarantined} = {total}"

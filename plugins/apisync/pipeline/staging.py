@@ -11,13 +11,10 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from apisync.errors import WindowError
 from apisync.pipeline.layout import RunPaths, window_key
 
 __all__ = ["WindowError", "partition_window", "resolve_window", "staging_paths", "staging_root_url"]
-
-
-class WindowError(ValueError):
-    """The run has no usable interval (a plain cron schedule gives start == end)."""
 
 
 def staging_root_url(override: str | None = None) -> str:

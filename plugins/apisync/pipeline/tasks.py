@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.sdk import Asset, TaskGroup, get_current_context, task
 
+from apisync.errors import WindowError
 from apisync.pipeline.extract import ExtractStreamOperator
 from apisync.pipeline.staging import resolve_window, staging_paths
 from apisync.quality.suites import read_suite_file, suite_path
@@ -80,7 +81,7 @@ class AuditOnFailure:
         partition = (map_index, self.partitions) if pull else (0, 1)
         try:
             window = resolve_window(context, *partition)
-        except ValueError:
+        except WindowError:
             window = (datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(0, UTC))
         _audit(
             warehouse_from_connection(self.warehouse_conn_id),

@@ -9,10 +9,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "BatchValidationError": "apisync.quality.errors",
-    "QualityError": "apisync.quality.errors",
-    "QuarantineThresholdError": "apisync.quality.errors",
-    "SuiteError": "apisync.quality.errors",
+    "BatchValidationError": "apisync.errors",
+    "QualityError": "apisync.errors",
+    "QuarantineThresholdError": "apisync.errors",
+    "SuiteError": "apisync.errors",
     "build_suite": "apisync.quality.suites",
     "read_suite_file": "apisync.quality.suites",
     "suite_path": "apisync.quality.suites",

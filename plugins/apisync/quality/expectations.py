@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from apisync.quality.errors import BatchValidationError
+from apisync.errors import BatchValidationError
 from apisync.quality.suites import build_suite, checked_columns, checks_dtypes, read_suite_file
 
 if TYPE_CHECKING:

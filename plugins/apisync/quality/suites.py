@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from apisync.quality.errors import SuiteError
+from apisync.errors import SuiteError
 from apisync.spec import include_dir
 
 if TYPE_CHECKING:

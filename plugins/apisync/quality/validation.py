@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from apisync.quality.errors import QuarantineThresholdError
+from apisync.errors import QuarantineThresholdError
 from apisync.quality.expectations import ROW_COLUMN, SuiteRunner
 from apisync.quality.suites import suite_path
 from apisync.spec import StreamSpec

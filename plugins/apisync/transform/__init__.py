@@ -9,9 +9,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "NormalizeError": "apisync.transform.errors",
-    "TooManyColumnsError": "apisync.transform.errors",
-    "UnknownFieldsError": "apisync.transform.errors",
+    "NormalizeError": "apisync.errors",
+    "TooManyColumnsError": "apisync.errors",
+    "UnknownFieldsError": "apisync.errors",
     "column_name": "apisync.transform.naming",
     "column_names": "apisync.transform.naming",
     "Lineage": "apisync.transform.normalize",

@@ -37,8 +37,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from apisync.errors import TooManyColumnsError, UnknownFieldsError
 from apisync.spec import FieldSpec, StreamSpec
-from apisync.transform.errors import TooManyColumnsError, UnknownFieldsError
 from apisync.transform.logical_types import TIMESTAMP_TYPE, arrow_type
 from apisync.transform.naming import column_names
 from apisync.transform.overlap import WriteBehind, read_ahead
