@@ -29,7 +29,7 @@ from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
-from apisync.defaults import SANDBOX_START_DATE, sync_default_args
+from apisync.defaults import START_DATE, sync_default_args
 from apisync.pipeline.tasks import warehouse_asset
 
 MAPPING = "contacts"
@@ -55,7 +55,7 @@ def push_contacts_task(mapping: str, crm_conn_id: str, warehouse_conn_id: str) -
 
 @dag(
     schedule=[warehouse_asset("customers")],
-    start_date=SANDBOX_START_DATE,
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=sync_default_args(),

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable, dag
 
-from apisync.alerts import sync_deadline
-from apisync.defaults import SANDBOX_START_DATE, sync_default_args
+from apisync.defaults import START_DATE, sync_deadline, sync_default_args
 from apisync.pipeline import sync_stream
 
 
 @dag(
     schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
-    start_date=SANDBOX_START_DATE,
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=sync_default_args(),

@@ -1,4 +1,5 @@
-"""The contract every sync DAG shares, so a DAG file states only what is particular to it.
+"""The contract every sync DAG shares (start date, default_args, deadline), so a DAG file states
+only what is particular to it.
 
 Retries back off exponentially (APIs recover in seconds to minutes; a fixed short delay just burns
 attempts), and the failure alerts fire once the retries are spent.
@@ -12,18 +13,18 @@ from typing import Any
 
 import pendulum
 
-from apisync.alerts import alert_default_args
+from apisync.alerts import alert_default_args, sync_deadline
 
-__all__ = ["DEFAULT_OWNER", "SANDBOX_START_DATE", "sync_default_args"]
+__all__ = ["DEFAULT_OWNER", "START_DATE", "sync_deadline", "sync_default_args"]
 
 DEFAULT_OWNER = "data-platform"
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_DELAY = timedelta(seconds=30)
 DEFAULT_MAX_RETRY_DELAY = timedelta(minutes=10)
 
-# Where catchup starts. The sandbox data live in the first week of 2026; a deployment sets
-# APISYNC_START_DATE to the first interval it wants synced.
-SANDBOX_START_DATE = pendulum.parse(os.environ.get("APISYNC_START_DATE", "2026-01-01T00:00:00Z"))
+# Where catchup starts: APISYNC_START_DATE, the first interval a deployment wants synced. The
+# default is where the sandbox's example data begin (the first week of 2026).
+START_DATE = pendulum.parse(os.environ.get("APISYNC_START_DATE", "2026-01-01T00:00:00Z"))
 
 
 def sync_default_args(
