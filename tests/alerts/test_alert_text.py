@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from apisync.alerts import error_first_line, failure_alert, quality_failures, scrub
+from apisync.alerts import error_first_line, failure_alert, quality_failures
+from apisync.redaction import redact as scrub  # alerts mask with the one redaction
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
