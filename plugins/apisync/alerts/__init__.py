@@ -60,9 +60,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-# The same classes airflow.sdk re-exports; its 3.3.2 stub (__init__.pyi) lacks them, so mypy would not.
-from airflow.sdk.definitions.callback import AsyncCallback
-from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+# Public airflow.sdk names; its 3.3.2 type stub (__init__.pyi) does not list them yet.
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference  # type: ignore[attr-defined]
 
 from apisync.alerts.channels import (
     ALERT_EMAILS_VARIABLE,
@@ -75,7 +74,7 @@ from apisync.alerts.message import Alert, deadline_alert, error_first_line, fail
 from apisync.redaction import redact
 
 if TYPE_CHECKING:
-    from airflow.sdk.definitions.deadline import BaseDeadlineReference
+    from airflow.sdk import BaseDeadlineReference  # type: ignore[attr-defined]
 
 __all__ = [
     "ALERT_EMAILS_VARIABLE",
