@@ -25,32 +25,10 @@ the properties mapped in `include/crm/contacts.yaml`.
 
 from __future__ import annotations
 
-from typing import Any
-
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag
 
 from apisync.defaults import START_DATE, sync_default_args
-from apisync.pipeline.tasks import warehouse_asset
-
-MAPPING = "contacts"
-CRM_CONN_ID = "crm_api"
-WAREHOUSE_CONN_ID = "warehouse_default"
-
-
-@task(task_id="push_contacts")
-def push_contacts_task(mapping: str, crm_conn_id: str, warehouse_conn_id: str) -> dict[str, Any]:
-    from apisync.http import ApiHook
-    from apisync.load import warehouse_from_connection
-    from apisync.load.crm import load_mapping, push_contacts
-
-    context = get_current_context()
-    result = push_contacts(
-        warehouse_from_connection(warehouse_conn_id),
-        ApiHook(http_conn_id=crm_conn_id),
-        load_mapping(mapping),
-        run_id=context["run_id"],
-    )
-    return result.as_dict()
+from apisync.pipeline import push_mapping, warehouse_asset
 
 
 @dag(
@@ -63,7 +41,7 @@ def push_contacts_task(mapping: str, crm_conn_id: str, warehouse_conn_id: str) -
     doc_md=__doc__,
 )
 def contacts_to_crm() -> None:
-    push_contacts_task(MAPPING, CRM_CONN_ID, WAREHOUSE_CONN_ID)
+    push_mapping("contacts", crm_conn_id="crm_api", warehouse_conn_id="warehouse_default")
 
 
 contacts_to_crm()

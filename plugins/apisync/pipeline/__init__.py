@@ -1,4 +1,5 @@
-"""Compose a stream in a DAG: ``sync_stream("orders", source_conn_id=..., warehouse_conn_id=...)``.
+"""Compose a stream in a DAG: ``sync_stream("orders", source_conn_id=..., warehouse_conn_id=...)``;
+a CRM push: ``push_mapping("contacts", crm_conn_id=..., warehouse_conn_id=...)``.
 
 Importing this package is cheap (no pandas/GX/SQLAlchemy at import): the Airflow pieces load
 ``apisync.pipeline.tasks`` lazily, and ``run_window`` is the Airflow-free data path.
@@ -9,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.sdk import TaskGroup
+    from airflow.sdk import Asset, TaskGroup, XComArg
 
-__all__ = ["run_window", "sync_stream"]
+__all__ = ["push_mapping", "run_window", "sync_stream", "warehouse_asset"]
 
 
 def sync_stream(
@@ -49,3 +50,26 @@ def run_window(*args: Any, **kwargs: Any) -> Any:
     from apisync.pipeline.runner import run_window as run
 
     return run(*args, **kwargs)
+
+
+def push_mapping(
+    mapping: str,
+    *,
+    crm_conn_id: str,
+    warehouse_conn_id: str = "warehouse_default",
+    stream: str | None = None,
+    task_id: str | None = None,
+) -> XComArg:
+    """Add the CRM push of ``include/crm/<mapping>.yaml``; see :mod:`apisync.pipeline.crm_push`."""
+    from apisync.pipeline.crm_push import push_mapping as build
+
+    return build(
+        mapping, crm_conn_id=crm_conn_id, warehouse_conn_id=warehouse_conn_id, stream=stream, task_id=task_id
+    )
+
+
+def warehouse_asset(table: str, db_schema: str | None = None) -> Asset:
+    """The asset a stream's load task updates, e.g. ``warehouse://orders``: schedule on it."""
+    from apisync.pipeline.tasks import warehouse_asset as asset
+
+    return asset(table, db_schema)

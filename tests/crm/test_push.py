@@ -19,23 +19,15 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from apisync.errors import ApiAuthError
+from apisync.crm import push as crm_push
+from apisync.crm.mapping import CrmMapping, load_mapping
+from apisync.crm.push import LOCAL_MISSING_ID, CrmPushResult
+from apisync.crm.state import crm_push_errors_table, crm_push_versions_table
+from apisync.errors import ApiAuthError, CrmMappingError, CrmPushError
 from apisync.http import ApiHook
-from apisync.load import crm, warehouse_from_connection
-from apisync.load.crm import (
-    LOCAL_MISSING_ID,
-    CrmMapping,
-    CrmMappingError,
-    CrmPushError,
-    CrmPushResult,
-    _Input,
-    _Push,
-    crm_push_errors_table,
-    crm_push_versions_table,
-    load_mapping,
-    push_contacts,
-)
+from apisync.load import warehouse_from_connection
 from apisync.load.schema import ensure_table
+from apisync.pipeline.crm_push import run_push
 from apisync.spec import include_dir, load_spec
 from apisync.transform.naming import column_name
 from apisync.transform.normalize import LINEAGE_COLUMNS
@@ -123,11 +115,14 @@ class Scene:
     def push(
         self, run_id: str, *, hook: ApiHook | None = None, mapping: CrmMapping | None = None
     ) -> CrmPushResult:
-        return push_contacts(
-            warehouse_from_connection(WAREHOUSE_CONN),
-            hook or ApiHook(http_conn_id=CRM_CONN),
+        """The push as the DAG's task runs it: ``sync_runs`` row included (stream contacts_to_crm)."""
+        target = warehouse_from_connection(WAREHOUSE_CONN)
+        return run_push(
             mapping or load_mapping("contacts"),
-            run_id=run_id,
+            target.engine,
+            hook or ApiHook(http_conn_id=CRM_CONN),
+            run_id,
+            db_schema=target.db_schema,
         )
 
     def rows(self, query: sa.Select) -> list[dict[str, Any]]:
@@ -286,7 +281,7 @@ def test_backfilled_rows_older_than_everything_pushed_reach_the_crm(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sync recent hours, then backfill last month: the old rows must still reach the CRM."""
-    monkeypatch.setattr(crm, "READ_CHUNK_ROWS", 7)  # many keyset pages, boundaries anywhere
+    monkeypatch.setattr(crm_push, "READ_CHUNK_ROWS", 7)  # many keyset pages, boundaries anywhere
     invalid = scene.warehouse_emails().keys() - scene.valid_keys()
     scene.push("run-recent")
     upserts = scene.upserts()
@@ -431,20 +426,6 @@ def test_duplicate_ids_newest_row_wins_and_missing_ids_are_recorded(scene: Scene
     assert contact["firstname"] == "Newer" and contact["company"] == "Changed"  # merged; newest last
     quiet = scene.push("run-3")
     assert quiet.changed == 0  # the group is accepted as it is: not sent again
-
-
-def test_errors_map_to_inputs_by_context_ids_or_message() -> None:
-    batch = [_Input(key=str(i), crm_id=f"u{i}@example.com", payload={}) for i in range(3)]
-    by_id = {item.crm_id.casefold(): [i] for i, item in enumerate(batch)}
-    by_index = {"context": {"inputIndex": ["2"], "id": ["u0@example.com"]}}
-    by_ids = {"context": {"ids": ["U1@Example.com"]}}
-    by_message = {"message": 'Property values were not valid: [{"message":"Email address u0@example.com"}]'}
-    nothing = {"message": "something broke"}
-
-    assert _Push._error_inputs(by_index, batch, by_id) == {2}
-    assert _Push._error_inputs(by_ids, batch, by_id) == {1}
-    assert _Push._error_inputs(by_message, batch, by_id) == {0}
-    assert _Push._error_inputs(nothing, batch, by_id) == set()
 
 
 class DyingHook(ApiHook):
