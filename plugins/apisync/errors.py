@@ -8,7 +8,7 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     │   ├── SpecError                   a stream spec (or a file it names) is invalid: file + field
     │   ├── ApiConfigError              connection extras or a call are misconfigured (also ApiError)
     │   ├── WarehouseConfigError        the warehouse connection cannot become an engine (also LoadError)
-    │   ├── CrmMappingError             a CRM mapping file is invalid: file + field (also LoadError)
+    │   ├── CrmMappingError             a CRM mapping file is invalid: file + field (also CrmError)
     │   ├── SuiteError                  an expectation suite cannot be used as written (also QualityError)
     │   └── WindowError                 a run has no usable data interval
     ├── ApiError                        talking to a source API or a CRM failed
@@ -27,9 +27,10 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     ├── QualityError                    records failed a quality gate; ``failures`` lists the checks
     │   ├── BatchValidationError        a table-level expectation failed: no row of the batch is trusted
     │   └── QuarantineThresholdError    too large a share of the window was quarantined
-    └── LoadError                       rows could not be written; the transaction was rolled back
-        ├── SchemaEvolutionError        a field changed type incompatibly with the table's column
-        ├── AccountingError             pulled != inserted + updated + unchanged + deduped + quarantined
+    ├── LoadError                       rows could not be written; the transaction was rolled back
+    │   ├── SchemaEvolutionError        a field changed type incompatibly with the table's column
+    │   └── AccountingError             pulled != inserted + updated + unchanged + deduped + quarantined
+    └── CrmError                        a CRM push failed
         └── CrmPushError                a CRM reply does not match what was sent, or a push is running
 
 ``RateLimitWait`` subclasses ``ApiError`` only so that code catching ``ApiError`` around a plain
@@ -51,6 +52,7 @@ __all__ = [
     "ApisyncError",
     "BatchValidationError",
     "ConfigError",
+    "CrmError",
     "CrmMappingError",
     "CrmPushError",
     "GraphQLError",
@@ -220,7 +222,7 @@ class QuarantineThresholdError(QualityError):
     """The quarantined share of a run is above the stream's quarantine_threshold."""
 
 
-# ---------------------------------------------------------------- load and crm
+# ---------------------------------------------------------------- load
 
 
 class LoadError(ApisyncError):
@@ -239,9 +241,16 @@ class AccountingError(LoadError):
     """The counts of a run do not add up: a record was lost or counted twice somewhere."""
 
 
-class CrmMappingError(LoadError, ConfigError):
+# ---------------------------------------------------------------- crm
+
+
+class CrmError(ApisyncError):
+    """A CRM push failed."""
+
+
+class CrmMappingError(CrmError, ConfigError):
     """The mapping file is missing or invalid; the message names the file and the field."""
 
 
-class CrmPushError(LoadError):
+class CrmPushError(CrmError):
     """A CRM response could not be matched to the inputs sent, or another push holds the mapping."""
