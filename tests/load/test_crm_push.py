@@ -36,9 +36,9 @@ from apisync.load.crm import (
     push_contacts,
 )
 from apisync.load.schema import ensure_table
+from apisync.naming import column_name
 from apisync.spec import include_dir, load_spec
-from apisync.transform.naming import column_name
-from apisync.transform.normalize import LINEAGE_COLUMNS
+from apisync.staging.columns import LINEAGE_COLUMNS
 from tests.load.datapath_fixtures import Target
 
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"

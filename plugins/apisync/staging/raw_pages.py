@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from apisync.transform.overlap import WriteBehind
+from apisync.staging.overlap import WriteBehind
 
 __all__ = [
     "MANIFEST_NAME",
