@@ -57,7 +57,8 @@ def read_table(path: Any, columns: list[str] | None = None) -> pa.Table:
 
 def read_parquet(path: Any, columns: list[str] | None = None) -> pd.DataFrame:
     """A part as pandas, with the nullable dtypes normalization coerces to (Int64, Float64, boolean)."""
-    return read_table(path, columns).to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
+    frame: pd.DataFrame = read_table(path, columns).to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
+    return frame
 
 
 def clear_dir(directory: Any) -> None:
@@ -73,8 +74,8 @@ def clear_dir(directory: Any) -> None:
 def _same_type(actual: pa.DataType, target: pa.DataType) -> bool:
     """Large and small string layouts hold the same values: converting one to the other only costs a copy."""
     if pa.types.is_string(target):
-        return pa.types.is_string(actual) or pa.types.is_large_string(actual)
-    return actual == target
+        return bool(pa.types.is_string(actual) or pa.types.is_large_string(actual))
+    return bool(actual == target)
 
 
 def row_flags(numbers: np.ndarray) -> np.ndarray:
