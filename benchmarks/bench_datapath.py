@@ -72,9 +72,9 @@ def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 
     import sqlalchemy as sa
 
-    from apisync.pipeline.layout import RunPaths
     from apisync.pipeline.runner import run_window
     from apisync.spec import load_spec
+    from apisync.staging.layout import RunPaths
 
     started = time.perf_counter()
     hook, pages = _pages(args.url, args.page_size)
@@ -107,11 +107,11 @@ def _window_worker(pg_url: str, schema: str, inbox: Any, outbox: Any) -> None:
 
     import sqlalchemy as sa
 
-    from apisync.pipeline.layout import RunPaths
     from apisync.pipeline.runner import run_window
     from apisync.quality.expectations import SuiteRunner
     from apisync.quality.suites import suite_path
     from apisync.spec import load_spec
+    from apisync.staging.layout import RunPaths
 
     spec = load_spec("orders")
     engine = sa.create_engine(pg_url)
@@ -146,8 +146,8 @@ def child_windowed(args: argparse.Namespace) -> dict[str, Any]:
     import multiprocessing
     from datetime import datetime
 
-    from apisync.pipeline.layout import RunPaths
-    from apisync.transform.raw_pages import extract_to_files
+    from apisync.staging.layout import RunPaths
+    from apisync.staging.raw_pages import extract_to_files
 
     start, end = datetime.fromisoformat(WINDOW_START), datetime.fromisoformat(WINDOW_END)
     step = (end - start) / args.windows

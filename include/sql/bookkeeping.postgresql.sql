@@ -1,4 +1,4 @@
--- Bookkeeping tables of the data path (generated from apisync.load.audit.bookkeeping_ddl;
+-- Bookkeeping tables of the data path (generated from apisync.pipeline.bookkeeping.bookkeeping_ddl;
 -- the pipeline creates them itself when missing; kept here for DBAs and migrations).
 
 CREATE TABLE sync_runs (

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from apisync.errors import SpecError
+from apisync.naming import column_name
 
 __all__ = [
     "ArraySpec",
@@ -142,13 +143,9 @@ class StreamSpec(_Strict):
 
     def columns(self) -> dict[str, str]:
         """Destination column name -> field type for the declared fields."""
-        from apisync.transform.naming import column_name
-
         return {column_name(field.column or path): field.type for path, field in self.fields.items()}
 
     def column_for(self, source_path: str) -> str:
-        from apisync.transform.naming import column_name
-
         field = self.fields[source_path]
         return column_name(field.column or source_path)
 

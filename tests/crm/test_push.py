@@ -27,10 +27,10 @@ from apisync.errors import ApiAuthError, CrmMappingError, CrmPushError
 from apisync.http import ApiHook
 from apisync.load import warehouse_from_connection
 from apisync.load.schema import ensure_table
+from apisync.naming import column_name
 from apisync.pipeline.crm_push import run_push
 from apisync.spec import include_dir, load_spec
-from apisync.transform.naming import column_name
-from apisync.transform.normalize import LINEAGE_COLUMNS
+from apisync.staging.columns import LINEAGE_COLUMNS
 from tests.load.datapath_fixtures import Target
 
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from apisync.pipeline.layout import RunPaths
 from apisync.pipeline.runner import WindowRun, run_window
 from apisync.spec import StreamSpec
+from apisync.staging.layout import RunPaths
 from tests.transform.order_records import pages_of
 
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC))

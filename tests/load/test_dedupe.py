@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from apisync.load import dedupe
 from apisync.load.dedupe import latest_per_key
-from apisync.transform.normalize import ROW
+from apisync.staging.columns import ROW
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 COLUMNS = {"id": "string", "region": "string", "updated": "timestamp", "status": "string"}

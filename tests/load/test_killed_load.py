@@ -25,7 +25,8 @@ import sqlalchemy as sa
 from apisync.load import load
 from apisync.quality import validate
 from apisync.spec import load_spec
-from apisync.transform import Lineage, extract_to_files, normalize_files
+from apisync.staging.raw_pages import extract_to_files
+from apisync.transform import Lineage, normalize_files
 from tests.load.datapath_fixtures import WINDOW, Target, sync_records
 from tests.transform.order_records import make_order, make_orders, pages_of
 

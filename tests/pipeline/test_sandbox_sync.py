@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from apisync.http import ApiHook
-from apisync.pipeline.layout import RunPaths
 from apisync.pipeline.runner import run_window
 from apisync.spec import load_spec, render_window
+from apisync.staging.layout import RunPaths
 from tests.load.datapath_fixtures import WINDOW, Target
 
 

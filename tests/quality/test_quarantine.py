@@ -9,8 +9,8 @@ import pytest
 
 from apisync.quality import BatchValidationError, QuarantineThresholdError, validate
 from apisync.spec import load_spec
-from apisync.transform import extract_to_files, normalize_files
-from apisync.transform.raw_pages import write_page
+from apisync.staging.raw_pages import extract_to_files, write_page
+from apisync.transform import normalize_files
 from tests.load.datapath_fixtures import WINDOW, Target, sync_records
 from tests.transform.order_records import make_orders, pages_of
 
@@ -118,8 +118,9 @@ def test_malformed_json_line_is_quarantined_not_dropped(warehouse: Target, tmp_p
     from datetime import UTC, datetime
 
     from apisync.load import load
+    from apisync.quality.quarantine import quarantine_writer
+    from apisync.staging.raw_pages import write_manifest
     from apisync.transform import Lineage
-    from apisync.transform.raw_pages import write_manifest
 
     spec = load_spec("orders")
     raw = tmp_path / "raw"
@@ -135,8 +136,15 @@ def test_malformed_json_line_is_quarantined_not_dropped(warehouse: Target, tmp_p
     assert normalized.pulled == 23
     result = validate(spec, tmp_path / "norm", raw, tmp_path / "valid")
     assert (result.valid, result.quarantined) == (22, 1)
+    writer = quarantine_writer(spec, tmp_path / "valid", window=WINDOW, db_schema=warehouse.db_schema)
     loaded = load(
-        spec, warehouse.engine, tmp_path / "valid", window=WINDOW, run_id="r", db_schema=warehouse.db_schema
+        spec,
+        warehouse.engine,
+        tmp_path / "valid",
+        window=WINDOW,
+        run_id="r",
+        db_schema=warehouse.db_schema,
+        quarantine_writer=writer,
     )
     assert loaded.inserted == 22
     raw_record, failures = warehouse.rows(

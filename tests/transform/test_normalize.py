@@ -9,9 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from apisync.naming import column_name
 from apisync.spec import load_spec
-from apisync.transform import Lineage, TooManyColumnsError, column_name, extract_to_files, normalize_files
-from apisync.transform.normalize import read_parquet
+from apisync.staging.parts import read_parquet
+from apisync.staging.raw_pages import extract_to_files
+from apisync.transform import Lineage, TooManyColumnsError, normalize_files
 from tests.transform.order_records import make_orders, pages_of
 
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC))

@@ -1,5 +1,11 @@
 """Warehouse loading (SQLAlchemy Core): cross-part dedupe, binary COPY, merge/append/replace_window.
 
+Owns the warehouse connection, table creation and evolution, the load of a validated window in one
+transaction, and the ``sync_runs`` audit table (``RunRecord``, ``record_run``). It reads the parts
+through :mod:`apisync.staging`; the quarantine rows are written by a callable the pipeline passes
+into :func:`load` (quality's writer), so load never imports quality. May import: staging, spec,
+errors, redaction; never transform, quality or pipeline.
+
 Names resolve lazily so that importing the pipeline at DAG parse time stays cheap.
 """
 
@@ -10,7 +16,6 @@ from typing import Any
 
 _EXPORTS = {
     "RunRecord": "apisync.load.audit",
-    "quarantine_table": "apisync.load.audit",
     "record_run": "apisync.load.audit",
     "sync_runs_table": "apisync.load.audit",
     "DEFAULT_WAREHOUSE_CONN_ID": "apisync.load.connection",
@@ -23,7 +28,6 @@ _EXPORTS = {
     "WarehouseConfigError": "apisync.errors",
     "LoadResult": "apisync.load.warehouse",
     "load": "apisync.load.warehouse",
-    "persist_quarantine": "apisync.load.warehouse",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -20,8 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from apisync.load.parts import RowMask, read_part, row_flags
-from apisync.transform.normalize import ROW
+from apisync.staging.columns import ROW
+from apisync.staging.parts import RowMask, read_part, row_flags
 
 __all__ = ["Winners", "latest_per_key"]
 

@@ -18,14 +18,16 @@ the binary format where it can (:mod:`apisync.load.pg_copy`). The children of ev
 updated parent replace that parent's old ones, COPYed straight into the child table.
 SQLite: the same modes through a staging table filled with executemany, and INSERT ... ON CONFLICT.
 
-The target, its child tables and the quarantine rows change in the same transaction, so a load
-killed half-way leaves the target untouched and a retry neither duplicates nor loses rows.
+The target, its child tables and the quarantine rows (written by the ``quarantine_writer`` the
+pipeline passes) change in the same transaction, so a load killed half-way leaves the target
+untouched and a retry neither duplicates nor loses rows.
 """
 
 from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -36,16 +38,15 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from apisync.load.audit import ensure_bookkeeping
 from apisync.load.dedupe import Winners, latest_per_key
-from apisync.load.parts import RowMask, read_part, row_flags
 from apisync.load.pg_copy import copy_parts, copy_target
 from apisync.load.schema import add_keys, create_table, evolve_table, sql_type
-from apisync.quality.validation import QUARANTINE_COLUMNS, read_validated_manifest
 from apisync.spec import StreamSpec
-from apisync.transform.normalize import PARENT_ROW, POSITION, ROW
+from apisync.staging.columns import PARENT_ROW, POSITION, ROW
+from apisync.staging.manifests import read_validated_manifest
+from apisync.staging.parts import RowMask, read_part, row_flags
 
-__all__ = ["LoadResult", "load", "persist_quarantine", "write_quarantine"]
+__all__ = ["LoadResult", "load"]
 
 SEQ = "_apisync_seq"
 NEW = "_apisync_new"  # in the table of rows to write: the key was not in the target
@@ -274,11 +275,16 @@ def load(
     window: tuple[datetime, datetime],
     run_id: str,
     db_schema: str | None = None,
+    quarantine_writer: Callable[[sa.Connection], int] | None = None,
 ) -> LoadResult:
-    """Load a validated window into ``spec.destination.table`` (and its child tables) atomically."""
+    """Load a validated window into ``spec.destination.table`` (and its child tables) atomically.
+
+    ``quarantine_writer`` writes the window's quarantine rows in the same transaction and returns
+    how many (``result.quarantined``): the pipeline passes
+    :func:`apisync.quality.quarantine.quarantine_writer`, so load needs no knowledge of quality.
+    """
     started = time.perf_counter()
     manifest = read_validated_manifest(validated_dir)
-    bookkeeping_schema = db_schema  # quarantine (and sync_runs) live in the connection's schema
     db_schema = spec.destination.db_schema or db_schema
     table_name = spec.destination.table
     result = LoadResult(table=f"{db_schema}.{table_name}" if db_schema else table_name)
@@ -296,7 +302,8 @@ def load(
         else:
             _load_sqlite(conn, batch, result)
         result.unchanged = winners.kept - result.inserted - result.updated
-        result.quarantined = write_quarantine(conn, spec, validated_dir, manifest, window, bookkeeping_schema)
+        if quarantine_writer is not None:
+            result.quarantined = quarantine_writer(conn)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
@@ -596,46 +603,3 @@ def _upsert(
     )
     conn.execute(statement)
     return changed
-
-
-def write_quarantine(
-    conn: sa.Connection,
-    spec: StreamSpec,
-    validated_dir: Any,
-    manifest: dict[str, Any],
-    window: tuple[datetime, datetime],
-    db_schema: str | None,
-) -> int:
-    """Replace this window's quarantine rows for the stream (idempotent across retries and replays)."""
-    _, table = ensure_bookkeeping(conn, db_schema)
-    conn.execute(
-        sa.delete(table).where(
-            table.c.stream == spec.name,
-            table.c.interval_start == window[0],
-            table.c.interval_end == window[1],
-        )
-    )
-    count = 0
-    for name in manifest["quarantine_parts"]:
-        frame = read_part(validated_dir / "quarantine" / name, QUARANTINE_COLUMNS, {})
-        records = frame.to_pylist()
-        for record in records:
-            record["interval_start"], record["interval_end"] = window
-        if records:
-            conn.execute(table.insert(), records)
-        count += len(records)
-    return count
-
-
-def persist_quarantine(
-    engine: sa.Engine,
-    spec: StreamSpec,
-    validated_dir: Any,
-    *,
-    window: tuple[datetime, datetime],
-    db_schema: str | None = None,
-) -> int:
-    """Store the quarantine rows on their own, when the batch itself is rejected and not loaded."""
-    manifest = read_validated_manifest(validated_dir)
-    with engine.begin() as conn:
-        return write_quarantine(conn, spec, validated_dir, manifest, window, db_schema)

@@ -1,6 +1,12 @@
 """Compose a stream in a DAG: ``sync_stream("orders", source_conn_id=..., warehouse_conn_id=...)``;
 a CRM push: ``push_mapping("contacts", crm_conn_id=..., warehouse_conn_id=...)``.
 
+Owns the one sequence of a window (:mod:`~apisync.pipeline.steps`: normalize, validate, quarantine
+gate, load with the quarantine in its transaction, accounting, audit row), the Airflow-free runner
+(:mod:`~apisync.pipeline.runner`), the Airflow tasks and extract operator, where a window's staging
+files live (:mod:`~apisync.pipeline.staging`) and the bookkeeping DDL. May import every package of
+apisync; only DAG files import it (with :mod:`apisync.defaults`).
+
 Importing this package is cheap (no pandas/GX/SQLAlchemy at import): the Airflow pieces load
 ``apisync.pipeline.tasks`` lazily, and ``run_window`` is the Airflow-free data path.
 """

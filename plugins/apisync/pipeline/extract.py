@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from apisync.http.operator import PagedExtractOperator
 from apisync.pipeline.staging import resolve_window, staging_paths
 from apisync.spec import load_spec, render_window
-from apisync.transform.raw_pages import MANIFEST_NAME, clear_pages, read_manifest, write_manifest, write_page
+from apisync.staging.raw_pages import MANIFEST_NAME, clear_pages, read_manifest, write_manifest, write_page
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apisync.errors import WindowError
-from apisync.pipeline.layout import RunPaths, window_key
+from apisync.staging.layout import RunPaths, window_key
 
 __all__ = ["WindowError", "partition_window", "resolve_window", "staging_paths", "staging_root_url"]
 

@@ -1,9 +1,10 @@
 """Airflow tasks composing one stream: extract -> normalize -> validate -> load, in a TaskGroup.
 
-Tasks exchange paths and counts through XCom; the data stays in staging files, so a failed load
-retries without calling the API again. Heavy imports (pandas, GX, SQLAlchemy) happen inside the
-tasks, never when the DAG file is parsed. Every attempt that ends the run (success or final
-failure) writes a ``sync_runs`` row.
+Each task runs one step of :mod:`apisync.pipeline.steps` (the same steps ``run_window`` runs) and
+passes counts on through XCom; the data stays in staging files, so a failed load retries without
+calling the API again. Heavy imports (pandas, GX, SQLAlchemy) happen inside the tasks, never when
+the DAG file is parsed. Every attempt that ends the run (success or final failure) writes a
+``sync_runs`` row.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import Asset, TaskGroup, get_current_context, task
 
-from apisync.errors import WindowError
+from apisync.errors import QuarantineThresholdError, WindowError
 from apisync.pipeline.extract import ExtractStreamOperator
 from apisync.pipeline.staging import resolve_window, staging_paths
 from apisync.quality.suites import read_suite_file, suite_path
@@ -39,17 +40,12 @@ def _audit(
     warehouse: Any, stream: str, window: tuple[datetime, datetime], run_id: str, status: str, **counts: Any
 ) -> None:
     """One ``sync_runs`` row for this stream window; the callers pass only what they know."""
-    from apisync.load import RunRecord, record_run
+    from apisync.load import record_run
+    from apisync.pipeline.steps import run_record
 
-    record = RunRecord(
-        stream=stream,
-        interval_start=window[0],
-        interval_end=window[1],
-        run_id=run_id,
-        status=status,
-        **{"destination_table": load_spec(stream).destination.table, **counts},
+    record_run(
+        warehouse.engine, run_record(load_spec(stream), window, run_id, status, **counts), warehouse.db_schema
     )
-    record_run(warehouse.engine, record, warehouse.db_schema)
 
 
 def warehouse_asset(table: str, db_schema: str | None = None) -> Asset:
@@ -59,7 +55,12 @@ def warehouse_asset(table: str, db_schema: str | None = None) -> Asset:
 
 
 class AuditOnFailure:
-    """on_failure_callback: record the failed run in ``sync_runs`` with the error and known counts."""
+    """on_failure_callback: record the failed run in ``sync_runs`` with the error and known counts.
+
+    A :class:`~apisync.errors.QuarantineThresholdError` is left out: the validate task that raises
+    it has already recorded the run (status ``quarantine_threshold_exceeded``, with the counts only
+    it knows), and it raises that error only once the row is written.
+    """
 
     def __init__(self, stream: str, warehouse_conn_id: str, partitions: int = 1) -> None:
         self.stream = stream
@@ -70,7 +71,7 @@ class AuditOnFailure:
         from apisync.load import warehouse_from_connection
 
         exception = context.get("exception")
-        if getattr(exception, "apisync_audited", False):
+        if isinstance(exception, QuarantineThresholdError):
             return
         ti = context["ti"]
         group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
@@ -102,20 +103,19 @@ class AuditOnFailure:
 def normalize_stream(
     stream: str, extracted: dict[str, Any], source_conn_id: str, staging_url: str | None = None
 ) -> dict[str, Any]:
-    from apisync.transform import Lineage, normalize_files
+    from apisync.pipeline.steps import normalize_step
 
     context = get_current_context()
     spec = load_spec(stream)
     window = _window(context, extracted)
     paths = staging_paths(stream, window, staging_url)
-    lineage = Lineage(
-        source=f"{source_conn_id}:{spec.source.endpoint}",
+    result = normalize_step(
+        spec,
+        paths,
+        window=window,
         run_id=context["run_id"],
-        interval_start=window[0],
-        interval_end=window[1],
-        synced_at=datetime.now(UTC),
+        source=f"{source_conn_id}:{spec.source.endpoint}",
     )
-    result = normalize_files(spec, paths.raw, paths.normalized, lineage)
     summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
     return {**summary, "parts": len(result.parts), **_carry(extracted)}
 
@@ -128,22 +128,18 @@ def validate_stream(
     staging_url: str | None = None,
 ) -> dict[str, Any]:
     from apisync.load import warehouse_from_connection
-    from apisync.load.warehouse import persist_quarantine
-    from apisync.quality import QuarantineThresholdError, check_threshold, validate
+    from apisync.pipeline.steps import quarantine_gate, validate_step
 
     context = get_current_context()
     spec = load_spec(stream)
     window = _window(context, normalized)
     paths = staging_paths(stream, window, staging_url)
-    result = validate(spec, paths.normalized, paths.raw, paths.validated)
+    result = validate_step(spec, paths)
     summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
+    warehouse = warehouse_from_connection(warehouse_conn_id)
     try:
-        check_threshold(spec, result.quarantined, result.pulled, result.failures)
+        quarantine_gate(spec, result, warehouse.engine, paths, window=window, db_schema=warehouse.db_schema)
     except QuarantineThresholdError as exc:
-        warehouse = warehouse_from_connection(warehouse_conn_id)
-        persist_quarantine(
-            warehouse.engine, spec, paths.validated, window=window, db_schema=warehouse.db_schema
-        )
         _audit(
             warehouse,
             stream,
@@ -156,8 +152,7 @@ def validate_stream(
             gx_seconds=result.gx_seconds,
             error=str(exc),
         )
-        exc.apisync_audited = True  # type: ignore[attr-defined]
-        raise
+        raise  # AuditOnFailure skips this error: the row is written
     return {
         **summary,
         "parts": len(result.parts),
@@ -173,8 +168,8 @@ def load_stream(
     warehouse_conn_id: str,
     staging_url: str | None = None,
 ) -> dict[str, Any]:
-    from apisync.load import load, warehouse_from_connection
-    from apisync.pipeline.runner import account
+    from apisync.load import warehouse_from_connection
+    from apisync.pipeline.steps import load_step
 
     started = time.perf_counter()
     context = get_current_context()
@@ -182,16 +177,18 @@ def load_stream(
     window = _window(context, validated)
     paths = staging_paths(stream, window, staging_url)
     warehouse = warehouse_from_connection(warehouse_conn_id)
-    result = load(
+    window_load = load_step(
         spec,
         warehouse.engine,
-        paths.validated,
+        paths,
         window=window,
         run_id=context["run_id"],
         db_schema=warehouse.db_schema,
+        pulled=validated["pulled"],
+        deduped=validated["deduped"],
+        quarantined=validated["quarantined"],
     )
-    deduped = validated["deduped"] + result.deduped
-    account(validated["pulled"], deduped, validated["quarantined"], result)
+    result = window_load.loaded
     _audit(
         warehouse,
         stream,
@@ -200,11 +197,8 @@ def load_stream(
         "success",
         destination_table=result.table,
         records_pulled=validated["pulled"],
-        records_deduped=deduped,
         records_quarantined=validated["quarantined"],
-        records_inserted=result.inserted,
-        records_updated=result.updated,
-        records_unchanged=result.unchanged,
+        **window_load.counts(),
         api_calls=validated.get("api_calls"),
         api_429s=validated.get("api_429s"),
         throttled_seconds=validated.get("throttled_seconds"),
@@ -214,19 +208,16 @@ def load_stream(
     return {
         **result.as_dict(),
         "pulled": validated["pulled"],
-        "deduped": deduped,
+        "deduped": window_load.deduped,
         "quarantined": validated["quarantined"],
     }
 
 
-def _with_inherited_failure_callbacks(audit: AuditOnFailure) -> list[Any]:
-    """The DAG's default_args callbacks (alerts) plus the audit: a task-level argument would replace them."""
-    from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
-
+def _with_inherited_failure_callbacks(group: TaskGroup, audit: AuditOnFailure) -> list[Any]:
+    """The DAG's and enclosing groups' default_args callbacks (alerts) plus the audit: a task-level
+    argument would replace them. ``group.default_args`` already holds its parent groups' defaults."""
     callbacks: list[Any] = []
-    dag = DagContext.get_current()
-    group = TaskGroupContext.get_current(dag) if dag else None
-    for defaults in (getattr(dag, "default_args", None), getattr(group, "default_args", None)):
+    for defaults in (group.dag.default_args, group.default_args):
         inherited = (defaults or {}).get("on_failure_callback")
         for callback in inherited if isinstance(inherited, list) else [inherited] if inherited else []:
             if callback not in callbacks:
@@ -258,12 +249,14 @@ def sync_stream(
         raise ValueError(f"sync_stream({stream!r}): partitions must be >= 1, got {partitions}")
     spec = load_spec(stream)
     read_suite_file(suite_path(spec.quality.suite))
-    audit = _with_inherited_failure_callbacks(AuditOnFailure(stream, warehouse_conn_id, partitions))
     outlets = [warehouse_asset(spec.destination.table, spec.destination.db_schema or warehouse_schema)]
     pool_args = {"pool": pool} if pool else {}
     with TaskGroup(
         group_id=group_id or f"sync_{stream}", tooltip=f"sync {stream} -> {spec.destination.table}"
     ) as group:
+        audit = _with_inherited_failure_callbacks(
+            group, AuditOnFailure(stream, warehouse_conn_id, partitions)
+        )
         extract_args = {
             "task_id": "extract",
             "stream": stream,

@@ -24,13 +24,13 @@ import pandas as pd
 
 from apisync.errors import BatchValidationError
 from apisync.quality.suites import build_suite, checked_columns, checks_dtypes, read_suite_file
+from apisync.staging.columns import ROW
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 
 __all__ = ["ChunkFailures", "SuiteRunner"]
 
-ROW_COLUMN = "_apisync_row"
 _SCREEN_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 
 
@@ -85,7 +85,7 @@ class SuiteRunner:
         source = self.context.data_sources.add_pandas("apisync")
         asset = source.add_dataframe_asset("chunk")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
-        self.index_columns = [*index_columns, ROW_COLUMN]
+        self.index_columns = [*index_columns, ROW]
         self._complete_format = {
             "result_format": "COMPLETE",
             "unexpected_index_column_names": self.index_columns,
@@ -97,7 +97,7 @@ class SuiteRunner:
         wanted = set(self.index_columns) | (
             set(available) if self.checked_columns is None else self.checked_columns
         )
-        return [column for column in dict.fromkeys([*available, ROW_COLUMN]) if column in wanted]
+        return [column for column in dict.fromkeys([*available, ROW]) if column in wanted]
 
     def validate(self, frame: pd.DataFrame) -> ChunkFailures:
         from great_expectations.validator.v1_validator import Validator
@@ -152,7 +152,7 @@ class SuiteRunner:
             return
         column = kwargs.get("column")
         for row in rows:
-            failures.rows[int(row[ROW_COLUMN])].append(
+            failures.rows[int(row[ROW])].append(
                 {
                     "expectation": config.type,
                     "column": column,

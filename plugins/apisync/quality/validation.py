@@ -1,10 +1,10 @@
 """Validate normalized parts: good rows go on to the load, bad rows to quarantine with a reason.
 
 Nothing is dropped: a row that failed coercion or a row-level expectation is written to a
-quarantine part with its raw record (re-read from the raw page file), the failing checks and the
-run; a table-level failure fails the batch. The quarantined share is compared with the stream's
-threshold by ``check_threshold`` after the quarantine has been persisted, so the evidence survives
-the failure.
+quarantine part (:mod:`apisync.quality.quarantine`) with its raw record, the failing checks and
+the run; a table-level failure fails the batch. The quarantined share is compared with the
+stream's threshold by ``check_threshold`` after the quarantine has been persisted (the pipeline's
+quarantine gate), so the evidence survives the failure.
 
 Parts stay Arrow tables; GX gets a pandas frame of only the columns its suite reads. The next part
 is read, and the previous part's outputs written, in worker threads while GX (pure Python) checks
@@ -13,55 +13,29 @@ the current one: at most three parts are held at once, whatever the volume.
 
 from __future__ import annotations
 
-import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from apisync.errors import QuarantineThresholdError
-from apisync.quality.expectations import ROW_COLUMN, SuiteRunner
+from apisync.quality.expectations import SuiteRunner
+from apisync.quality.quarantine import quarantine_rows
 from apisync.quality.suites import suite_path
 from apisync.spec import StreamSpec
-from apisync.transform.logical_types import TIMESTAMP_TYPE
-from apisync.transform.normalize import (
-    ERRORS,
-    LINE,
-    NULLABLE_PANDAS_TYPES,
-    PAGE,
-    PARENT_ROW,
-    clear_dir,
-    read_normalized_manifest,
-    read_table,
-    write_table,
-)
-from apisync.transform.overlap import WriteBehind, read_ahead
-from apisync.transform.raw_pages import read_page
+from apisync.staging.columns import ERRORS, LINE, PAGE, PARENT_ROW, ROW
+from apisync.staging.logical_types import NULLABLE_PANDAS_TYPES
+from apisync.staging.manifests import read_normalized_manifest, write_validated_manifest
+from apisync.staging.overlap import WriteBehind, read_ahead
+from apisync.staging.parts import clear_dir, read_table, write_table
 
-__all__ = ["QUARANTINE_COLUMNS", "ValidationResult", "check_threshold", "read_validated_manifest", "validate"]
-
-MANIFEST_NAME = "_validated.json"
-QUARANTINE_COLUMNS = {
-    "stream": "string",
-    "run_id": "string",
-    "interval_start": "timestamp",
-    "interval_end": "timestamp",
-    "record_key": "string",
-    "raw_page": "integer",
-    "raw_line": "integer",
-    "raw_record": "string",
-    "failures": "json",
-    "quarantined_at": "timestamp",
-}
-_encoder = msgspec.json.Encoder()
+__all__ = ["ValidationResult", "check_threshold", "validate"]
 
 
 @dataclass
@@ -102,31 +76,6 @@ class ValidationResult:
             "gx_seconds": round(self.gx_seconds, 3),
             "failures": self.failures,
         }
-
-
-class _RawLines:
-    """Raw records by (page, line), reading each page file at most once per part."""
-
-    def __init__(self, raw_dir: Any) -> None:
-        self.raw_dir = raw_dir
-        self.cache: dict[int, list[bytes]] = {}
-
-    def get(self, page: int, line: int) -> str:
-        if page not in self.cache:
-            self.cache[page] = read_page(self.raw_dir, page).lines()
-        return self.cache[page][line].decode("utf-8", errors="replace")
-
-
-def _record_key(keys: pa.Table) -> list[str]:
-    # Through pandas' nullable dtypes, as the key columns were always rendered (ints, timestamps).
-    frame = keys.to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
-    values = frame.astype("object").where(frame.notna(), None)
-    return [
-        _encoder.encode(
-            dict(zip(keys.column_names, [str(v) if v is not None else None for v in row], strict=True))
-        ).decode()
-        for row in values.itertuples(index=False, name=None)
-    ]
 
 
 def _gx_frame(table: pa.Table, plain_numbers: bool) -> pd.DataFrame:
@@ -208,7 +157,7 @@ def validate(
         for name, table in zip(parts, tables, strict=True):
             coerced_bad = table.column(ERRORS).is_valid().to_numpy(zero_copy_only=False)
             available = [column for column in manifest["columns"] if column in table.column_names]
-            whole = table.select([*available, ROW_COLUMN])
+            whole = table.select([*available, ROW])
             if coerced_bad.any():
                 whole = whole.filter(pa.array(~coerced_bad))
             checked = whole.select(runner.columns_to_check(available))
@@ -217,7 +166,7 @@ def validate(
                 # Report a failed batch as GX sees the whole part (e.g. the observed column set).
                 failures = runner.validate(_gx_frame(whole, plain_numbers))
             runner.raise_for_batch(failures, f"stream {spec.name} part {name}")
-            rows = table.column(ROW_COLUMN).to_numpy()
+            rows = table.column(ROW).to_numpy()
             failed_rows = np.fromiter(failures.rows.keys(), dtype=np.int64, count=len(failures.rows))
             bad = coerced_bad | np.isin(rows, failed_rows)
             any_bad = bool(bad.any())
@@ -225,7 +174,7 @@ def validate(
             quarantine = None
             good = table.drop_columns([PAGE, LINE, ERRORS])
             if any_bad:
-                quarantine = _quarantine_table(spec, table.filter(pa.array(bad)), failures.rows, raw_dir)
+                quarantine = quarantine_rows(spec, table.filter(pa.array(bad)), failures.rows, raw_dir)
                 result.quarantine_parts.append(name)
                 result.quarantined += int(bad.sum())
                 good = good.filter(pa.array(~bad))
@@ -241,8 +190,7 @@ def validate(
             # Three threads allocate here; hand freed pages back so the peak does not creep up.
             pa.default_memory_pool().release_unused()
     result.gx_seconds = runner.seconds - gx_before
-    with (out_dir / MANIFEST_NAME).open("w") as handle:
-        json.dump(result.as_dict(), handle)
+    write_validated_manifest(out_dir, result.as_dict())
     return result
 
 
@@ -255,47 +203,6 @@ def _count_failures(
         for failure in failures:
             key = (failure["expectation"], failure.get("column"))
             counts[key] = counts.get(key, 0) + 1
-
-
-def _quarantine_table(
-    spec: StreamSpec, bad: pa.Table, row_failures: dict[int, list[dict[str, Any]]], raw_dir: Any
-) -> pa.Table:
-    raw = _RawLines(raw_dir)
-    failures: list[str] = []
-    records: list[str] = []
-    for row, page, line, message in zip(
-        bad.column(ROW_COLUMN).to_pylist(),
-        bad.column(PAGE).to_pylist(),
-        bad.column(LINE).to_pylist(),
-        bad.column(ERRORS).to_pylist(),
-        strict=True,
-    ):
-        reasons: list[dict[str, Any]] = []
-        if isinstance(message, str):
-            reasons.extend({"check": "coercion", "message": part} for part in message.split("; "))
-        reasons.extend({"check": "expectation", **failure} for failure in row_failures.get(int(row), []))
-        failures.append(_encoder.encode(reasons).decode())
-        records.append(raw.get(int(page), int(line)))
-    count = bad.num_rows
-    return pa.table(
-        {
-            "stream": pa.array([spec.name] * count, pa.string()),
-            "run_id": bad.column("_run_id").cast(pa.string()),
-            "interval_start": bad.column("_interval_start").cast(TIMESTAMP_TYPE),
-            "interval_end": bad.column("_interval_end").cast(TIMESTAMP_TYPE),
-            "record_key": pa.array(_record_key(bad.select(spec.primary_key)), pa.string()),
-            "raw_page": bad.column(PAGE),
-            "raw_line": bad.column(LINE),
-            "raw_record": pa.array(records, pa.string()),
-            "failures": pa.array(failures, pa.string()),
-            "quarantined_at": pa.array([datetime.now(UTC)] * count, TIMESTAMP_TYPE),
-        }
-    )
-
-
-def read_validated_manifest(out_dir: Any) -> dict[str, Any]:
-    with (out_dir / MANIFEST_NAME).open("r") as handle:
-        return json.load(handle)
 
 
 def check_threshold(

@@ -1,5 +1,10 @@
 """Normalize raw API pages into typed, flat, deduplicated Parquet parts (pandas + pyarrow).
 
+Owns the normalization itself (flattening, coercion to the spec's types, child tables, in-chunk
+dedupe, lineage). The row format it writes (columns, parts, manifests, raw pages) belongs to
+:mod:`apisync.staging`. May import: staging, spec, naming, errors, redaction; never quality, load,
+crm or pipeline.
+
 Names resolve lazily so that a DAG file importing the pipeline does not pay for pandas.
 """
 
@@ -12,15 +17,9 @@ _EXPORTS = {
     "NormalizeError": "apisync.errors",
     "TooManyColumnsError": "apisync.errors",
     "UnknownFieldsError": "apisync.errors",
-    "column_name": "apisync.transform.naming",
-    "column_names": "apisync.transform.naming",
     "Lineage": "apisync.transform.normalize",
     "NormalizeResult": "apisync.transform.normalize",
     "normalize_files": "apisync.transform.normalize",
-    "extract_to_files": "apisync.transform.raw_pages",
-    "iter_raw_pages": "apisync.transform.raw_pages",
-    "read_manifest": "apisync.transform.raw_pages",
-    "write_page": "apisync.transform.raw_pages",
 }
 __all__ = sorted(_EXPORTS)
 

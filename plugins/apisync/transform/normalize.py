@@ -35,61 +35,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 
 from apisync.errors import TooManyColumnsError, UnknownFieldsError
+from apisync.naming import column_names
 from apisync.spec import FieldSpec, StreamSpec
-from apisync.transform.logical_types import TIMESTAMP_TYPE, arrow_type
-from apisync.transform.naming import column_names
-from apisync.transform.overlap import WriteBehind, read_ahead
-from apisync.transform.raw_pages import iter_raw_pages
+from apisync.staging.columns import ERRORS, LINE, LINEAGE_COLUMNS, PAGE, PARENT_ROW, POSITION, ROW
+from apisync.staging.logical_types import NULLABLE_PANDAS_TYPES, TIMESTAMP_TYPE, arrow_type
+from apisync.staging.manifests import write_normalized_manifest
+from apisync.staging.overlap import WriteBehind, read_ahead
+from apisync.staging.parts import clear_dir, write_table
+from apisync.staging.raw_pages import iter_raw_pages
 
-__all__ = [
-    "INTERNAL_COLUMNS",
-    "LINEAGE_COLUMNS",
-    "NULLABLE_PANDAS_TYPES",
-    "Lineage",
-    "NormalizeResult",
-    "clear_dir",
-    "normalize_files",
-    "read_normalized_manifest",
-    "read_parquet",
-    "read_table",
-    "write_table",
-]
+__all__ = ["Lineage", "NormalizeResult", "normalize_files"]
 
-LINEAGE_COLUMNS = {
-    "_synced_at": "timestamp",
-    "_source": "string",
-    "_run_id": "string",
-    "_interval_start": "timestamp",
-    "_interval_end": "timestamp",
-}
-PAGE, LINE, ROW, ERRORS, PARENT_ROW = (
-    "_apisync_page",
-    "_apisync_line",
-    "_apisync_row",
-    "_apisync_errors",
-    "_apisync_parent_row",
-)
-INTERNAL_COLUMNS = (PAGE, LINE, ROW, ERRORS, PARENT_ROW)
-POSITION = "_position"
-MANIFEST_NAME = "_normalized.json"
-# Parts are staging files, read back once or twice and never filtered on: LZ4 is the cheapest
-# codec to write and read, column statistics are not needed, and a small dictionary page limit
-# makes unique-ish text (ids, emails) give up dictionary encoding early while low-cardinality
-# columns (status, lineage) keep it. Together about 40 % less CPU than the defaults.
-PARQUET_WRITE_OPTIONS: dict[str, Any] = {
-    "compression": "lz4",
-    "dictionary_pagesize_limit": 64 * 1024,
-    "write_statistics": False,
-}
-# Logical types as pandas reads them (nullable), the dtypes the coercion below produces.
-NULLABLE_PANDAS_TYPES = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.float64(): pd.Float64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-}
 _EPOCH_MICROS = {"epoch_s": 1_000_000, "epoch_ms": 1_000}
 _EPOCH_LIMITS = {"epoch_s": 253_402_300_799, "epoch_ms": 253_402_300_799_999}  # up to 9999-12-31
 log = logging.getLogger(__name__)
@@ -709,23 +667,6 @@ def _lineage_columns(lineage: Lineage, length: int) -> dict[str, pa.ChunkedArray
 # ---------------------------------------------------------------- files
 
 
-def write_table(table: pa.Table, path: Any) -> None:
-    """Write a staging part (the one place that chooses codec and encodings)."""
-    with path.open("wb") as handle:
-        pq.write_table(table, handle, **PARQUET_WRITE_OPTIONS)
-
-
-def read_table(path: Any, columns: list[str] | None = None) -> pa.Table:
-    """Read a staging part (or some of its columns) as Arrow."""
-    with path.open("rb") as handle:
-        return pq.read_table(handle, columns=columns)
-
-
-def read_parquet(path: Any, columns: list[str] | None = None) -> pd.DataFrame:
-    """A part as pandas, with the nullable dtypes normalization coerces to (Int64, Float64, boolean)."""
-    return read_table(path, columns).to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
-
-
 def _merge_types(known: dict[str, str], new: dict[str, str]) -> None:
     for column, kind in new.items():
         previous = known.get(column)
@@ -735,15 +676,6 @@ def _merge_types(known: dict[str, str], new: dict[str, str]) -> None:
             known[column] = "float"
         else:
             known[column] = "string"  # a field that changes type between chunks is kept as text
-
-
-def clear_dir(directory: Any) -> None:
-    if directory.exists():
-        for entry in directory.iterdir():
-            if entry.is_dir():
-                clear_dir(entry)
-            else:
-                entry.unlink()
 
 
 def _write_chunk(chunk: _NormalizedChunk, out_dir: Any, name: str) -> None:
@@ -782,11 +714,5 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
                 entry["parts"].append(name)
                 _merge_types(entry["columns"], chunk.child_types[table])
             writer.submit(_write_chunk, chunk, out_dir, name)
-    with (out_dir / MANIFEST_NAME).open("w") as handle:
-        json.dump(result.as_dict(), handle)
+    write_normalized_manifest(out_dir, result.as_dict())
     return result
-
-
-def read_normalized_manifest(out_dir: Any) -> dict[str, Any]:
-    with (out_dir / MANIFEST_NAME).open("r") as handle:
-        return json.load(handle)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apisync.load.audit import bookkeeping_ddl
+from apisync.pipeline.bookkeeping import bookkeeping_ddl
 from apisync.spec import include_dir
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from apisync.transform.overlap import WriteBehind
+from apisync.staging.overlap import WriteBehind
 
 __all__ = [
     "MANIFEST_NAME",
@@ -124,7 +124,8 @@ def read_manifest(raw_dir: Any) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{raw_dir}: no {MANIFEST_NAME}; the extraction did not complete")
     with path.open("r") as handle:
-        return json.load(handle)
+        manifest: dict[str, Any] = json.load(handle)
+    return manifest
 
 
 def read_page(raw_dir: Any, number: int) -> RawPage:

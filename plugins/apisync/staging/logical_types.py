@@ -1,12 +1,20 @@
-"""Logical field types as Arrow types: the contract between normalize (writes parts) and load (reads them)."""
+"""Logical field types as Arrow and pandas types: the contract between normalize (writes parts),
+quality (checks them as pandas) and load (reads them)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pyarrow as pa
 
-__all__ = ["TIMESTAMP_TYPE", "arrow_type"]
+__all__ = ["NULLABLE_PANDAS_TYPES", "TIMESTAMP_TYPE", "arrow_type"]
 
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+# Logical types as pandas reads them (nullable), the dtypes normalize's coercion produces.
+NULLABLE_PANDAS_TYPES = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.float64(): pd.Float64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
 
 
 def arrow_type(kind: str) -> pa.DataType:

@@ -1,4 +1,5 @@
-"""Staging layout of one stream window (no heavy imports: used at DAG parse time)."""
+"""Staging layout of one stream window: raw pages, normalized parts, validated parts (no heavy
+imports: used at DAG parse time)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,140 @@
+"""The one sequence of a stream window, as steps that the runner and the Airflow tasks both call.
+
+normalize -> validate -> quarantine gate (the threshold; over it, the quarantine rows are stored
+before the run fails, so the evidence survives) -> load (the window's quarantine rows in the
+load's transaction) -> accounting -> the ``sync_runs`` row. :func:`apisync.pipeline.runner.run_window`
+calls them in one process; each Airflow task of :mod:`apisync.pipeline.tasks` calls one of them and
+passes the counts on through XCom. No step imports Airflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from apisync.errors import AccountingError, QuarantineThresholdError
+from apisync.load import LoadResult, RunRecord, load
+from apisync.quality import ValidationResult, check_threshold, validate
+from apisync.quality.expectations import SuiteRunner
+from apisync.quality.quarantine import persist_quarantine, quarantine_writer
+from apisync.spec import StreamSpec
+from apisync.staging.layout import RunPaths
+from apisync.transform import Lineage, NormalizeResult, normalize_files
+
+__all__ = [
+    "WindowLoad",
+    "account",
+    "load_step",
+    "normalize_step",
+    "quarantine_gate",
+    "run_record",
+    "validate_step",
+]
+
+
+def normalize_step(
+    spec: StreamSpec, paths: RunPaths, *, window: tuple[datetime, datetime], run_id: str, source: str
+) -> NormalizeResult:
+    """Raw pages -> normalized parts, every row stamped with this run's lineage."""
+    lineage = Lineage(source, run_id, window[0], window[1], datetime.now(UTC))
+    return normalize_files(spec, paths.raw, paths.normalized, lineage)
+
+
+def validate_step(
+    spec: StreamSpec, paths: RunPaths, *, runner: SuiteRunner | None = None
+) -> ValidationResult:
+    """Normalized parts -> good parts and quarantine parts (see :func:`quarantine_gate` for the threshold)."""
+    return validate(spec, paths.normalized, paths.raw, paths.validated, runner=runner)
+
+
+def quarantine_gate(
+    spec: StreamSpec,
+    validated: ValidationResult,
+    engine: sa.Engine,
+    paths: RunPaths,
+    *,
+    window: tuple[datetime, datetime],
+    db_schema: str | None,
+) -> None:
+    """Raise :class:`~apisync.errors.QuarantineThresholdError` when too much was quarantined, after
+    storing the quarantine rows on their own (the batch is not loaded, the evidence stays)."""
+    try:
+        check_threshold(spec, validated.quarantined, validated.pulled, validated.failures)
+    except QuarantineThresholdError:
+        persist_quarantine(engine, spec, paths.validated, window=window, db_schema=db_schema)
+        raise
+
+
+def account(pulled: int, deduped: int, quarantined: int, loaded: LoadResult) -> None:
+    """Every pulled record is inserted, updated, unchanged, deduplicated or quarantined."""
+    total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined
+    if total != pulled:
+        raise AccountingError(
+            f"accounting mismatch for {loaded.table}: pulled {pulled} but inserted {loaded.inserted}"
+            f" + updated {loaded.updated} + unchanged {loaded.unchanged} + deduped {deduped}"
+            f" + quarantined {quarantined} = {total}"
+        )
+
+
+@dataclass(frozen=True)
+class WindowLoad:
+    """What the load of a window did, with the records deduplicated along the whole path."""
+
+    loaded: LoadResult
+    deduped: int  # within normalize's chunks + across parts in the load
+
+    def counts(self) -> dict[str, Any]:
+        """The ``sync_runs`` columns the load knows."""
+        return {
+            "records_deduped": self.deduped,
+            "records_inserted": self.loaded.inserted,
+            "records_updated": self.loaded.updated,
+            "records_unchanged": self.loaded.unchanged,
+        }
+
+
+def load_step(
+    spec: StreamSpec,
+    engine: sa.Engine,
+    paths: RunPaths,
+    *,
+    window: tuple[datetime, datetime],
+    run_id: str,
+    db_schema: str | None,
+    pulled: int,
+    deduped: int,
+    quarantined: int,
+) -> WindowLoad:
+    """Load the validated window with its quarantine rows in one transaction, then check the
+    accounting (``pulled``, ``deduped`` and ``quarantined`` as normalize and validate counted them)."""
+    # quarantine (and sync_runs) live in the connection's schema, not the destination's
+    writer = quarantine_writer(spec, paths.validated, window=window, db_schema=db_schema)
+    loaded = load(
+        spec,
+        engine,
+        paths.validated,
+        window=window,
+        run_id=run_id,
+        db_schema=db_schema,
+        quarantine_writer=writer,
+    )
+    window_load = WindowLoad(loaded, deduped + loaded.deduped)
+    account(pulled, window_load.deduped, quarantined, loaded)
+    return window_load
+
+
+def run_record(
+    spec: StreamSpec, window: tuple[datetime, datetime], run_id: str, status: str, **counts: Any
+) -> RunRecord:
+    """The ``sync_runs`` row of this stream window; callers pass only the counts they know."""
+    return RunRecord(
+        stream=spec.name,
+        interval_start=window[0],
+        interval_end=window[1],
+        run_id=run_id,
+        status=status,
+        **{"destination_table": spec.destination.table, **counts},
+    )

@@ -1,0 +1,63 @@
+"""The row format every stage shares: where a window's files live, what they hold, how to read them.
+
+Owns the staging layout (:mod:`~apisync.staging.layout`: ``raw``, ``normalized``, ``validated``),
+the raw page files and their manifest (:mod:`~apisync.staging.raw_pages`), the columns every part
+carries (:mod:`~apisync.staging.columns`), the logical types as Arrow/pandas types
+(:mod:`~apisync.staging.logical_types`), Parquet part I/O (:mod:`~apisync.staging.parts`), the
+stage manifests (:mod:`~apisync.staging.manifests`) and the read-ahead/write-behind threads the
+stages overlap their I/O with (:mod:`~apisync.staging.overlap`).
+
+transform writes this format, quality and load read it, the pipeline and CRM push compose them:
+all of them import staging, staging imports none of them. May import: errors, redaction, spec.
+
+Names resolve lazily so that a DAG file importing the pipeline does not pay for pandas or pyarrow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ERRORS": "apisync.staging.columns",
+    "INTERNAL_COLUMNS": "apisync.staging.columns",
+    "LINE": "apisync.staging.columns",
+    "LINEAGE_COLUMNS": "apisync.staging.columns",
+    "PAGE": "apisync.staging.columns",
+    "PARENT_ROW": "apisync.staging.columns",
+    "POSITION": "apisync.staging.columns",
+    "ROW": "apisync.staging.columns",
+    "RunPaths": "apisync.staging.layout",
+    "window_key": "apisync.staging.layout",
+    "NULLABLE_PANDAS_TYPES": "apisync.staging.logical_types",
+    "TIMESTAMP_TYPE": "apisync.staging.logical_types",
+    "arrow_type": "apisync.staging.logical_types",
+    "read_normalized_manifest": "apisync.staging.manifests",
+    "read_validated_manifest": "apisync.staging.manifests",
+    "write_normalized_manifest": "apisync.staging.manifests",
+    "write_validated_manifest": "apisync.staging.manifests",
+    "WriteBehind": "apisync.staging.overlap",
+    "read_ahead": "apisync.staging.overlap",
+    "RowMask": "apisync.staging.parts",
+    "clear_dir": "apisync.staging.parts",
+    "read_parquet": "apisync.staging.parts",
+    "read_part": "apisync.staging.parts",
+    "read_table": "apisync.staging.parts",
+    "row_flags": "apisync.staging.parts",
+    "write_table": "apisync.staging.parts",
+    "PageLike": "apisync.staging.raw_pages",
+    "RawPage": "apisync.staging.raw_pages",
+    "extract_to_files": "apisync.staging.raw_pages",
+    "iter_raw_pages": "apisync.staging.raw_pages",
+    "read_manifest": "apisync.staging.raw_pages",
+    "read_page": "apisync.staging.raw_pages",
+    "write_manifest": "apisync.staging.raw_pages",
+    "write_page": "apisync.staging.raw_pages",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
