@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from apisync.errors import SpecError
+from apisync.http.pagination import PAGINATORS
 from apisync.naming import column_name
 
 __all__ = [
@@ -32,15 +33,10 @@ __all__ = [
     "render_window",
 ]
 
-PAGINATION_TYPES = (
-    "cursor_body",
-    "link_header",
-    "hubspot",
-    "offset",
-    "page_number",
-    "next_url",
-    "graphql_relay",
-)
+# The dialect names come from the one registry, in http: a dialect added there is valid here too.
+# apisync.http.pagination is cheap to import (no requests, no Airflow; the http package loads its
+# hook lazily), so this costs nothing at DAG parse time.
+PAGINATION_TYPES = tuple(PAGINATORS)
 FIELD_TYPES = ("string", "integer", "float", "decimal", "boolean", "timestamp", "json")
 WINDOW_START = "{window_start}"
 WINDOW_END = "{window_end}"

@@ -1,4 +1,8 @@
-"""The shared GCRA limiter: pacing, pauses, learning, and SQLite/Redis backends across processes."""
+"""The shared GCRA limiter: pacing, pauses, learning, and SQLite/Redis backends across processes.
+
+Waits are computed on a fake clock (``backend.now()``), so a busy machine cannot move them; the
+cross-process test checks the absolute slots handed out, not elapsed time.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from apisync.http.headers import RateLimitSnapshot
-from apisync.http.ratelimit import RateLimiter, RedisBackend, SQLiteBackend
+from apisync.http.ratelimit import RateLimiter, SQLiteBackend
+from tests.http.fake_clock import FakeClock, FakeClockRedisBackend, FakeClockSQLiteBackend
 
 
 def test_gcra_spaces_requests_evenly_with_small_tolerance(tmp_path: Path) -> None:
-    limiter = RateLimiter(SQLiteBackend(tmp_path / "rl.sqlite"), "k", requests=10, period_s=1, burst=5)
-    waits = [limiter.reserve().wait_s for _ in range(6)]
+    backend = FakeClockSQLiteBackend(tmp_path / "rl.sqlite", FakeClock())
+    limiter = RateLimiter(backend, "k", requests=10, period_s=1, burst=5)
+    waits = [limiter.reserve().wait_s for _ in range(6)]  # all asked at the same instant
     # Two back-to-back (PACING_BURST), then one slot every 100 ms, never a burst of 5.
     assert waits[0] == pytest.approx(0, abs=0.01)
     assert waits[1] == pytest.approx(0, abs=0.01)
@@ -24,7 +30,8 @@ def test_gcra_spaces_requests_evenly_with_small_tolerance(tmp_path: Path) -> Non
 
 
 def test_reserve_beyond_max_wait_reserves_nothing(tmp_path: Path) -> None:
-    limiter = RateLimiter(SQLiteBackend(tmp_path / "rl.sqlite"), "k", requests=1, period_s=10)
+    backend = FakeClockSQLiteBackend(tmp_path / "rl.sqlite", FakeClock())
+    limiter = RateLimiter(backend, "k", requests=1, period_s=10)
     limiter.pause(120)
     refused = limiter.reserve(max_wait=60)
     assert not refused.granted and refused.wait_s == pytest.approx(120, abs=1)
@@ -32,7 +39,7 @@ def test_reserve_beyond_max_wait_reserves_nothing(tmp_path: Path) -> None:
 
 
 def test_learns_rate_from_headers_only_when_not_declared(tmp_path: Path) -> None:
-    backend = SQLiteBackend(tmp_path / "rl.sqlite")
+    backend = FakeClockSQLiteBackend(tmp_path / "rl.sqlite", FakeClock())
     learner = RateLimiter(backend, "learn")
     learner.observe(RateLimitSnapshot(limit=20, remaining=4, reset_s=1, window_s=1))
     assert learner.state().learned_interval == pytest.approx(1 / (20 * 0.97))
@@ -42,7 +49,7 @@ def test_learns_rate_from_headers_only_when_not_declared(tmp_path: Path) -> None
 
 
 def test_low_remaining_without_window_spreads_budget_until_reset(tmp_path: Path) -> None:
-    limiter = RateLimiter(SQLiteBackend(tmp_path / "rl.sqlite"), "gh")
+    limiter = RateLimiter(FakeClockSQLiteBackend(tmp_path / "rl.sqlite", FakeClock()), "gh")
     limiter.observe(RateLimitSnapshot(limit=5000, remaining=10, reset_s=100))
     assert limiter.state().throttle_interval == pytest.approx(10.0)
     limiter.observe(RateLimitSnapshot(limit=5000, remaining=0, reset_s=50))
@@ -91,9 +98,10 @@ def test_sqlite_reservations_are_atomic_across_processes(tmp_path: Path) -> None
 
 
 def test_redis_backend_paces_and_shares(redis_url: str) -> None:
-    backend = RedisBackend(redis_url, prefix=f"apisync:test:{uuid.uuid4().hex}:")
+    clock = FakeClock()  # two clients of one Redis key, asking at the same instant
+    backend = FakeClockRedisBackend(redis_url, f"apisync:test:{uuid.uuid4().hex}:", clock)
     first = RateLimiter(backend, "k", requests=10, period_s=1, burst=1)
-    second = RateLimiter(RedisBackend(redis_url, prefix=backend.prefix), "k", requests=10, burst=1)
+    second = RateLimiter(FakeClockRedisBackend(redis_url, backend.prefix, clock), "k", requests=10, burst=1)
     waits = [first.reserve().wait_s, second.reserve().wait_s, first.reserve().wait_s]
     assert waits[0] == pytest.approx(0, abs=0.02)
     assert waits[1] == pytest.approx(0.1, abs=0.03)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
 import time
 
 import pytest
+import requests
+import tenacity
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from apisync.http import ApiClientError, ApiHook, RetriesExhaustedError
-from apisync.http.retry import RetryPolicy
+from apisync.http.retry import MIN_RETRY_WAIT_S, RetryableResponseError, RetryPolicy
 
 PAGINATION = {"type": "offset", "page_size": 25}
 
@@ -112,3 +117,81 @@ def test_idempotency_rules() -> None:
     assert not policy.is_idempotent("POST", "http://h/graphql", {"query": " mutation { x }"})
     assert policy.wait_for(1, 30.0) == 30.0
     assert policy.wait_for(1, 0.0) >= 0.5
+
+
+# -- offline: the tenacity pieces on their own ----------------------------------------------------
+def test_wait_is_the_backoff_but_at_least_retry_after() -> None:
+    policy = RetryPolicy()
+    sleeps: list[float] = []
+    replies = iter([RetryableResponseError(429, 30.0), RetryableResponseError(429, 0.0), None])
+
+    def attempt() -> str:
+        error = next(replies)
+        if error is not None:
+            raise error
+        return "ok"
+
+    retrying = tenacity.Retrying(
+        wait=policy.wait,
+        sleep=sleeps.append,
+        retry=tenacity.retry_if_exception_type(RetryableResponseError),
+        stop=tenacity.stop_after_attempt(5),
+    )
+    assert retrying(attempt) == "ok"
+    assert sleeps[0] == 30.0  # Retry-After beats a 0.5-1.5 s backoff
+    assert MIN_RETRY_WAIT_S <= sleeps[1] <= 1 + 2 * MIN_RETRY_WAIT_S  # Retry-After: 0 -> the backoff
+
+
+def _refused() -> requests.ConnectionError:
+    reason = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] refused")
+    return requests.ConnectionError(MaxRetryError(None, "/v1/orders", reason=reason))  # type: ignore[arg-type]
+
+
+def _dropped() -> requests.ConnectionError:
+    return requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")))
+
+
+@pytest.mark.parametrize(
+    ("error", "for_any_method", "when_idempotent"),
+    [
+        (_refused(), True, True),  # never sent: safe for every method
+        (requests.ConnectTimeout("connect timed out"), True, True),
+        (_dropped(), False, True),  # the server may have acted on it
+        (requests.ReadTimeout("read timed out"), False, True),
+        (requests.ConnectionError("NewConnectionError: Connection refused"), False, True),  # text only
+        (requests.exceptions.InvalidURL("nope"), False, False),
+        (ValueError("not a transport failure"), False, False),
+    ],
+)
+def test_transport_failures_are_retried_by_type(
+    error: BaseException, for_any_method: bool, when_idempotent: bool
+) -> None:
+    policy = RetryPolicy()
+    assert policy.should_retry(error, idempotent=False) is for_any_method
+    assert policy.should_retry(error, idempotent=True) is when_idempotent
+    assert policy.should_retry(RetryableResponseError(503, None), idempotent=False)
+
+
+def test_exhausted_retries_carry_the_last_body(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    conn = {"conn_type": "http", "host": "http://api.test", "extra": {"max_attempts": 3}}
+    conn["extra"]["rate_limit"] = {"path": str(tmp_path / "rl.sqlite")}
+    monkeypatch.setenv("AIRFLOW_CONN_RETRY_OFFLINE", json.dumps(conn))
+    hook = ApiHook("retry_offline")
+    session = hook.get_conn()
+    assert hook._retrying is not None
+    hook._retrying.sleep = lambda seconds: None  # one Retrying per hook: its sleep is the only clock
+    sent: list[str] = []
+
+    def reply(method: str, url: str, **kwargs: object) -> requests.Response:
+        sent.append(url)
+        response = requests.Response()
+        response.status_code, response.url = 503, url
+        response.raw = io.BytesIO(b'{"error": "down for maintenance"}')
+        return response
+
+    monkeypatch.setattr(session, "request", reply)
+    with pytest.raises(RetriesExhaustedError) as info:
+        hook.request("GET", "/v1/orders")
+    assert len(sent) == 3 and info.value.attempts == 3 and info.value.status == 503
+    assert "down for maintenance" in str(info.value) and "3 attempts" in str(info.value)
+    assert hook.stats()["retries"] == 2 and hook.stats()["r5xx"] == 3

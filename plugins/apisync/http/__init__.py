@@ -1,24 +1,59 @@
-"""Rate-limit-aware HTTP access to source APIs and CRMs: ``ApiHook`` and its building blocks."""
+"""Rate-limit-aware HTTP access to source APIs and CRMs: ``ApiHook`` and its building blocks.
+
+Owns the one door to the network: the hook (:mod:`.hook`), the shared rate limiter
+(:mod:`.ratelimit`), rate-limit headers (:mod:`.headers`), auth (:mod:`.auth`), retries
+(:mod:`.retry`), body decoding (:mod:`.body`), pagination dialects (:mod:`.pagination`), and the
+deferral operator and trigger. It imports nothing of ours but :mod:`apisync.errors` and
+:mod:`apisync.redaction`, and knows no pandas and no warehouse.
+
+The names below load on first use (PEP 562), so ``import apisync.http.pagination`` (the stream
+spec does it at DAG parse time) does not pull in the hook and the Airflow http provider.
+"""
 
 from __future__ import annotations
 
-from apisync.errors import (
-    ApiAuthError,
-    ApiClientError,
-    ApiConfigError,
-    ApiError,
-    ApiResponseError,
-    GraphQLError,
-    MalformedResponseError,
-    RateLimitWait,
-    RetriesExhaustedError,
-    TruncatedBodyError,
-)
-from apisync.http.headers import RateLimitSnapshot, parse_rate_limit, parse_retry_after
-from apisync.http.hook import EXTRAS_EXAMPLE, ApiHook, Page, add_stats
-from apisync.http.pagination import PAGINATORS, PageRequest, Paginator, make_paginator
-from apisync.http.ratelimit import RateLimiter, RedisBackend, SQLiteBackend, make_backend
-from apisync.http.retry import RetryPolicy
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from apisync.errors import (
+        ApiAuthError,
+        ApiClientError,
+        ApiConfigError,
+        ApiError,
+        ApiResponseError,
+        GraphQLError,
+        MalformedResponseError,
+        RateLimitWait,
+        RetriesExhaustedError,
+        TruncatedBodyError,
+    )
+    from apisync.http.headers import RateLimitSnapshot, parse_rate_limit, parse_retry_after
+    from apisync.http.hook import EXTRAS_EXAMPLE, ApiHook, Page, add_stats
+    from apisync.http.pagination import PAGINATORS, PageRequest, Paginator, make_paginator
+    from apisync.http.ratelimit import RateLimiter, RedisBackend, SQLiteBackend, make_backend
+    from apisync.http.retry import RetryPolicy
+
+_HOME = {
+    "apisync.errors": (
+        "ApiAuthError",
+        "ApiClientError",
+        "ApiConfigError",
+        "ApiError",
+        "ApiResponseError",
+        "GraphQLError",
+        "MalformedResponseError",
+        "RateLimitWait",
+        "RetriesExhaustedError",
+        "TruncatedBodyError",
+    ),
+    "apisync.http.headers": ("RateLimitSnapshot", "parse_rate_limit", "parse_retry_after"),
+    "apisync.http.hook": ("EXTRAS_EXAMPLE", "ApiHook", "Page", "add_stats"),
+    "apisync.http.pagination": ("PAGINATORS", "PageRequest", "Paginator", "make_paginator"),
+    "apisync.http.ratelimit": ("RateLimiter", "RedisBackend", "SQLiteBackend", "make_backend"),
+    "apisync.http.retry": ("RetryPolicy",),
+}
+_MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
     "EXTRAS_EXAMPLE",
@@ -48,3 +83,16 @@ __all__ = [
     "parse_rate_limit",
     "parse_retry_after",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

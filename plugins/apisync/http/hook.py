@@ -4,7 +4,8 @@ A thin subclass of the http provider's ``HttpHook``: the Connection holds the ba
 credentials, its extras declare auth style, rate limit, header dialect, timeouts and retry rules
 (see :data:`EXTRAS_EXAMPLE`). On top of ``HttpHook`` it adds a shared client-side rate limiter
 (:mod:`.ratelimit`), header-driven adaptation (:mod:`.headers`), tenacity retries (:mod:`.retry`),
-pagination strategies (:mod:`.pagination`) and counters (:meth:`ApiHook.stats`).
+body decoding (:mod:`.body`), pagination strategies (:mod:`.pagination`) and counters
+(:meth:`ApiHook.stats`).
 
 Connection extras (all optional)::
 
@@ -55,10 +56,11 @@ from apisync.errors import (
     TruncatedBodyError,
 )
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
+from apisync.http.body import decode_response
 from apisync.http.headers import parse_rate_limit, parse_retry_after, validate_dialect
-from apisync.http.pagination import PageRequest, Paginator, decode_body, make_paginator
+from apisync.http.pagination import PageRequest, Paginator, make_paginator
 from apisync.http.ratelimit import RateLimiter, make_backend
-from apisync.http.retry import MIN_RETRY_WAIT_S, RetryPolicy
+from apisync.http.retry import MIN_RETRY_WAIT_S, RetryableResponseError, RetryPolicy
 from apisync.redaction import body_excerpt, redact, redact_url, register_secret, strip_query_params
 
 if TYPE_CHECKING:
@@ -107,7 +109,7 @@ STAT_KEYS = (
 class Page:
     """One page of a paginated read. ``state`` resumes *after* this page; ``url`` has no secrets.
 
-    ``records`` is usually a :class:`~apisync.http.pagination.RawRecords`: a sequence that decodes
+    ``records`` is usually a :class:`~apisync.http.body.RawRecords`: a sequence that decodes
     a record when it is read and hands staging each record's JSON text as the server sent it.
     """
 
@@ -177,13 +179,34 @@ class ApiSettings:
         return (self.connect_timeout_s, self.read_timeout_s)
 
 
-class _RetryableResponseError(Exception):
-    """Internal: a response tenacity should retry (429/5xx); never escapes the hook."""
+@dataclass(frozen=True)
+class _Call:
+    """One request as the hook's retry loop sees it: the attempt sends it, the callbacks log it.
 
-    def __init__(self, response: requests.Response, retry_after: float | None) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-        self.retry_after = retry_after
+    Passed as the attempt's argument, so tenacity hands it to every callback in
+    ``retry_state.args``: one ``Retrying`` per hook serves every request.
+    """
+
+    method: str
+    url: str
+    public_url: str  # no secrets: for logs and errors
+    params: dict[str, Any] | None
+    json: Any
+    data: Any
+    headers: dict[str, str] | None
+    idempotent: bool
+    allow_defer: bool
+
+
+def _call_of(retry_state: tenacity.RetryCallState) -> _Call:
+    call = retry_state.args[0]
+    assert isinstance(call, _Call)
+    return call
+
+
+def _failure_of(retry_state: tenacity.RetryCallState) -> BaseException | None:
+    outcome = retry_state.outcome
+    return outcome.exception() if outcome is not None and outcome.failed else None
 
 
 def add_stats(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
@@ -214,6 +237,7 @@ class ApiHook(HttpHook):
         self.settings: ApiSettings | None = None
         self.limiter: RateLimiter | None = None
         self._session: requests.Session | None = None
+        self._retrying: tenacity.Retrying | None = None
         self._auth: AuthBase | None = None
         self._secret_params: set[str] = set()
         self._stats: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
@@ -276,6 +300,7 @@ class ApiHook(HttpHook):
         self._secret_params = {query_param} if query_param else set()
         session = self._configure_session_from_mount_adapters(session)
         self.limiter = self._make_limiter(settings, urlsplit(self.base_url).netloc)
+        self._retrying = self._make_retrying(settings.retry)
         self._session = session
         return session
 
@@ -288,6 +313,23 @@ class ApiHook(HttpHook):
             requests=config.get("requests"),
             period_s=float(config.get("period_s", 1.0)),
             burst=int(config.get("burst", 2)),
+        )
+
+    def _make_retrying(self, policy: RetryPolicy) -> tenacity.Retrying:
+        """The hook's one retry loop, configured from the policy; each request brings its :class:`_Call`.
+
+        Per-call state lives in tenacity's ``RetryCallState``, so one object serves every request.
+        """
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(policy.max_attempts),
+            wait=policy.wait,
+            retry=lambda retry_state: policy.should_retry(
+                _failure_of(retry_state), _call_of(retry_state).idempotent
+            ),
+            sleep=self._sleep_before_retry,
+            before_sleep=self._before_retry,
+            retry_error_callback=self._give_up,
+            reraise=False,
         )
 
     # -- Secrets --------------------------------------------------------------------------------
@@ -327,118 +369,97 @@ class ApiHook(HttpHook):
         :class:`RetriesExhaustedError` when retries run out, and (only with ``allow_defer``)
         :class:`RateLimitWait` when a wait longer than ``defer_after_s`` is needed.
         """
-        session = self.get_conn()
-        assert self.settings is not None
+        self.get_conn()
+        assert self.settings is not None and self._retrying is not None
         method = method.upper()
         url = self._url_for(endpoint)
-        public_url = self._public_url(_with_params(url, params))
-        policy = self.settings.retry
-        idempotent = policy.is_idempotent(method, url, json)
-        started = time.monotonic()
-
-        def attempt() -> requests.Response:
-            return self._send(session, method, url, params, json, data, headers, idempotent, allow_defer)
-
-        def wait(retry_state: tenacity.RetryCallState) -> float:
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            retry_after = exc.retry_after if isinstance(exc, _RetryableResponseError) else None
-            return policy.wait_for(retry_state.attempt_number, retry_after)
-
-        def sleep(seconds: float) -> None:
-            if allow_defer and seconds > self.settings.defer_after_s:  # type: ignore[union-attr]
-                raise RateLimitWait(seconds, time.time() + seconds)
-            self._stats["backoff_s"] += seconds
-            self._stats["throttled_s"] += seconds
-            time.sleep(seconds)
-
-        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
-            self._stats["retries"] += 1
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            self.log.warning(
-                "%s %s: %s; retry %d/%d in %.1f s",
-                method,
-                public_url,
-                self._describe(exc),
-                retry_state.attempt_number,
-                policy.max_attempts - 1,
-                retry_state.upcoming_sleep,
-            )
-
-        def give_up(retry_state: tenacity.RetryCallState) -> requests.Response:
-            exc = retry_state.outcome.exception() if retry_state.outcome else None
-            status = exc.response.status_code if isinstance(exc, _RetryableResponseError) else None
-            body = body_excerpt(exc.response.content) if isinstance(exc, _RetryableResponseError) else ""
-            waited = time.monotonic() - started
-            self._stats["errors"] += 1
-            raise RetriesExhaustedError(
-                f"{method} {public_url} failed after {retry_state.attempt_number} attempts "
-                f"(waited {retry_state.idle_for:.1f} s between attempts, {waited:.1f} s in total); "
-                f"last: {self._describe(exc)}" + (f"; body: {self.redact(body)}" if body else ""),
-                method=method,
-                url=public_url,
-                status=status,
-                attempts=retry_state.attempt_number,
-                waited_s=round(retry_state.idle_for, 3),
-                body=self.redact(body),
-            )
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.max_attempts),
-            wait=wait,
-            retry=tenacity.retry_if_exception(
-                lambda e: (
-                    isinstance(e, _RetryableResponseError)
-                    or (
-                        isinstance(e, requests.RequestException)
-                        and policy.should_retry_exception(e, idempotent)
-                    )
-                )
-            ),
-            sleep=sleep,
-            before_sleep=before_sleep,
-            retry_error_callback=give_up,
-            reraise=False,
+        call = _Call(
+            method=method,
+            url=url,
+            public_url=self._public_url(_with_params(url, params)),
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            idempotent=self.settings.retry.is_idempotent(method, url, json),
+            allow_defer=allow_defer,
         )
         try:
-            return retrying(attempt)
+            response: requests.Response = self._retrying(self._send, call)
+            return response
         except requests.RequestException as exc:
             self._stats["errors"] += 1
             raise ApiResponseError(
-                f"{method} {public_url}: {self._describe(exc)} (not retried: request is not idempotent)",
+                f"{method} {call.public_url}: {self._describe(exc)} (not retried: request is not idempotent)",
                 method=method,
-                url=public_url,
+                url=call.public_url,
             ) from None
 
+    # -- The retry loop's callbacks (see _make_retrying) ----------------------------------------
+    def _before_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        """Count and log the retry; defer instead when the wait is longer than ``defer_after_s``."""
+        assert self.settings is not None
+        call = _call_of(retry_state)
+        seconds = retry_state.upcoming_sleep
+        self._stats["retries"] += 1
+        self.log.warning(
+            "%s %s: %s; retry %d/%d in %.1f s",
+            call.method,
+            call.public_url,
+            self._describe(_failure_of(retry_state)),
+            retry_state.attempt_number,
+            self.settings.retry.max_attempts - 1,
+            seconds,
+        )
+        if call.allow_defer and seconds > self.settings.defer_after_s:
+            raise RateLimitWait(seconds, time.time() + seconds)
+
+    def _sleep_before_retry(self, seconds: float) -> None:
+        self._stats["backoff_s"] += seconds
+        self._stats["throttled_s"] += seconds
+        time.sleep(seconds)
+
+    def _give_up(self, retry_state: tenacity.RetryCallState) -> requests.Response:
+        call = _call_of(retry_state)
+        exc = _failure_of(retry_state)
+        response = exc.response if isinstance(exc, RetryableResponseError) else None
+        status = exc.status if isinstance(exc, RetryableResponseError) else None
+        body = body_excerpt(response.content) if response is not None else ""  # a 429 Response is falsy
+        waited = time.monotonic() - retry_state.start_time
+        self._stats["errors"] += 1
+        raise RetriesExhaustedError(
+            f"{call.method} {call.public_url} failed after {retry_state.attempt_number} attempts "
+            f"(waited {retry_state.idle_for:.1f} s between attempts, {waited:.1f} s in total); "
+            f"last: {self._describe(exc)}" + (f"; body: {self.redact(body)}" if body else ""),
+            method=call.method,
+            url=call.public_url,
+            status=status,
+            attempts=retry_state.attempt_number,
+            waited_s=round(retry_state.idle_for, 3),
+            body=self.redact(body),
+        )
+
     def _describe(self, exc: BaseException | None) -> str:
-        if isinstance(exc, _RetryableResponseError):
-            return f"HTTP {exc.response.status_code}"
+        if isinstance(exc, RetryableResponseError):
+            return f"HTTP {exc.status}"
         if exc is None:
             return "unknown error"
         return self.redact(f"{type(exc).__name__}: {exc}")[:300]
 
-    def _send(
-        self,
-        session: requests.Session,
-        method: str,
-        url: str,
-        params: dict[str, Any] | None,
-        json: Any,
-        data: Any,
-        headers: dict[str, str] | None,
-        idempotent: bool,
-        allow_defer: bool,
-    ) -> requests.Response:
-        assert self.settings is not None and self.limiter is not None
+    def _send(self, call: _Call) -> requests.Response:
+        """One attempt: wait for a slot, send, and sort the reply (the retry loop's ``fn``)."""
+        assert self.settings is not None and self.limiter is not None and self._session is not None
+        method = call.method
         refreshed = False
         while True:
-            self._wait_for_slot(allow_defer)
-            response = session.request(
+            self._wait_for_slot(call.allow_defer)
+            response = self._session.request(
                 method,
-                url,
-                params=params,
-                json=json,
-                data=data,
-                headers=headers,
+                call.url,
+                params=call.params,
+                json=call.json,
+                data=call.data,
+                headers=call.headers,
                 timeout=self.settings.timeout,
                 stream=True,
             )
@@ -455,18 +476,17 @@ class ApiHook(HttpHook):
                 continue
             if status < 400:
                 return response
-            public_url = self._public_url(response.url or url)
+            public_url = self._public_url(response.url or call.url)
             if status == 429:
                 self._stats["r429"] += 1
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 self.limiter.pause(max(retry_after or 0.0, MIN_RETRY_WAIT_S))
-                raise _RetryableResponseError(response, retry_after)
+                raise RetryableResponseError(status, retry_after, response)
             if status >= 500:
                 self._stats["r5xx"] += 1
-                if self.settings.retry.should_retry_status(status, idempotent):
-                    raise _RetryableResponseError(
-                        response, parse_retry_after(response.headers.get("Retry-After"))
-                    )
+                if self.settings.retry.should_retry_status(status, call.idempotent):
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    raise RetryableResponseError(status, retry_after, response)
             self._stats["errors"] += 1
             excerpt = body_excerpt(response.content)
             error_cls = (
@@ -580,7 +600,7 @@ class ApiHook(HttpHook):
     ) -> Page:
         public_url = self._public_url(response.url)
         try:
-            data = _decode_json(response, paginator.records_location(records_path))
+            data = decode_response(response, paginator.records_location(records_path))
         except ValueError as exc:
             self._stats["errors"] += 1
             raise TruncatedBodyError(
@@ -664,7 +684,6 @@ class ApiHook(HttpHook):
             return False, self.redact(str(exc))
 
 
-_UTF8 = frozenset({"utf-8", "utf8"})
 BODY_READ_CHUNK = 1 << 20
 
 
@@ -679,26 +698,6 @@ def _read_body(response: requests.Response) -> None:
         response._content = b"".join(response.iter_content(BODY_READ_CHUNK))
     finally:
         response.close()
-
-
-def _decode_json(response: requests.Response, records_location: str | None) -> Any:
-    """A page body, its records kept raw (:func:`~apisync.http.pagination.decode_body`).
-
-    JSON is UTF-8 (RFC 8259); a body declared in another charset, or one that only decodes after
-    requests' charset guessing (UTF-16/32), is decoded by requests, records and all.
-    Raises ``ValueError`` on invalid JSON, e.g. a body cut off in transit.
-    """
-    encoding = response.encoding
-    if encoding is not None and encoding.lower() not in _UTF8:
-        return response.json()
-    try:
-        return decode_body(response.content, records_location)
-    except ValueError:
-        try:
-            return response.json()
-        except ValueError:
-            pass
-        raise
 
 
 def _with_params(url: str, params: dict[str, Any] | None) -> str:

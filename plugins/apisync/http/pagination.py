@@ -24,24 +24,24 @@ graphql_relay   Relay ``pageInfo {hasNextPage endCursor}``    connection_path (r
 All dialects accept ``dedupe_field`` (default ``"id"``): records at the top of a page whose key was
 already on the previous page are dropped (servers that shift rows between requests repeat them).
 
-Bodies are decoded by :func:`decode_body`: the records list stays a :class:`RawRecords` (each
-record's JSON text as sent), so paging reads only the fields it needs and staging writes the texts
-as they are. Building a dict per record costs ~8x the split and is done only if someone reads them.
+Bodies are decoded before a paginator sees them (:mod:`apisync.http.body`): the records list is
+usually a :class:`~apisync.http.body.RawRecords`, and a paginator reads only the fields it needs.
+:data:`PAGINATORS` is the one registry of dialect names (the stream spec validates against it), so
+this module stays cheap to import (no requests, no Airflow).
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, overload
-
-import msgspec
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError
+from apisync.http.body import RawRecords, dig, record_keys
+
+if TYPE_CHECKING:
+    import requests
 
 
 @dataclass
@@ -58,124 +58,6 @@ class PageRequest:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PageRequest:
         return cls(params=dict(state.get("params") or {}), json=state.get("json"), url=state.get("url"))
-
-
-_raw_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_raw_items = msgspec.json.Decoder(list[msgspec.Raw])
-_any = msgspec.json.Decoder()
-
-
-def _decode(text: Any) -> Any:
-    """JSON text to Python; what msgspec rejects inside valid JSON (1e400) is read as json does."""
-    try:
-        return _any.decode(text)
-    except msgspec.ValidationError:
-        return json.loads(bytes(text))
-
-
-class RawRecords(Sequence[Any]):
-    """The records of one page as the JSON texts the server sent; a record is decoded when read.
-
-    Indexing decodes one record; iterating decodes all of them once (then they are kept).
-    :meth:`jsonl` gives the texts one per line without decoding any.
-    """
-
-    __slots__ = ("_decoded", "_source", "_texts")
-
-    def __init__(self, texts: list[Any], source: Any = None, decoded: list[Any] | None = None) -> None:
-        self._texts = texts  # bytes or msgspec.Raw (views into the response body)
-        self._source = source  # the JSON array text holding exactly these records, if known
-        self._decoded = decoded
-
-    def __len__(self) -> int:
-        return len(self._texts)
-
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-    @overload
-    def __getitem__(self, index: slice) -> RawRecords: ...
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            decoded = self._decoded[index] if self._decoded is not None else None
-            return RawRecords(self._texts[index], None, decoded)
-        if self._decoded is not None:
-            return self._decoded[index]
-        return _decode(self._texts[index])
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.decoded())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, RawRecords | list | tuple):
-            return self.decoded() == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable contents, like list
-
-    def __repr__(self) -> str:
-        return f"RawRecords({len(self)} records)"
-
-    def _array(self) -> Any:
-        if self._source is None:
-            self._source = b"[" + b",".join(self._texts) + b"]"
-        return self._source
-
-    def decoded(self) -> list[Any]:
-        """Every record as Python objects (one decode call for the page, then cached)."""
-        if self._decoded is None:
-            self._decoded = _decode(self._array())
-        return self._decoded
-
-    def jsonl(self) -> bytes:
-        """The records one per line (no trailing newline), as sent; a record with a line break
-        inside (pretty-printed JSON) is re-encoded compactly so every line stays one record."""
-        body = b"\n".join(self._texts)
-        if body.count(b"\n") == len(self._texts) - 1 and b"\r" not in body:
-            return body
-        texts = [bytes(text) for text in self._texts]  # msgspec.Raw has no `in`
-        return b"\n".join(
-            msgspec.json.encode(_decode(text)) if b"\n" in text or b"\r" in text else text for text in texts
-        )
-
-    def keys(self, name: str) -> dict[Any, None]:
-        """The distinct values of field ``name`` (records without it add none), in page order."""
-        if self._decoded is None:
-            try:
-                found = _key_decoder(name).decode(self._array())
-            except msgspec.ValidationError:  # some record is not an object
-                pass
-            else:
-                return dict.fromkeys(item.value for item in found if item.value is not msgspec.UNSET)
-        return record_keys(self.decoded(), name)
-
-    def may_hold_string(self, value: str) -> bool:
-        """False only if no record can contain the JSON string ``value`` (a byte search, no decoding).
-
-        Sound where the texts have no backslash: then every string token is its characters
-        between quotes, exactly as msgspec encodes it. Otherwise the answer is True (unknown).
-        """
-        try:
-            needle = msgspec.json.encode(value)
-        except (msgspec.EncodeError, UnicodeEncodeError):  # e.g. a lone surrogate: cannot tell
-            return True
-        array = self._array()
-        if not isinstance(array, bytes):  # a msgspec.Raw view: searching needs bytes
-            array = self._source = bytes(array)
-        return b"\\" in array or needle in array
-
-
-@functools.lru_cache(maxsize=32)
-def _key_decoder(name: str) -> msgspec.json.Decoder[Any]:
-    """Decodes a list of objects into one field each, skipping the rest of every record."""
-    key = msgspec.defstruct("RecordKey", [("value", Any, msgspec.UNSET)], rename={"value": name}, gc=False)
-    return msgspec.json.Decoder(list[key])  # type: ignore[valid-type]
-
-
-def record_keys(records: Sequence[Any], name: str) -> dict[Any, None]:
-    """The distinct values of field ``name`` in ``records`` (objects without it add none)."""
-    if isinstance(records, RawRecords):
-        return records.keys(name)
-    return dict.fromkeys(r[name] for r in records if isinstance(r, dict) and name in r)
 
 
 class _PageKeys:
@@ -205,52 +87,15 @@ class _PageKeys:
         return key in self.keys()
 
 
-def decode_body(body: bytes, records_path: str | None) -> Any:
-    """The JSON ``body`` with the list at ``records_path`` ("" = the body) kept as :class:`RawRecords`.
-
-    ``None`` decodes everything. Where the body does not have the expected shape it is decoded
-    as it is, and :meth:`Paginator.records` reports what it found. Invalid JSON (a truncated body)
-    raises ``msgspec.DecodeError``, a ``ValueError``.
-    """
-    if records_path is None:
-        return _any.decode(body)
-    return _decode_at(body, records_path.split(".") if records_path else [])
-
-
-def _decode_at(text: Any, steps: list[str]) -> Any:
-    try:
-        if not steps:
-            return RawRecords(_raw_items.decode(text), text)
-        members = _raw_members.decode(text)
-    except msgspec.ValidationError:  # valid JSON, another shape
-        return _any.decode(text)
-    step, rest = steps[0], steps[1:]
-    return {
-        key: _decode_at(value, rest) if key == step else _any.decode(value) for key, value in members.items()
-    }
-
-
-def dig(data: Any, path: str | None) -> Any:
-    """Value at a dotted path (``"data.products.edges"``); ``None`` if any step is missing."""
-    if not path:
-        return data
-    for step in path.split("."):
-        if isinstance(data, dict):
-            data = data.get(step)
-        elif isinstance(data, list) and step.isdigit() and int(step) < len(data):
-            data = data[int(step)]
-        else:
-            return None
-    return data
-
-
 class Paginator:
     """Base strategy: one request, no next page."""
 
     type: ClassVar[str] = "single"
     default_records_path: ClassVar[str | None] = None
 
-    def __init__(self, *, dedupe_field: str | None = "id", page_size: int | None = None, **options: Any):
+    def __init__(
+        self, *, dedupe_field: str | None = "id", page_size: int | None = None, **options: Any
+    ) -> None:
         if options:
             raise ApiConfigError(f"pagination {self.type!r}: unknown options {sorted(options)}")
         self.dedupe_field = dedupe_field
@@ -265,7 +110,7 @@ class Paginator:
 
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
-    ):
+    ) -> None:
         """Read one response; set ``has_next`` and ``next``."""
         self.has_next, self.next = False, None
 
@@ -340,12 +185,14 @@ class CursorBodyPaginator(Paginator):
         self.cursor_param, self.id_field = cursor_param, id_field
         self.has_more_field, self.limit_param = has_more_field, limit_param
 
-    def start(self, params, json):
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
         self._with_size(request.params, self.limit_param)
         return request
 
-    def update_state(self, response, data, records, request):
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
         has_more = bool(dig(data, self.has_more_field))
         raw_records = dig(data, self.default_records_path) or records
         if has_more and raw_records:
@@ -366,12 +213,14 @@ class LinkHeaderPaginator(Paginator):
         super().__init__(**options)
         self.size_param = size_param
 
-    def start(self, params, json):
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
         self._with_size(request.params, self.size_param)
         return request
 
-    def update_state(self, response, data, records, request):
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
         next_url = response.links.get("next", {}).get("url")
         self.has_next = bool(next_url)
         self.next = PageRequest(url=next_url, json=request.json) if next_url else None
@@ -387,12 +236,14 @@ class HubSpotPaginator(Paginator):
         super().__init__(**options)
         self.cursor_param, self.limit_param = cursor_param, limit_param
 
-    def start(self, params, json):
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
         self._with_size(request.params, self.limit_param)
         return request
 
-    def update_state(self, response, data, records, request):
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
         after = dig(data, "paging.next.after")
         if after:
             params = dict(request.params)
@@ -420,13 +271,15 @@ class OffsetPaginator(Paginator):
         super().__init__(page_size=page_size, **options)
         self.offset_param, self.limit_param, self.total_path = offset_param, limit_param, total_path
 
-    def start(self, params, json):
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
         request.params.setdefault(self.offset_param, 0)
         self._with_size(request.params, self.limit_param)
         return request
 
-    def update_state(self, response, data, records, request):
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
         raw_records = dig(data, self.default_records_path)
         received = len(raw_records) if isinstance(raw_records, list | RawRecords) else len(records)
         # Advance by what the server returned, but never by more than the limit: a page that starts
@@ -466,13 +319,15 @@ class PageNumberPaginator(Paginator):
         self.page_param, self.size_param = page_param, size_param
         self.start_page, self.total_path = start_page, total_path
 
-    def start(self, params, json):
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
         request.params.setdefault(self.page_param, self.start_page)
         self._with_size(request.params, self.size_param)
         return request
 
-    def update_state(self, response, data, records, request):
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
         raw_records = dig(data, self.default_records_path)
         received = len(raw_records) if isinstance(raw_records, list | RawRecords) else len(records)
         page = int(request.params[self.page_param])
@@ -500,12 +355,14 @@ class NextUrlPaginator(Paginator):
         super().__init__(**options)
         self.next_path, self.size_param = next_path, size_param
 
-    def start(self, params, json):
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
         self._with_size(request.params, self.size_param)
         return request
 
-    def update_state(self, response, data, records, request):
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
         next_url = dig(data, self.next_path)
         self.has_next = bool(next_url)
         self.next = PageRequest(url=next_url, json=request.json) if next_url else None
@@ -515,7 +372,7 @@ class GraphQLRelayPaginator(Paginator):
     """GraphQL Relay connection: ``after: $after`` from ``pageInfo.endCursor`` while ``hasNextPage``.
 
     Records are the ``node`` of each edge. A 200 with a top-level ``errors`` array raises
-    :class:`~apisync.http.errors.GraphQLError`.
+    :class:`~apisync.errors.GraphQLError`.
     """
 
     type = "graphql_relay"
@@ -533,7 +390,7 @@ class GraphQLRelayPaginator(Paginator):
             raise ApiConfigError("pagination graphql_relay needs connection_path, e.g. 'data.products'")
         self.connection_path, self.first_var, self.after_var = connection_path, first_var, after_var
 
-    def start(self, params, json):
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
         if not isinstance(request.json, dict) or "query" not in request.json:
             raise ApiConfigError("pagination graphql_relay needs json={'query': ..., 'variables': {...}}")
@@ -542,11 +399,11 @@ class GraphQLRelayPaginator(Paginator):
             variables[self.first_var] = self.page_size
         return request
 
-    def records_location(self, records_path):
+    def records_location(self, records_path: str | None) -> str | None:
         # Records are the ``node`` of each edge: without an explicit path the body is decoded whole.
         return records_path
 
-    def check(self, data, *, method, url):
+    def check(self, data: Any, *, method: str, url: str) -> None:
         errors = data.get("errors") if isinstance(data, dict) else None
         if errors:
             messages = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
@@ -554,7 +411,7 @@ class GraphQLRelayPaginator(Paginator):
                 f"{method} {url}: GraphQL errors: {messages[:500]}", method=method, url=url, errors=errors
             )
 
-    def records(self, data, records_path, *, method, url):
+    def records(self, data: Any, records_path: str | None, *, method: str, url: str) -> Sequence[Any]:
         if records_path is not None:
             return super().records(data, records_path, method=method, url=url)
         edges = dig(data, f"{self.connection_path}.edges")
@@ -564,7 +421,9 @@ class GraphQLRelayPaginator(Paginator):
             )
         return self._drop_repeats([e.get("node") if isinstance(e, dict) else e for e in edges])
 
-    def update_state(self, response, data, records, request):
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
         info = dig(data, f"{self.connection_path}.pageInfo") or {}
         cursor = info.get("endCursor")
         if info.get("hasNextPage") and cursor:
@@ -578,7 +437,6 @@ class GraphQLRelayPaginator(Paginator):
 PAGINATORS: dict[str, type[Paginator]] = {
     cls.type: cls
     for cls in (
-        Paginator,
         CursorBodyPaginator,
         LinkHeaderPaginator,
         HubSpotPaginator,
@@ -588,16 +446,21 @@ PAGINATORS: dict[str, type[Paginator]] = {
         GraphQLRelayPaginator,
     )
 }
+"""The one registry of pagination dialects, by ``type``: ``make_paginator`` and the stream spec
+(``PaginationSpec.type``) both accept exactly these names. No pagination (``None``) is the base
+:class:`Paginator`: one request, no next page."""
 
 
 def make_paginator(config: dict[str, Any] | str | None) -> Paginator:
-    """Paginator from ``{"type": name, **options}`` (or just the name)."""
+    """Paginator from ``{"type": name, **options}`` (or just the name); ``None``: a single request."""
     if config is None:
         return Paginator()
     if isinstance(config, str):
         config = {"type": config}
     options = dict(config)
     kind = options.pop("type", None)
+    if kind == Paginator.type:
+        return Paginator(**options)
     if kind not in PAGINATORS:
         raise ApiConfigError(f"pagination type must be one of {sorted(PAGINATORS)}, got {kind!r}")
     return PAGINATORS[kind](**options)

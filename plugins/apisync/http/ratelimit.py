@@ -89,7 +89,11 @@ class Reservation:
 
 
 class LimiterBackend:
-    """Atomic read-modify-write of a :class:`LimiterState`; ``fn(state, now)`` mutates and returns."""
+    """Atomic read-modify-write of a :class:`LimiterState`; ``fn(state, now)`` mutates and returns.
+
+    ``now()`` is the one clock every decision is computed with (``update`` passes it to ``fn``):
+    a subclass with a fake ``now`` drives the limiter deterministically (the tests do).
+    """
 
     def update(self, key: str, fn: Callable[[LimiterState, float], T]) -> T:
         raise NotImplementedError
@@ -183,9 +187,8 @@ class RedisBackend(LimiterBackend):
                 try:
                     pipe.watch(full_key)
                     raw = pipe.get(full_key)
-                    seconds, micros = pipe.time()
                     state = LimiterState.from_json(raw)
-                    result = fn(state, seconds + micros / 1e6)
+                    result = fn(state, self.now())
                     pipe.multi()
                     pipe.set(full_key, state.to_json(), ex=STATE_TTL_S)
                     pipe.execute()
@@ -294,7 +297,8 @@ class RateLimiter:
             if learn_interval:
                 state.learned_interval = learn_interval
                 state.learned_until = now + LEARNED_TTL_S
-            assert reset_s is not None or not (exhausted or low)
+            if reset_s is None:  # exhausted and low both need a reset
+                return
             if exhausted:
                 state.blocked_until = max(state.blocked_until, now + reset_s)
             elif low and remaining:

@@ -1,4 +1,4 @@
-"""When to retry a request, and how long to wait (used by the hook's tenacity loop).
+"""When to retry a request, and how long to wait: the policy behind the hook's one ``tenacity.Retrying``.
 
 What is retried:
 
@@ -11,21 +11,29 @@ What is retried:
   path ending in ``graphql`` whose document's operation is not a ``mutation``).
 - Anything else (other 4xx) fails at once with a body excerpt.
 
-How long: exponential backoff with full jitter (tenacity's ``wait_exponential_jitter``: 0.5 s,
-1 s, 2 s... capped at 60 s), and never less than the server's ``Retry-After``. ``Retry-After: 0`` or
-a date in the past cannot produce a hot loop: the backoff term is at least ``MIN_RETRY_WAIT_S``.
+Retryability is decided by exception *type* (:meth:`RetryPolicy.should_retry`): a 429/5xx is a
+:class:`RetryableResponseError`; "never sent" is a ``requests.ConnectTimeout`` or a
+``requests.ConnectionError`` caused by urllib3's ``NewConnectionError`` (refused, name resolution)
+or a ``ConnectionRefusedError``, found by walking the wrapped exceptions.
+
+How long (:class:`BackoffAtLeastRetryAfter`): exponential backoff with full jitter (tenacity's
+``wait_exponential_jitter``: 0.5 s, 1 s, 2 s... capped at 60 s), and never less than the server's
+``Retry-After``. ``Retry-After: 0`` or a date in the past cannot produce a hot loop: the backoff
+term is at least ``MIN_RETRY_WAIT_S``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from tenacity import wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, wait_exponential_jitter
+from tenacity.wait import wait_base
+from urllib3.exceptions import NewConnectionError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -42,6 +50,47 @@ def is_graphql_query(body: Any) -> bool:
         return False
     document = _GRAPHQL_COMMENT.sub("", body["query"]).lstrip()
     return not document.startswith(("mutation", "subscription"))
+
+
+class RetryableResponseError(Exception):
+    """A 429/5xx response the policy retries, with the server's Retry-After (seconds) if it sent one.
+
+    The retry loop's signal, raised by an attempt and consumed by tenacity: it never leaves the
+    hook (when the attempts run out it becomes :class:`~apisync.errors.RetriesExhaustedError`).
+    """
+
+    def __init__(
+        self, status: int, retry_after: float | None, response: requests.Response | None = None
+    ) -> None:
+        super().__init__(status)
+        self.status = status
+        self.retry_after = retry_after
+        self.response = response
+
+
+class BackoffAtLeastRetryAfter(wait_base):
+    """tenacity wait strategy: "backoff, but at least Retry-After".
+
+    The jittered exponential backoff (``wait_exponential_jitter``, floored at ``MIN_RETRY_WAIT_S``
+    so ``Retry-After: 0`` cannot hot-loop), or the Retry-After carried by the failed attempt's
+    :class:`RetryableResponseError` when that is longer.
+    """
+
+    def __init__(self, *, multiplier: float = MIN_RETRY_WAIT_S, max_s: float = MAX_BACKOFF_S) -> None:
+        self.backoff = wait_exponential_jitter(
+            multiplier=multiplier, max=max_s, jitter=1.0, min=MIN_RETRY_WAIT_S
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return max(self.backoff(retry_state), _retry_after(retry_state))
+
+
+def _retry_after(retry_state: RetryCallState) -> float:
+    outcome = retry_state.outcome
+    error = outcome.exception() if outcome is not None and outcome.failed else None
+    if isinstance(error, RetryableResponseError) and error.retry_after:
+        return error.retry_after
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -79,29 +128,51 @@ class RetryPolicy:
 
     @staticmethod
     def should_retry_exception(exc: BaseException, idempotent: bool) -> bool:
+        """A transport failure: retried if the request was never sent, or is safe to repeat."""
         if isinstance(exc, requests.ConnectTimeout):
             return True
-        if isinstance(exc, requests.ConnectionError) and _never_sent(exc):
+        if isinstance(exc, requests.ConnectionError) and never_sent(exc):
             return True
         return idempotent and isinstance(exc, requests.ConnectionError | requests.Timeout)
 
-    def backoff(self, attempt: int) -> float:
-        """Jittered exponential backoff for the retry after ``attempt`` (1-based) failed."""
-        wait = wait_exponential_jitter(multiplier=self.initial_backoff_s, max=self.max_backoff_s, jitter=1.0)
-        return max(MIN_RETRY_WAIT_S, _exp_for(wait, attempt))
+    def should_retry(self, exc: BaseException | None, idempotent: bool) -> bool:
+        """The retry loop's predicate: a retryable response, or a retryable transport failure."""
+        if isinstance(exc, RetryableResponseError):
+            return True
+        return isinstance(exc, requests.RequestException) and self.should_retry_exception(exc, idempotent)
+
+    @property
+    def wait(self) -> BackoffAtLeastRetryAfter:
+        return BackoffAtLeastRetryAfter(multiplier=self.initial_backoff_s, max_s=self.max_backoff_s)
 
     def wait_for(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds before the next attempt: the backoff, but never less than Retry-After."""
-        return max(self.backoff(attempt), retry_after or 0.0)
+        """Seconds the retry loop waits after ``attempt`` (1-based) failed with this Retry-After.
+
+        Asks :attr:`wait` with the retry state tenacity itself would hold at that point.
+        """
+        state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+        state.attempt_number = attempt
+        error = RetryableResponseError(429, retry_after)
+        state.set_exception((RetryableResponseError, error, None))
+        return self.wait(state)
 
 
-def _exp_for(wait: wait_exponential_jitter, attempt: int) -> float:
-    class _State:  # the only attribute tenacity's wait strategies read
-        attempt_number = attempt
+def never_sent(exc: requests.ConnectionError) -> bool:
+    """True if the connection was never established (refused, DNS failure): nothing reached the server.
 
-    return float(wait(_State()))  # type: ignore[arg-type]
+    requests wraps urllib3's errors (``ConnectionError(MaxRetryError(reason=NewConnectionError))``),
+    so the wrapped exceptions are walked: ``args``, ``reason``, ``__cause__``, ``__context__``.
+    """
+    return any(isinstance(error, NewConnectionError | ConnectionRefusedError) for error in _wrapped(exc))
 
 
-def _never_sent(exc: requests.ConnectionError) -> bool:
-    text = repr(exc.args[0]) if exc.args else ""
-    return any(marker in text for marker in ("NewConnectionError", "Connection refused", "NameResolution"))
+def _wrapped(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        pending.extend((*error.args, getattr(error, "reason", None), error.__cause__, error.__context__))

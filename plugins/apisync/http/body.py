@@ -1,0 +1,198 @@
+"""Page bodies: JSON decoded so that the records list stays the texts the server sent.
+
+:func:`decode_response` (via :func:`decode_body`) keeps the list at a records path as
+:class:`RawRecords`, so paging reads only the fields it needs (a cursor, a total, the dedupe keys)
+and staging writes the records as they are. Building a dict per record costs ~8x the split and
+is done only if someone reads them. Knows nothing about pagination dialects.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+import msgspec
+
+if TYPE_CHECKING:
+    import requests
+
+_raw_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_items = msgspec.json.Decoder(list[msgspec.Raw])
+_any = msgspec.json.Decoder()
+
+
+def _decode(text: Any) -> Any:
+    """JSON text to Python; what msgspec rejects inside valid JSON (1e400) is read as json does."""
+    try:
+        return _any.decode(text)
+    except msgspec.ValidationError:
+        return json.loads(bytes(text))
+
+
+class RawRecords(Sequence[Any]):
+    """The records of one page as the JSON texts the server sent; a record is decoded when read.
+
+    Indexing decodes one record; iterating decodes all of them once (then they are kept).
+    :meth:`jsonl` gives the texts one per line without decoding any.
+    """
+
+    __slots__ = ("_decoded", "_source", "_texts")
+
+    def __init__(self, texts: list[Any], source: Any = None, decoded: list[Any] | None = None) -> None:
+        self._texts = texts  # bytes or msgspec.Raw (views into the response body)
+        self._source = source  # the JSON array text holding exactly these records, if known
+        self._decoded = decoded
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> RawRecords: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            decoded = self._decoded[index] if self._decoded is not None else None
+            return RawRecords(self._texts[index], None, decoded)
+        if self._decoded is not None:
+            return self._decoded[index]
+        return _decode(self._texts[index])
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RawRecords | list | tuple):
+            return self.decoded() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable contents, like list
+
+    def __repr__(self) -> str:
+        return f"RawRecords({len(self)} records)"
+
+    def _array(self) -> Any:
+        if self._source is None:
+            self._source = b"[" + b",".join(self._texts) + b"]"
+        return self._source
+
+    def decoded(self) -> list[Any]:
+        """Every record as Python objects (one decode call for the page, then cached)."""
+        if self._decoded is None:
+            self._decoded = _decode(self._array())
+        return self._decoded
+
+    def jsonl(self) -> bytes:
+        """The records one per line (no trailing newline), as sent; a record with a line break
+        inside (pretty-printed JSON) is re-encoded compactly so every line stays one record."""
+        body = b"\n".join(self._texts)
+        if body.count(b"\n") == len(self._texts) - 1 and b"\r" not in body:
+            return body
+        texts = [bytes(text) for text in self._texts]  # msgspec.Raw has no `in`
+        return b"\n".join(
+            msgspec.json.encode(_decode(text)) if b"\n" in text or b"\r" in text else text for text in texts
+        )
+
+    def keys(self, name: str) -> dict[Any, None]:
+        """The distinct values of field ``name`` (records without it add none), in page order."""
+        if self._decoded is None:
+            try:
+                found = _key_decoder(name).decode(self._array())
+            except msgspec.ValidationError:  # some record is not an object
+                pass
+            else:
+                return dict.fromkeys(item.value for item in found if item.value is not msgspec.UNSET)
+        return record_keys(self.decoded(), name)
+
+    def may_hold_string(self, value: str) -> bool:
+        """False only if no record can contain the JSON string ``value`` (a byte search, no decoding).
+
+        Sound where the texts have no backslash: then every string token is its characters
+        between quotes, exactly as msgspec encodes it. Otherwise the answer is True (unknown).
+        """
+        try:
+            needle = msgspec.json.encode(value)
+        except (msgspec.EncodeError, UnicodeEncodeError):  # e.g. a lone surrogate: cannot tell
+            return True
+        array = self._array()
+        if not isinstance(array, bytes):  # a msgspec.Raw view: searching needs bytes
+            array = self._source = bytes(array)
+        return b"\\" in array or needle in array
+
+
+@functools.lru_cache(maxsize=32)
+def _key_decoder(name: str) -> msgspec.json.Decoder[Any]:
+    """Decodes a list of objects into one field each, skipping the rest of every record."""
+    key = msgspec.defstruct("RecordKey", [("value", Any, msgspec.UNSET)], rename={"value": name}, gc=False)
+    return msgspec.json.Decoder(list[key])  # type: ignore[valid-type]
+
+
+def record_keys(records: Sequence[Any], name: str) -> dict[Any, None]:
+    """The distinct values of field ``name`` in ``records`` (objects without it add none)."""
+    if isinstance(records, RawRecords):
+        return records.keys(name)
+    return dict.fromkeys(r[name] for r in records if isinstance(r, dict) and name in r)
+
+
+def decode_body(body: bytes, records_path: str | None) -> Any:
+    """The JSON ``body`` with the list at ``records_path`` ("" = the body) kept as :class:`RawRecords`.
+
+    ``None`` decodes everything. Where the body does not have the expected shape it is decoded
+    as it is, and :meth:`Paginator.records` reports what it found. Invalid JSON (a truncated body)
+    raises ``msgspec.DecodeError``, a ``ValueError``.
+    """
+    if records_path is None:
+        return _any.decode(body)
+    return _decode_at(body, records_path.split(".") if records_path else [])
+
+
+def _decode_at(text: Any, steps: list[str]) -> Any:
+    try:
+        if not steps:
+            return RawRecords(_raw_items.decode(text), text)
+        members = _raw_members.decode(text)
+    except msgspec.ValidationError:  # valid JSON, another shape
+        return _any.decode(text)
+    step, rest = steps[0], steps[1:]
+    return {
+        key: _decode_at(value, rest) if key == step else _any.decode(value) for key, value in members.items()
+    }
+
+
+def dig(data: Any, path: str | None) -> Any:
+    """Value at a dotted path (``"data.products.edges"``); ``None`` if any step is missing."""
+    if not path:
+        return data
+    for step in path.split("."):
+        if isinstance(data, dict):
+            data = data.get(step)
+        elif isinstance(data, list) and step.isdigit() and int(step) < len(data):
+            data = data[int(step)]
+        else:
+            return None
+    return data
+
+
+_UTF8 = frozenset({"utf-8", "utf8"})
+
+
+def decode_response(response: requests.Response, records_location: str | None) -> Any:
+    """A page body, its records kept raw (:func:`decode_body`).
+
+    JSON is UTF-8 (RFC 8259); a body declared in another charset, or one that only decodes after
+    requests' charset guessing (UTF-16/32), is decoded by requests, records and all.
+    Raises ``ValueError`` on invalid JSON, e.g. a body cut off in transit.
+    """
+    encoding = response.encoding
+    if encoding is not None and encoding.lower() not in _UTF8:
+        return response.json()
+    try:
+        return decode_body(response.content, records_location)
+    except ValueError:
+        try:
+            return response.json()
+        except ValueError:
+            pass
+        raise

@@ -1,0 +1,297 @@
+"""The seven pagination dialects offline: fake responses, no server.
+
+Each dialect is driven through its contract: the start request, ``update_state`` from a page, the
+next request, the stop after the last page, and a resume from the JSON state of any page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError
+from apisync.http.body import RawRecords, decode_response
+from apisync.http.pagination import PAGINATORS, PageRequest, Paginator, make_paginator
+from apisync.spec import PaginationSpec
+
+BASE = "https://api.test/items"
+RECORDS = [{"id": f"r{n:02d}", "n": n} for n in range(1, 26)]  # 25 records: pages of 10, 10, 5
+SIZE = 10
+QUERY = (
+    "query($first: Int, $after: String) { products(first: $first, after: $after) { edges { node { id } } } }"
+)
+
+
+def _response(body: Any, *, headers: dict[str, str] | None = None, url: str = BASE) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = json.dumps(body).encode()
+    response.headers.update(headers or {})
+    response.url = url
+    return response
+
+
+def _page_number(request: PageRequest, name: str = "page") -> int:
+    if request.url:
+        return int(parse_qs(urlsplit(request.url).query)[name][0])
+    return int(request.params.get(name, 1))
+
+
+def _slice_after(cursor: str | None) -> list[dict[str, Any]]:
+    start = 0 if cursor is None else next(i for i, r in enumerate(RECORDS) if r["id"] == cursor) + 1
+    return RECORDS[start : start + SIZE]
+
+
+# -- fake servers: PageRequest -> Response, one per dialect ------------------------------------
+def serve_cursor_body(request: PageRequest) -> requests.Response:
+    page = _slice_after(request.params.get("starting_after"))
+    return _response({"data": page, "has_more": page[-1] is not RECORDS[-1]})
+
+
+def serve_link_header(request: PageRequest) -> requests.Response:
+    number = _page_number(request)
+    page = RECORDS[(number - 1) * SIZE : number * SIZE]
+    more = number * SIZE < len(RECORDS)
+    link = {"Link": f'<{BASE}?page={number + 1}&per_page={SIZE}>; rel="next"'} if more else {}
+    return _response(page, headers=link)
+
+
+def serve_hubspot(request: PageRequest) -> requests.Response:
+    page = _slice_after(request.params.get("after"))
+    more = page[-1] is not RECORDS[-1]
+    return _response({"results": page, **({"paging": {"next": {"after": page[-1]["id"]}}} if more else {})})
+
+
+def serve_offset(request: PageRequest) -> requests.Response:
+    offset, limit = int(request.params["offset"]), int(request.params["limit"])
+    return _response({"items": RECORDS[offset : offset + limit], "total": len(RECORDS)})
+
+
+def serve_page_number(request: PageRequest) -> requests.Response:
+    number, size = int(request.params["page"]), int(request.params["page_size"])
+    return _response({"results": RECORDS[(number - 1) * size : number * size], "count": len(RECORDS)})
+
+
+def serve_next_url(request: PageRequest) -> requests.Response:
+    number = _page_number(request)
+    page = RECORDS[(number - 1) * SIZE : number * SIZE]
+    more = number * SIZE < len(RECORDS)
+    return _response({"results": page, "next": f"{BASE}?page={number + 1}" if more else None})
+
+
+def serve_graphql_relay(request: PageRequest) -> requests.Response:
+    variables = request.json["variables"]
+    page = _slice_after(variables.get("after"))[: variables["first"]]
+    info = {"hasNextPage": page[-1] is not RECORDS[-1], "endCursor": page[-1]["id"]}
+    edges = [{"node": record} for record in page]
+    return _response({"data": {"products": {"edges": edges, "pageInfo": info}}})
+
+
+@dataclass(frozen=True)
+class Dialect:
+    config: dict[str, Any]
+    serve: Callable[[PageRequest], requests.Response]
+    first: PageRequest  # what start() must ask for
+    second: PageRequest  # what update_state() must ask for after page 1
+    json: Any = None
+
+
+GRAPHQL_BODY = {"query": QUERY, "variables": {}}
+DIALECTS: dict[str, Dialect] = {
+    "cursor_body": Dialect(
+        {"type": "cursor_body", "page_size": SIZE},
+        serve_cursor_body,
+        PageRequest(params={"limit": SIZE}),
+        PageRequest(params={"limit": SIZE, "starting_after": "r10"}),
+    ),
+    "link_header": Dialect(
+        {"type": "link_header", "page_size": SIZE},
+        serve_link_header,
+        PageRequest(params={"per_page": SIZE}),
+        PageRequest(url=f"{BASE}?page=2&per_page={SIZE}"),
+    ),
+    "hubspot": Dialect(
+        {"type": "hubspot", "page_size": SIZE},
+        serve_hubspot,
+        PageRequest(params={"limit": SIZE}),
+        PageRequest(params={"limit": SIZE, "after": "r10"}),
+    ),
+    "offset": Dialect(
+        {"type": "offset", "page_size": SIZE},
+        serve_offset,
+        PageRequest(params={"offset": 0, "limit": SIZE}),
+        PageRequest(params={"offset": SIZE, "limit": SIZE}),
+    ),
+    "page_number": Dialect(
+        {"type": "page_number", "page_size": SIZE},
+        serve_page_number,
+        PageRequest(params={"page": 1, "page_size": SIZE}),
+        PageRequest(params={"page": 2, "page_size": SIZE}),
+    ),
+    "next_url": Dialect(
+        {"type": "next_url"},
+        serve_next_url,
+        PageRequest(),
+        PageRequest(url=f"{BASE}?page=2"),
+    ),
+    "graphql_relay": Dialect(
+        {"type": "graphql_relay", "connection_path": "data.products", "page_size": SIZE},
+        serve_graphql_relay,
+        PageRequest(json={"query": QUERY, "variables": {"first": SIZE}}),
+        PageRequest(json={"query": QUERY, "variables": {"first": SIZE, "after": "r10"}}),
+        json=GRAPHQL_BODY,
+    ),
+}
+
+
+def _read(paginator: Paginator, dialect: Dialect, request: PageRequest) -> list[str]:
+    """One page through the contract: serve, decode, records, update_state; the page's ids."""
+    response = dialect.serve(request)
+    data = decode_response(response, paginator.records_location(None))
+    records = paginator.records(data, None, method="GET", url=BASE)
+    paginator.update_state(response, data, records, request)
+    return [record["id"] for record in records]
+
+
+def _crawl(paginator: Paginator, dialect: Dialect, request: PageRequest) -> list[list[str]]:
+    pages = []
+    while True:
+        pages.append(_read(paginator, dialect, request))
+        if not paginator.has_next:
+            return pages
+        assert paginator.next is not None
+        request = paginator.next
+
+
+def _ids(pages: list[list[str]]) -> list[str]:
+    return [i for page in pages for i in page]
+
+
+def test_the_registry_is_the_seven_dialects_and_the_spec_uses_it() -> None:
+    assert set(PAGINATORS) == set(DIALECTS)
+    for name in PAGINATORS:
+        assert PaginationSpec(type=name).type == name
+    assert all(PAGINATORS[name].type == name for name in PAGINATORS)
+
+
+@pytest.mark.parametrize("name", DIALECTS)
+def test_start_asks_for_the_first_page(name: str) -> None:
+    dialect = DIALECTS[name]
+    paginator = make_paginator(dialect.config)
+    assert paginator.start(None, dialect.json) == dialect.first
+    assert not paginator.has_next and paginator.next is None
+
+
+@pytest.mark.parametrize("name", DIALECTS)
+def test_update_state_gives_the_next_request(name: str) -> None:
+    dialect = DIALECTS[name]
+    paginator = make_paginator(dialect.config)
+    ids = _read(paginator, dialect, paginator.start(None, dialect.json))
+    assert ids == [r["id"] for r in RECORDS[:SIZE]]
+    assert paginator.has_next
+    assert paginator.next == dialect.second
+
+
+@pytest.mark.parametrize("name", DIALECTS)
+def test_walks_every_page_and_stops_after_the_last(name: str) -> None:
+    dialect = DIALECTS[name]
+    paginator = make_paginator(dialect.config)
+    pages = _crawl(paginator, dialect, paginator.start(None, dialect.json))
+    assert [len(page) for page in pages] == [10, 10, 5]
+    assert _ids(pages) == [r["id"] for r in RECORDS]
+    assert not paginator.has_next and paginator.next is None
+
+
+@pytest.mark.parametrize("name", DIALECTS)
+@pytest.mark.parametrize("after_pages", [1, 2])
+def test_resumes_from_the_json_state_of_a_page(name: str, after_pages: int) -> None:
+    dialect = DIALECTS[name]
+    first = make_paginator(dialect.config)
+    request = first.start(None, dialect.json)
+    seen: list[str] = []
+    for _ in range(after_pages):
+        seen += _read(first, dialect, request)
+        assert first.next is not None
+        request = first.next
+    # What the hook stores: the next request plus the dialect's private state, through JSON.
+    state = json.loads(json.dumps({"next": request.to_state(), **first.extra_state_later()()}))
+
+    resumed = make_paginator(dialect.config)
+    resumed.restore_extra(state)
+    rest = _crawl(resumed, dialect, PageRequest.from_state(state["next"]))
+    assert seen + _ids(rest) == [r["id"] for r in RECORDS]
+
+
+def test_records_repeated_at_the_top_of_the_next_page_are_dropped() -> None:
+    paginator = make_paginator({"type": "offset", "page_size": 2})
+    first = _response({"items": RECORDS[0:2], "total": 5})
+    second = _response({"items": RECORDS[1:4], "total": 5})  # the server shifted: r02 again
+    request = paginator.start(None, None)
+    data = decode_response(first, "items")
+    paginator.update_state(first, data, paginator.records(data, None, method="GET", url=BASE), request)
+    assert paginator.next is not None
+    data = decode_response(second, "items")
+    records = paginator.records(data, None, method="GET", url=BASE)
+    assert [r["id"] for r in records] == ["r03", "r04"]
+    paginator.update_state(second, data, records, paginator.next)
+    # Advance by at most the limit, so the row after the repeat is not skipped.
+    assert paginator.next is not None and paginator.next.params["offset"] == 4
+
+
+def test_records_stay_raw_json_texts() -> None:
+    paginator = make_paginator({"type": "offset"})
+    data = decode_response(_response({"items": RECORDS[:3], "total": 3}), paginator.records_location(None))
+    records = paginator.records(data, None, method="GET", url=BASE)
+    assert isinstance(records, RawRecords)
+    assert records.jsonl().splitlines() == [json.dumps(r).encode() for r in RECORDS[:3]]
+
+
+def test_offset_without_total_stops_at_a_short_page() -> None:
+    paginator = make_paginator({"type": "offset", "page_size": 10, "total_path": None})
+    request = paginator.start(None, None)
+    response = _response({"items": RECORDS[:4]})
+    data = decode_response(response, "items")
+    paginator.update_state(response, data, paginator.records(data, None, method="GET", url=BASE), request)
+    assert not paginator.has_next and paginator.next is None
+
+
+def test_no_pagination_is_one_request() -> None:
+    paginator = make_paginator(None)
+    assert type(paginator) is Paginator
+    request = paginator.start({"q": "x"}, None)
+    assert request == PageRequest(params={"q": "x"})
+    response = _response(RECORDS[:3])
+    data = decode_response(response, paginator.records_location(None))
+    paginator.update_state(response, data, paginator.records(data, None, method="GET", url=BASE), request)
+    assert not paginator.has_next and paginator.next is None
+
+
+def test_graphql_errors_with_a_200_raise() -> None:
+    paginator = make_paginator(DIALECTS["graphql_relay"].config)
+    with pytest.raises(GraphQLError, match="boom"):
+        paginator.check({"errors": [{"message": "boom"}], "data": None}, method="POST", url=BASE)
+
+
+def test_a_body_without_the_records_list_is_malformed() -> None:
+    paginator = make_paginator({"type": "cursor_body"})
+    with pytest.raises(MalformedResponseError, match="expected a list at 'data'"):
+        paginator.records({"data": {"not": "a list"}}, None, method="GET", url=BASE)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"type": "scroll"}, "pagination type must be one of"),
+        ({"type": "offset", "cursor": "x"}, "unknown options"),
+        ({"type": "graphql_relay"}, "needs connection_path"),
+    ],
+)
+def test_bad_configs_fail_at_once(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ApiConfigError, match=message):
+        make_paginator(config)
