@@ -29,7 +29,7 @@ START_DATE = pendulum.parse(os.environ.get("APISYNC_START_DATE", "2026-01-01T00:
 
 def sync_default_args(
     *, owner: str = DEFAULT_OWNER, retries: int = DEFAULT_RETRIES, **overrides: Any
-) -> dict:
+) -> dict[str, Any]:
     """default_args for a sync DAG: owner, retries with exponential backoff, failure alerts."""
     return alert_default_args(
         {

@@ -294,7 +294,8 @@ class RateLimiter:
             if learn_interval:
                 state.learned_interval = learn_interval
                 state.learned_until = now + LEARNED_TTL_S
-            assert reset_s is not None or not (exhausted or low)
+            if reset_s is None:  # exhausted and low both come with a reset; learning alone does not
+                return
             if exhausted:
                 state.blocked_until = max(state.blocked_until, now + reset_s)
             elif low and remaining:
