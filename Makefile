@@ -21,9 +21,10 @@ install: $(STAMP)  ## create .venv and install the pinned stack
 run: install  ## start the sandbox APIs and Airflow (UI on http://localhost:8080); Ctrl-C stops all
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/run_local.py
 
-test: install  ## ruff, then the whole pytest suite
+test: install  ## ruff, mypy, then the whole pytest suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest
 
 demo: install  ## run every sync DAG once for a fixed interval against the sandbox; print what was synced
@@ -32,13 +33,14 @@ demo: install  ## run every sync DAG once for a fixed interval against the sandb
 bench: install  ## run every benchmark; each prints `BENCH <name> key=value ...`
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
-lint: install  ## ruff check + format check
+lint: install  ## ruff check + format check, mypy --strict on plugins/apisync
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 clean:  ## remove the local Airflow homes and caches (keeps .venv)
-	rm -rf .airflow .airflow-test .pytest_cache .ruff_cache
+	rm -rf .airflow .airflow-test .pytest_cache .ruff_cache .mypy_cache

@@ -202,13 +202,17 @@ def running_sandboxes(
         for service in SANDBOX_SERVICES:
             port = free_port() if ephemeral_ports else service.port
             log = open(log_dir / f"sandbox-{service.name}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
-            proc = subprocess.Popen(
-                sandbox_command(service, port=port),
-                cwd=REPO_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            try:
+                proc = subprocess.Popen(
+                    sandbox_command(service, port=port),
+                    cwd=REPO_ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            finally:
+                if not isinstance(log, int):
+                    log.close()  # the child has its own descriptor; ours would leak (ResourceWarning)
             procs.append(proc)
             urls[service.name] = f"http://127.0.0.1:{port}"
         for proc, url in zip(procs, urls.values(), strict=True):

@@ -64,10 +64,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except ValueError:
         pass
     try:
-        moment = parsedate_to_datetime(value)
+        moment = parsedate_to_datetime(value)  # raises ValueError (never returns None) since 3.10
     except (TypeError, ValueError):
-        return None
-    if moment is None:
         return None
     now = time.time() if now is None else now
     return max(0.0, moment.timestamp() - now)

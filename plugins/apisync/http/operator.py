@@ -9,6 +9,7 @@ or skipped. The page counter and the accumulated hook stats travel in the deferr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -34,7 +35,7 @@ class PagedExtractOperator(BaseOperator):
     :param json: request body of the first request (templated), e.g. a GraphQL query + variables.
     """
 
-    template_fields = ("endpoint", "query_params", "json")
+    template_fields: Sequence[str] = ("endpoint", "query_params", "json")
 
     def __init__(
         self,
@@ -79,6 +80,7 @@ class PagedExtractOperator(BaseOperator):
         self,
         context: Context,
         event: dict[str, Any] | None = None,
+        *,  # Airflow resumes with keywords (the deferral's kwargs)
         state: dict[str, Any] | None = None,
         stats: dict[str, Any] | None = None,
         deferrals: int = 0,

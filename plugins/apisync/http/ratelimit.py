@@ -297,7 +297,7 @@ class RateLimiter:
             if learn_interval:
                 state.learned_interval = learn_interval
                 state.learned_until = now + LEARNED_TTL_S
-            if reset_s is None:  # exhausted and low both need a reset
+            if reset_s is None:  # exhausted and low both come with a reset; learning alone does not
                 return
             if exhausted:
                 state.blocked_until = max(state.blocked_until, now + reset_s)

@@ -24,7 +24,7 @@ class RateLimitWaitTrigger(BaseTrigger):
     """
 
     def __init__(self, resume_at: float, payload: dict[str, Any] | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated
         self.resume_at = float(resume_at)
         self.payload = dict(payload or {})
 

@@ -49,7 +49,8 @@ def _hashable(table: pa.Table) -> pd.DataFrame:
         elif pa.types.is_decimal(column.type):
             column = column.cast(pa.string())
         columns[name] = column
-    return pa.table(columns).to_pandas()
+    frame: pd.DataFrame = pa.table(columns).to_pandas()
+    return frame
 
 
 def _key_hashes(parts: list[Any], columns: dict[str, str], key: list[str]) -> list[np.ndarray]:
@@ -84,7 +85,8 @@ def _superseded(candidates: pa.Table, key: list[str], cursor_field: str | None) 
         sort_keys.append((cursor_field, "descending", "at_end"))  # any cursor beats none
     sort_keys.append((ROW, "descending", "at_end"))
     ordered = candidates.take(pc.sort_indices(candidates, sort_keys=sort_keys))
-    return ordered.column(ROW).to_numpy()[~_group_starts(ordered, key)]
+    rows: np.ndarray = ordered.column(ROW).to_numpy()[~_group_starts(ordered, key)]
+    return rows
 
 
 def latest_per_key(parts: list[Any], columns: dict[str, str], key: list[str], cursor_field: str) -> Winners:

@@ -105,15 +105,16 @@ class _Encoder:
 
 
 def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _fits_int8(kind: pa.DataType) -> bool:
-    return pa.types.is_signed_integer(kind) or (pa.types.is_unsigned_integer(kind) and kind.bit_width < 64)
+    unsigned_fits = pa.types.is_unsigned_integer(kind) and kind.bit_width < 64
+    return bool(pa.types.is_signed_integer(kind) or unsigned_fits)
 
 
 def _is_number(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
 
 
 # Server type (``atttypid::regtype``) -> binary encoder, and the Arrow types it takes.

@@ -7,6 +7,8 @@ quoted again by SQLAlchemy, so a hostile payload key cannot reach SQL as syntax.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -17,21 +19,22 @@ __all__ = ["add_keys", "create_table", "ensure_table", "evolve_table", "logical_
 MAX_TABLE_COLUMNS = 1600  # PostgreSQL's hard limit
 
 
-def sql_type(kind: str) -> sa.types.TypeEngine:
+def sql_type(kind: str) -> sa.types.TypeEngine[Any]:
     if kind.startswith("decimal"):
         scale = int(kind.split(":", 1)[1]) if ":" in kind else 2
         return sa.Numeric(38, scale)
-    return {
+    by_kind: dict[str, sa.types.TypeEngine[Any]] = {
         "string": sa.Text(),
         "integer": sa.BigInteger(),
         "float": sa.Double(),
         "boolean": sa.Boolean(),
         "timestamp": sa.DateTime(timezone=True),
         "json": sa.Text().with_variant(postgresql.JSONB(), "postgresql"),
-    }[kind]
+    }
+    return by_kind[kind]
 
 
-def logical_family(column_type: sa.types.TypeEngine) -> str:
+def logical_family(column_type: sa.types.TypeEngine[Any]) -> str:
     """Family of a reflected column type, to compare with the data's logical type."""
     if isinstance(column_type, postgresql.JSONB | sa.JSON):
         return "json"

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -28,6 +28,7 @@ from apisync.staging.columns import ROW
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 __all__ = ["ChunkFailures", "SuiteRunner"]
 
@@ -127,7 +128,8 @@ class SuiteRunner:
         return [validator.validate_expectation(expectation) for expectation in expectations]
 
     def _record(self, outcome: ExpectationValidationResult, failures: ChunkFailures) -> None:
-        config = outcome.expectation_config
+        # GX fills expectation_config on every result of a validation run.
+        config = cast("ExpectationConfiguration", outcome.expectation_config)
         kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
         exception = outcome.exception_info or {}
         if exception.get("raised_exception"):
