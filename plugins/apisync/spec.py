@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from apisync.errors import SpecError
 from apisync.http.pagination import PAGINATORS
@@ -152,7 +153,7 @@ def include_dir() -> Path:
     return Path(override) if override else Path(__file__).resolve().parents[2] / "include"
 
 
-def _format_error(path: Path, error: dict[str, Any]) -> str:
+def _format_error(path: Path, error: ErrorDetails) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "<root>"
     return f"{path}: field '{location}': {error['msg']}"
 

@@ -48,7 +48,7 @@ class ApiKeyAuth(AuthBase):
         if self.header:
             request.headers[self.header] = self.key
         else:
-            assert self.query is not None
+            assert self.query is not None and request.url is not None
             request.prepare_url(request.url, {self.query: self.key})
         return request
 

@@ -83,7 +83,8 @@ class _Batch:
 
     @property
     def columns(self) -> dict[str, str]:
-        return self.manifest["columns"]
+        columns: dict[str, str] = self.manifest["columns"]
+        return columns
 
     @property
     def parts(self) -> list[Any]:
@@ -91,7 +92,8 @@ class _Batch:
 
     @property
     def children(self) -> dict[str, dict[str, Any]]:
-        return self.manifest.get("children", {})
+        children: dict[str, dict[str, Any]] = self.manifest.get("children", {})
+        return children
 
     def child_parts(self, name: str) -> list[Any]:
         return [self.validated_dir / name / part for part in self.children[name]["parts"]]
@@ -177,7 +179,7 @@ def _send_parts(
 
     if conn.dialect.name == "postgresql":
         preparer = conn.dialect.identifier_preparer
-        cursor = conn.connection.dbapi_connection.cursor()
+        cursor = _driver_cursor(conn)
         try:
             target = copy_target(
                 cursor,
@@ -200,9 +202,14 @@ def _send_parts(
     return rows
 
 
-def _key_match(
-    left: sa.Table | sa.Subquery, right: sa.Table | sa.Subquery, pairs: list[tuple[str, str]]
-) -> Any:
+def _driver_cursor(conn: sa.Connection) -> Any:
+    """A cursor of the driver's own connection: COPY needs psycopg2's ``copy_expert``."""
+    driver_connection = conn.connection.dbapi_connection
+    assert driver_connection is not None, "an open Connection always has its DB-API connection"
+    return driver_connection.cursor()
+
+
+def _key_match(left: sa.FromClause, right: sa.FromClause, pairs: list[tuple[str, str]]) -> Any:
     return sa.and_(*(left.c[a] == right.c[b] for a, b in pairs))
 
 
@@ -399,7 +406,7 @@ def _kept_parents(conn: sa.Connection, changed: sa.Table) -> np.ndarray:
     """
     kept = sa.select(changed.c[SEQ])
     query = str(kept.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = _driver_cursor(conn)
     try:
         buffer = io.BytesIO()
         cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
@@ -444,7 +451,7 @@ def _pick_changed(
     pk: list[str],
     cursor_field: str,
     selected: list[str],
-) -> sa.Select:
+) -> sa.Select[Any]:
     """``selected`` staged columns of the rows to write, with ``NEW`` (a key not in the target):
     new keys, and keys whose staged row is at least as new as the stored one and differs from it
     in a business column (lineage alone does not count as a change)."""

@@ -257,7 +257,7 @@ def sync_stream(
         audit = _with_inherited_failure_callbacks(
             group, AuditOnFailure(stream, warehouse_conn_id, partitions)
         )
-        extract_args = {
+        extract_args: dict[str, Any] = {
             "task_id": "extract",
             "stream": stream,
             "conn_id": source_conn_id,
@@ -268,18 +268,24 @@ def sync_stream(
         normalize = normalize_stream.override(on_failure_callback=audit)
         validate = validate_stream.override(on_failure_callback=audit)
         load = load_stream.override(on_failure_callback=audit, outlets=outlets)
+        # Between tasks flow XComArgs, which the tasks receive resolved (as dicts): Any to mypy.
+        extracted: Any
+        normalized: Any
+        validated: Any
         if partitions == 1:
-            extract = ExtractStreamOperator(**extract_args)
-            normalized = normalize(stream, extract.output, source_conn_id, staging_url)
+            extracted = ExtractStreamOperator(**extract_args).output
+            normalized = normalize(stream, extracted, source_conn_id, staging_url)
             validated = validate(stream, normalized, warehouse_conn_id, staging_url)
             load(stream, validated, warehouse_conn_id, staging_url)
         else:
-            extract = ExtractStreamOperator.partial(partitions=partitions, **extract_args).expand(
-                partition=list(range(partitions))
+            extracted = (
+                ExtractStreamOperator.partial(partitions=partitions, **extract_args)
+                .expand(partition=list(range(partitions)))
+                .output
             )
             normalized = normalize.partial(
                 stream=stream, source_conn_id=source_conn_id, staging_url=staging_url
-            ).expand(extracted=extract.output)
+            ).expand(extracted=extracted)
             validated = validate.partial(
                 stream=stream, warehouse_conn_id=warehouse_conn_id, staging_url=staging_url
             ).expand(normalized=normalized)

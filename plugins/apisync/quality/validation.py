@@ -17,7 +17,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -90,7 +90,7 @@ def _gx_frame(table: pa.Table, plain_numbers: bool) -> pd.DataFrame:
             numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
             if numeric and column.null_count == 0:
                 frame[name] = column.to_numpy()
-    return frame
+    return cast(pd.DataFrame, frame)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import reduce
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -198,6 +198,7 @@ def _parse_python(body: bytes, keep_whole: set[str], errors: _RowErrors) -> dict
     """Slow path: one record at a time; unparseable lines become error rows, nothing is dropped."""
     records: list[dict[str, Any]] = []
     for position, line in enumerate(body.split(b"\n")):
+        message: str | None
         try:
             value = json.loads(line)
         except ValueError as exc:
@@ -275,7 +276,7 @@ def _as_series(values: Any) -> pd.Series:
             # Arrow gives every object all keys seen in the chunk (absent -> null): drop those
             # nulls again so a record's JSON does not depend on its neighbours.
             return pd.Series([_without_nulls(v) for v in values.to_pylist()], dtype="object")
-        return values.to_pandas()
+        return cast("pd.Series[Any]", values.to_pandas())
     return pd.Series(values)
 
 
@@ -439,7 +440,7 @@ def _infer_type(values: Any) -> str | None:
 
 def _is_array(values: Any) -> bool:
     if isinstance(values, pa.ChunkedArray):
-        return pa.types.is_list(values.type) or pa.types.is_large_list(values.type)
+        return bool(pa.types.is_list(values.type) or pa.types.is_large_list(values.type))
     series = _as_series(values)
     sample = series.dropna()
     return bool(len(sample)) and all(isinstance(v, (list, np.ndarray)) for v in sample.tolist())
@@ -623,6 +624,7 @@ def _normalize_chunk(
             types[column] = "json"
             continue
         child, ctypes = _build_child(spec, raw[path], table, surviving, n, row_offset, lineage)
+        assert array_spec.table is not None  # the spec requires a table for child_table arrays
         children[array_spec.table] = child
         child_types[array_spec.table] = ctypes
     for path, array_spec in spec.arrays.items():
@@ -647,7 +649,8 @@ def _older_versions(table: pa.Table, spec: StreamSpec) -> np.ndarray:
     frame = table.select(columns).to_pandas(types_mapper=NULLABLE_PANDAS_TYPES.get)
     keyed = frame[keys].notna().all(axis=1)
     ordered = frame[keyed].sort_values(spec.cursor_field, kind="stable", na_position="first")
-    return ordered.index[ordered.duplicated(subset=keys, keep="last")].to_numpy(dtype=np.int64)
+    older: np.ndarray = ordered.index[ordered.duplicated(subset=keys, keep="last")].to_numpy(dtype=np.int64)
+    return older
 
 
 def _constant(value: Any, kind: pa.DataType, length: int) -> pa.ChunkedArray:
