@@ -12,17 +12,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from apisync.staging.logical_types import ROW_ID_TYPE
+
 __all__ = ["SYNC_RUNS_TABLE", "RunRecord", "record_run", "sync_runs_table"]
 
 SYNC_RUNS_TABLE = "sync_runs"
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def sync_runs_table(db_schema: str | None = None) -> sa.Table:
     return sa.Table(
         SYNC_RUNS_TABLE,
         sa.MetaData(schema=db_schema),
-        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("id", ROW_ID_TYPE, primary_key=True, autoincrement=True),
         sa.Column("stream", sa.Text(), nullable=False),
         sa.Column("destination_table", sa.Text()),
         sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),

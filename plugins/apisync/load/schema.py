@@ -1,4 +1,4 @@
-"""Logical field types <-> SQL column types, and additive schema evolution.
+"""Tables from logical column types, and additive schema evolution.
 
 A new source field adds a nullable column; a type change the existing column cannot hold is an
 error naming table, column and both types. Identifiers come sanitized from normalize and are
@@ -13,25 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from apisync.errors import SchemaEvolutionError, TooManyColumnsError
+from apisync.staging.logical_types import sql_type
 
-__all__ = ["add_keys", "create_table", "ensure_table", "evolve_table", "logical_family", "sql_type"]
+__all__ = ["add_keys", "create_table", "ensure_table", "evolve_table", "logical_family"]
 
 MAX_TABLE_COLUMNS = 1600  # PostgreSQL's hard limit
-
-
-def sql_type(kind: str) -> sa.types.TypeEngine[Any]:
-    if kind.startswith("decimal"):
-        scale = int(kind.split(":", 1)[1]) if ":" in kind else 2
-        return sa.Numeric(38, scale)
-    by_kind: dict[str, sa.types.TypeEngine[Any]] = {
-        "string": sa.Text(),
-        "integer": sa.BigInteger(),
-        "float": sa.Double(),
-        "boolean": sa.Boolean(),
-        "timestamp": sa.DateTime(timezone=True),
-        "json": sa.Text().with_variant(postgresql.JSONB(), "postgresql"),
-    }
-    return by_kind[kind]
 
 
 def logical_family(column_type: sa.types.TypeEngine[Any]) -> str:

@@ -40,9 +40,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from apisync.load.dedupe import Winners, latest_per_key
 from apisync.load.pg_copy import copy_parts, copy_target
-from apisync.load.schema import add_keys, create_table, evolve_table, sql_type
+from apisync.load.schema import add_keys, create_table, evolve_table
 from apisync.spec import StreamSpec
 from apisync.staging.columns import PARENT_ROW, POSITION, ROW
+from apisync.staging.logical_types import sql_type
 from apisync.staging.manifests import read_validated_manifest
 from apisync.staging.parts import RowMask, read_part, row_flags
 

@@ -18,11 +18,10 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from apisync.spec import StreamSpec
 from apisync.staging.columns import ERRORS, LINE, PAGE, ROW
-from apisync.staging.logical_types import NULLABLE_PANDAS_TYPES, TIMESTAMP_TYPE
+from apisync.staging.logical_types import NULLABLE_PANDAS_TYPES, ROW_ID_TYPE, TIMESTAMP_TYPE, sql_type
 from apisync.staging.manifests import read_validated_manifest
 from apisync.staging.parts import read_part
 from apisync.staging.raw_pages import read_page
@@ -51,8 +50,6 @@ QUARANTINE_COLUMNS = {
     "failures": "json",
     "quarantined_at": "timestamp",
 }
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_JSON = sa.Text().with_variant(postgresql.JSONB(), "postgresql")
 _encoder = msgspec.json.Encoder()
 
 
@@ -61,7 +58,7 @@ def quarantine_table(db_schema: str | None = None) -> sa.Table:
     return sa.Table(
         QUARANTINE_TABLE,
         sa.MetaData(schema=db_schema),
-        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("id", ROW_ID_TYPE, primary_key=True, autoincrement=True),
         sa.Column("stream", sa.Text(), nullable=False),
         sa.Column("run_id", sa.Text(), nullable=False),
         sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
@@ -70,7 +67,7 @@ def quarantine_table(db_schema: str | None = None) -> sa.Table:
         sa.Column("raw_page", sa.BigInteger()),
         sa.Column("raw_line", sa.BigInteger()),
         sa.Column("raw_record", sa.Text(), nullable=False),
-        sa.Column("failures", _JSON, nullable=False),
+        sa.Column("failures", sql_type("json"), nullable=False),
         sa.Column("quarantined_at", sa.DateTime(timezone=True), nullable=False),
         sa.Index("ix_quarantine_stream_interval", "stream", "interval_start", "interval_end"),
     )
