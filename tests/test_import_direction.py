@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / "plugins" / "apisync"
 DAGS_DIR = ROOT / "dags"
 
-_BASE = frozenset({"apisync.errors", "apisync.redaction"})
+_BASE = frozenset({"apisync.errors", "apisync.redaction", "apisync.lazy_exports"})
 _STAGE = _BASE | {"apisync.staging", "apisync.spec", "apisync.naming"}
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -43,6 +43,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.errors": frozenset(),
     "apisync.redaction": frozenset({"apisync.errors"}),
     "apisync.naming": frozenset(),
+    "apisync.lazy_exports": frozenset(),
     "apisync.spec": frozenset({"apisync.errors", "apisync.naming", "apisync.http.pagination"}),
     "apisync.http": _BASE,
     "apisync.staging": _BASE | {"apisync.spec", "apisync.naming"},

@@ -17,8 +17,7 @@ importing the package at DAG parse time stays cheap (the function ``reconcile`` 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "CrmMappingError": "apisync.errors",
@@ -35,9 +34,4 @@ _EXPORTS = {
     "crm_push_versions_table": "apisync.crm.state",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -12,8 +12,9 @@ spec does it at DAG parse time) does not pull in the hook and the Airflow http p
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from apisync.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from apisync.errors import (
@@ -84,15 +85,4 @@ __all__ = [
     "parse_retry_after",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__ = lazy_exports(__name__, _MODULE_OF)

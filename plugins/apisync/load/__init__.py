@@ -11,8 +11,7 @@ Names resolve lazily so that importing the pipeline at DAG parse time stays chea
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "RunRecord": "apisync.load.audit",
@@ -30,9 +29,4 @@ _EXPORTS = {
     "load": "apisync.load.warehouse",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -11,8 +11,7 @@ Names resolve lazily: GX and pandas load only inside the tasks that validate.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "BatchValidationError": "apisync.errors",
@@ -33,9 +32,4 @@ _EXPORTS = {
     "validate": "apisync.quality.validation",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,8 +15,7 @@ Names resolve lazily so that a DAG file importing the pipeline does not pay for 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "ERRORS": "apisync.staging.columns",
@@ -55,9 +54,4 @@ _EXPORTS = {
     "write_page": "apisync.staging.raw_pages",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,8 +10,7 @@ Names resolve lazily so that a DAG file importing the pipeline does not pay for 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "NormalizeError": "apisync.errors",
@@ -22,9 +21,4 @@ _EXPORTS = {
     "normalize_files": "apisync.transform.normalize",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
