@@ -104,8 +104,11 @@ def test_dag_run_loads_the_data_interval_and_audits_it(
     assert ids == {record["id"] for record in truth} and ids
     assert (status, pulled, inserted) == ("success", len(truth), len(truth))
     assert api_calls >= 1
-    raw = tmp_path / "staging" / "orders" / "20260102T000000Z_20260103T000000Z" / "raw"
-    assert (raw / "_extract.json").exists()
+    # The run's extract attempt staged into a directory of its own: <window>/<run id>/try-1.
+    window_dir = tmp_path / "staging" / "orders" / "20260102T000000Z_20260103T000000Z"
+    assert [p.relative_to(window_dir).parts[1:] for p in window_dir.glob("*/*/raw/_extract.json")] == [
+        ("try-1", "raw", "_extract.json")
+    ]
 
     # Replay the same window from its raw files: no API call, the table is unchanged.
     before = box.stats()["requests"]
@@ -119,6 +122,7 @@ def test_dag_run_loads_the_data_interval_and_audits_it(
     )
     assert replay.state == "success"
     assert box.stats()["requests"] == before
+    assert len(list(window_dir.glob("*/try-1/raw/_extract.json"))) == 2  # the replay's own copy
     with engine.connect() as conn:
         runs = conn.execute(
             sa.text("SELECT status, records_inserted, records_unchanged FROM sync_runs ORDER BY id")

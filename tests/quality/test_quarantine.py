@@ -152,3 +152,20 @@ def test_malformed_json_line_is_quarantined_not_dropped(warehouse: Target, tmp_p
     )[0]
     assert raw_record == lines[1].decode()
     assert "invalid JSON" in str(failures)
+
+
+def test_case10_quarantine_failures_are_a_json_array_in_postgres(
+    postgres_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    target = Target(sa.create_engine(postgres_url), pg_schema)
+    records = make_orders(100)
+    records[3]["amount"] = -5
+    sync_records(load_spec("orders"), records, target, tmp_path / "stage")
+    rows = target.rows(
+        f"SELECT jsonb_typeof(failures), failures->0->>'check', failures->0->>'expectation'"
+        f" FROM {target.table('quarantine')}"
+    )
+    assert rows == [("array", "expectation", "expect_column_values_to_be_between")]
+    target.engine.dispose()

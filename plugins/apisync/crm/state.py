@@ -20,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from apisync.staging.tables import ensure_table_columns
+
 __all__ = [
     "CRM_PUSH_ERRORS_TABLE",
     "CRM_PUSH_VERSIONS_TABLE",
@@ -118,8 +120,8 @@ class PushState:
 
     def create(self) -> None:
         """Create the state tables when missing; note a legacy watermark table (it is not read)."""
-        self.versions.create(self.conn, checkfirst=True)
-        self.errors.create(self.conn, checkfirst=True)
+        ensure_table_columns(self.conn, self.versions)
+        ensure_table_columns(self.conn, self.errors)
         if sa.inspect(self.conn).has_table(LEGACY_WATERMARK_TABLE, schema=self.db_schema):
             log.info(
                 "table %s (the watermark of an older apisync) is no longer read; drop it when "

@@ -1,9 +1,10 @@
 """Warehouse loading (SQLAlchemy Core): cross-part dedupe, binary COPY, merge/append/replace_window.
 
 Owns the warehouse connection, table creation and evolution, the load of a validated window in one
-transaction, and the ``sync_runs`` audit table (``RunRecord``, ``record_run``). It reads the parts
-through :mod:`apisync.staging`; the quarantine rows are written by a callable the pipeline passes
-into :func:`load` (quality's writer), so load never imports quality. May import: staging, spec,
+transaction, and the ``sync_runs`` audit table (``RunRecord``, ``insert_run``, ``record_run``). It reads the
+parts through :mod:`apisync.staging`; the quarantine rows, the accounting check and the audit row
+are callables the pipeline passes into :func:`load` to run in its transaction, so load never
+imports quality. May import: staging, spec,
 errors, redaction; never transform, quality or pipeline.
 
 Names resolve lazily so that importing the pipeline at DAG parse time stays cheap.
@@ -15,6 +16,7 @@ from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "RunRecord": "apisync.load.audit",
+    "insert_run": "apisync.load.audit",
     "record_run": "apisync.load.audit",
     "sync_runs_table": "apisync.load.audit",
     "DEFAULT_WAREHOUSE_CONN_ID": "apisync.load.connection",
@@ -25,6 +27,7 @@ _EXPORTS = {
     "SchemaEvolutionError": "apisync.errors",
     "TooManyColumnsError": "apisync.errors",
     "WarehouseConfigError": "apisync.errors",
+    "InTransaction": "apisync.load.warehouse",
     "LoadResult": "apisync.load.warehouse",
     "load": "apisync.load.warehouse",
 }

@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from apisync.staging.logical_types import ROW_ID_TYPE
+from apisync.staging.tables import ensure_table_columns
 
-__all__ = ["SYNC_RUNS_TABLE", "RunRecord", "record_run", "sync_runs_table"]
+__all__ = ["SYNC_RUNS_TABLE", "RunRecord", "insert_run", "record_run", "sync_runs_table"]
 
 SYNC_RUNS_TABLE = "sync_runs"
 
@@ -69,12 +70,19 @@ class RunRecord:
     recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def record_run(engine: sa.Engine, run: RunRecord, db_schema: str | None = None) -> None:
-    """Append the run's audit row in its own transaction (also used when a task failed)."""
+def insert_run(conn: sa.Connection, run: RunRecord, db_schema: str | None = None) -> None:
+    """Append the run's audit row in the caller's transaction: a successful load's own, so the
+    changes and their audit row commit together. Creates ``sync_runs`` when missing and adds the
+    columns an older release's table lacks."""
     values: dict[str, Any] = asdict(run)
     if values["error"] and len(values["error"]) > 4000:
         values["error"] = values["error"][:4000] + "..."
+    runs = sync_runs_table(db_schema)
+    ensure_table_columns(conn, runs)
+    conn.execute(runs.insert().values(**values))
+
+
+def record_run(engine: sa.Engine, run: RunRecord, db_schema: str | None = None) -> None:
+    """Append the run's audit row in its own transaction (a failed run's, when nothing was loaded)."""
     with engine.begin() as conn:
-        runs = sync_runs_table(db_schema)
-        runs.create(conn, checkfirst=True)
-        conn.execute(runs.insert().values(**values))
+        insert_run(conn, run, db_schema)

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 from apisync.errors import SchemaEvolutionError, TooManyColumnsError
 from apisync.staging.logical_types import sql_type
+from apisync.staging.tables import table_exists_or_lock
 
 __all__ = ["add_keys", "create_table", "ensure_table", "evolve_table", "logical_family"]
 
@@ -120,7 +121,7 @@ def ensure_table(
     indexes: list[str] | None = None,
 ) -> sa.Table:
     """Create the table, or add the data's new columns to it; return the reflected table."""
-    if not sa.inspect(conn).has_table(name, schema=db_schema):
+    if not table_exists_or_lock(conn, name, db_schema):
         return create_table(
             conn,
             name,

@@ -20,14 +20,17 @@ SQLite: the same modes through a staging table filled with executemany, and INSE
 
 The target, its child tables and the quarantine rows (written by the ``quarantine_writer`` the
 pipeline passes) change in the same transaction, so a load killed half-way leaves the target
-untouched and a retry neither duplicates nor loses rows.
+untouched and a retry neither duplicates nor loses rows. What must commit with the load or not at
+all (the accounting check, the ``sync_runs`` row) is passed as ``in_transaction`` callables: one
+raising rolls the whole load back. Two runs creating the same new table serialize on a lock
+(:func:`apisync.staging.tables.table_exists_or_lock`): the second finds the first's table.
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -46,8 +49,9 @@ from apisync.staging.columns import PARENT_ROW, POSITION, ROW
 from apisync.staging.logical_types import sql_type
 from apisync.staging.manifests import read_validated_manifest
 from apisync.staging.parts import RowMask, read_part, row_flags
+from apisync.staging.tables import table_exists_or_lock
 
-__all__ = ["LoadResult", "load"]
+__all__ = ["InTransaction", "LoadResult", "load"]
 
 SEQ = "_apisync_seq"
 NEW = "_apisync_new"  # in the table of rows to write: the key was not in the target
@@ -69,6 +73,10 @@ class LoadResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Work that commits with the load or not at all: gets the load's connection and its counts.
+InTransaction = Callable[[sa.Connection, LoadResult], None]
 
 
 @dataclass(frozen=True)
@@ -249,30 +257,27 @@ def _delete_window(
     return max(deleted or 0, 0)
 
 
-def _load_empty_window(
+def _empty_window(
+    conn: sa.Connection,
     spec: StreamSpec,
-    engine: sa.Engine,
     result: LoadResult,
     window: tuple[datetime, datetime],
     db_schema: str | None,
-    started: float,
-) -> LoadResult:
+) -> None:
     """Nothing valid arrived (a quiet hour): no table to create, but replace_window still empties it."""
-    if spec.destination.write_mode == "replace_window" and sa.inspect(engine).has_table(
+    if spec.destination.write_mode != "replace_window" or not sa.inspect(conn).has_table(
         spec.destination.table, schema=db_schema
     ):
-        with engine.begin() as conn:
-            target = sa.Table(spec.destination.table, sa.MetaData(schema=db_schema), autoload_with=conn)
-            kind = "integer" if isinstance(target.c[spec.cursor_field].type, sa.Integer) else "timestamp"
-            children = [
-                sa.Table(name, sa.MetaData(schema=db_schema), autoload_with=conn)
-                for name in _child_table_names(spec)
-                if sa.inspect(conn).has_table(name, schema=db_schema)
-            ]
-            bounds = _bounds(spec, {spec.cursor_field: kind}, window)
-            result.deleted = _delete_window(conn, spec, target, children, bounds)
-    result.seconds = round(time.perf_counter() - started, 3)
-    return result
+        return
+    target = sa.Table(spec.destination.table, sa.MetaData(schema=db_schema), autoload_with=conn)
+    kind = "integer" if isinstance(target.c[spec.cursor_field].type, sa.Integer) else "timestamp"
+    children = [
+        sa.Table(name, sa.MetaData(schema=db_schema), autoload_with=conn)
+        for name in _child_table_names(spec)
+        if sa.inspect(conn).has_table(name, schema=db_schema)
+    ]
+    bounds = _bounds(spec, {spec.cursor_field: kind}, window)
+    result.deleted = _delete_window(conn, spec, target, children, bounds)
 
 
 def load(
@@ -284,35 +289,42 @@ def load(
     run_id: str,
     db_schema: str | None = None,
     quarantine_writer: Callable[[sa.Connection], int] | None = None,
+    in_transaction: Sequence[InTransaction] = (),
 ) -> LoadResult:
     """Load a validated window into ``spec.destination.table`` (and its child tables) atomically.
 
     ``quarantine_writer`` writes the window's quarantine rows in the same transaction and returns
     how many (``result.quarantined``): the pipeline passes
     :func:`apisync.quality.quarantine.quarantine_writer`, so load needs no knowledge of quality.
+    Then each of ``in_transaction`` runs, in order, with the connection and the counts, before
+    the commit: an exception there rolls the load back.
     """
     started = time.perf_counter()
     manifest = read_validated_manifest(validated_dir)
     db_schema = spec.destination.db_schema or db_schema
     table_name = spec.destination.table
     result = LoadResult(table=f"{db_schema}.{table_name}" if db_schema else table_name)
-    if not manifest["columns"]:
-        return _load_empty_window(spec, engine, result, window, db_schema, started)
-
-    parts = [validated_dir / name for name in manifest["parts"]]
-    winners = latest_per_key(parts, manifest["columns"], spec.primary_key, spec.cursor_field)
-    result.staged, result.deduped = winners.staged, winners.staged - winners.kept
-    batch = _Batch(spec, validated_dir, manifest, winners, window, db_schema)
+    batch = None
+    if manifest["columns"]:
+        parts = [validated_dir / name for name in manifest["parts"]]
+        winners = latest_per_key(parts, manifest["columns"], spec.primary_key, spec.cursor_field)
+        result.staged, result.deduped = winners.staged, winners.staged - winners.kept
+        batch = _Batch(spec, validated_dir, manifest, winners, window, db_schema)
     with engine.begin() as conn:
-        _tune_session(conn)
-        if conn.dialect.name == "postgresql":
-            _load_postgres(conn, batch, result)
+        if batch is None:
+            _empty_window(conn, spec, result, window, db_schema)
         else:
-            _load_sqlite(conn, batch, result)
-        result.unchanged = winners.kept - result.inserted - result.updated
+            _tune_session(conn)
+            if conn.dialect.name == "postgresql":
+                _load_postgres(conn, batch, result)
+            else:
+                _load_sqlite(conn, batch, result)
+            result.unchanged = batch.winners.kept - result.inserted - result.updated
         if quarantine_writer is not None:
             result.quarantined = quarantine_writer(conn)
-    result.seconds = round(time.perf_counter() - started, 3)
+        result.seconds = round(time.perf_counter() - started, 3)
+        for work in in_transaction:
+            work(conn, result)
     return result
 
 
@@ -326,7 +338,7 @@ def _open_table(
 ) -> tuple[sa.Table, bool]:
     """The table to load, evolved to the data's columns; True when this load creates it (PostgreSQL:
     without its keys yet, see :func:`create_table`)."""
-    if sa.inspect(conn).has_table(name, schema=batch.db_schema):
+    if table_exists_or_lock(conn, name, batch.db_schema):
         table = evolve_table(conn, name, columns, db_schema=batch.db_schema, max_columns=batch.max_columns)
         return table, False
     table = create_table(

@@ -1,19 +1,23 @@
 """ExtractStreamOperator: the spec's endpoint, paged through ApiHook, staged as raw page files.
 
 Pages are written as they arrive (one gzipped JSONL file per page number), so nothing accumulates
-in memory, a resumed extraction (after a rate-limit deferral) continues where it stopped, and a
-retry overwrites the same files. With ``params.replay_raw`` a window is replayed from its files
-without calling the API.
+in memory. Each attempt writes into its own directory (run id + try number, see
+:mod:`apisync.pipeline.staging`), named in the XCom for the tasks after it; a resumed extraction
+(after a rate-limit deferral) is the same attempt and continues in the same directory. With
+``params.replay_raw`` the newest complete extraction of the window is copied into the attempt's
+directory instead of calling the API.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apisync.http.operator import PagedExtractOperator
-from apisync.pipeline.staging import resolve_window, staging_paths
+from apisync.pipeline.staging import newest_extraction, resolve_window, staging_paths, window_dir
 from apisync.spec import load_spec, render_window
-from apisync.staging.raw_pages import MANIFEST_NAME, clear_pages, read_manifest, write_manifest, write_page
+from apisync.staging.layout import RunPaths
+from apisync.staging.raw_pages import clear_pages, copy_pages, write_manifest, write_page
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,7 +28,8 @@ __all__ = ["ExtractStreamOperator"]
 
 
 class ExtractStreamOperator(PagedExtractOperator):
-    """Extract one stream window into ``<staging>/<stream>/<window>/raw``; XCom gets path and counts."""
+    """Extract one stream window into ``<staging>/<stream>/<window>/<run>/try-<n>/raw``; the XCom
+    gets that attempt's directory (``staging_dir``) and the counts."""
 
     template_fields = ("endpoint", "staging_url")
 
@@ -54,7 +59,13 @@ class ExtractStreamOperator(PagedExtractOperator):
         self.staging_url = staging_url
         self.partition = partition
         self.partitions = partitions
-        self._raw_dir: Any = None
+        self._paths: RunPaths | None = None
+        self._window_dir: Any = None
+
+    @property
+    def _raw_dir(self) -> Any:
+        assert self._paths is not None, "_prepare() sets the attempt's paths first"
+        return self._paths.raw
 
     def _prepare(self, context: Context) -> None:
         spec = load_spec(self.stream)
@@ -62,15 +73,21 @@ class ExtractStreamOperator(PagedExtractOperator):
         fmt = spec.source.window_format
         self.query_params = render_window(dict(spec.source.params), *window, fmt)
         self.json = render_window(spec.source.json_body, *window, fmt)
-        self._raw_dir = staging_paths(self.stream, window, self.staging_url).raw
+        # A deferral's resume is the same try (Airflow does not count it as a new one): same directory.
+        try_number = int(getattr(context.get("ti"), "try_number", None) or 1)
+        self._window_dir = window_dir(self.stream, window, self.staging_url)
+        self._paths = staging_paths(
+            self.stream, window, self.staging_url, run_id=context["run_id"], try_number=try_number
+        )
 
     def execute(self, context: Context) -> Any:
         self._prepare(context)
         params = context.get("params") or {}
-        if params.get("replay_raw") and (self._raw_dir / MANIFEST_NAME).exists():
-            manifest = read_manifest(self._raw_dir)
-            self.log.info("replaying %s from staged raw pages, no API call: %s", self.stream, self._raw_dir)
-            return self._summary(manifest, replayed=True)
+        if params.get("replay_raw"):
+            source = newest_extraction(self._window_dir, exclude=self._raw_dir)
+            if source is not None:
+                self.log.info("replaying %s from staged raw pages %s, no API call", self.stream, source)
+                return self._summary(copy_pages(source, self._raw_dir), replayed=True)
         clear_pages(self._raw_dir)
         return super().execute(context)
 
@@ -82,7 +99,8 @@ class ExtractStreamOperator(PagedExtractOperator):
         write_page(self._raw_dir, page.number, page.records)
 
     def finish(self, context: Context) -> Any:
-        manifest = write_manifest(self._raw_dir, {"api": self.api_stats})
+        extracted_at = datetime.now(UTC).isoformat()
+        manifest = write_manifest(self._raw_dir, {"api": self.api_stats, "extracted_at": extracted_at})
         self.log.info(
             "staged %d records in %d pages at %s", manifest["records"], len(manifest["pages"]), self._raw_dir
         )
@@ -90,7 +108,9 @@ class ExtractStreamOperator(PagedExtractOperator):
 
     def _summary(self, manifest: dict[str, Any], *, replayed: bool) -> dict[str, Any]:
         api = {} if replayed else manifest.get("api", {})
+        assert self._paths is not None
         return {
+            "staging_dir": str(self._paths.root),
             "raw_dir": str(self._raw_dir),
             "pages": len(manifest["pages"]),
             "records": manifest["records"],

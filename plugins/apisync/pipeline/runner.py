@@ -3,7 +3,8 @@
 The Airflow tasks call the same steps (:mod:`apisync.pipeline.steps`), one per task; tests and the
 benchmark call :func:`run_window` directly. Every run ends with a ``sync_runs`` row and the
 accounting identity pulled = inserted + updated + unchanged + deduped + quarantined, checked
-rather than assumed.
+rather than assumed: both in the load's transaction, so a mismatch loads nothing and a success
+is never committed without its row.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from apisync.load import LoadResult, record_run
+from apisync.load import LoadResult, RunRecord, record_run
 from apisync.pipeline import steps
 from apisync.quality import ValidationResult
 from apisync.quality.expectations import SuiteRunner
@@ -57,7 +58,22 @@ def run_window(
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     counts: dict[str, Any] = {}
-    status = "running"
+
+    def audit(status: str, **more: Any) -> RunRecord:
+        stats = api_stats or {}
+        return steps.run_record(
+            spec,
+            window,
+            run_id,
+            status,
+            **counts,
+            **more,
+            api_calls=stats.get("requests"),
+            api_429s=stats.get("r429"),
+            throttled_seconds=stats.get("throttled_s"),
+            duration_seconds=round(time.perf_counter() - started, 3),
+        )
+
     try:
         t = time.perf_counter()
         if pages is not None:
@@ -88,32 +104,13 @@ def run_window(
             pulled=normalized.pulled,
             deduped=normalized.deduped,
             quarantined=validated.quarantined,
+            audit=lambda window_load: audit("success", **window_load.counts()),  # in the load's transaction
         )
         seconds["load"] = time.perf_counter() - t
-        counts.update(window_load.counts())
-        status = "success"
     except Exception as exc:
-        status = "failed"
-        counts["error"] = f"{type(exc).__name__}: {exc}"
+        try:  # never let a broken audit write hide the error that failed the run
+            record_run(engine, audit("failed", error=f"{type(exc).__name__}: {exc}"), db_schema)
+        except Exception:
+            log.exception("could not record the failed run of %s in sync_runs", spec.name)
         raise
-    finally:
-        stats = api_stats or {}
-        record = steps.run_record(
-            spec,
-            window,
-            run_id,
-            status,
-            **counts,
-            api_calls=stats.get("requests"),
-            api_429s=stats.get("r429"),
-            throttled_seconds=stats.get("throttled_s"),
-            duration_seconds=round(time.perf_counter() - started, 3),
-        )
-        if status == "success":
-            record_run(engine, record, db_schema)
-        else:
-            try:  # never let a broken audit write hide the error that failed the run
-                record_run(engine, record, db_schema)
-            except Exception:
-                log.exception("could not record the failed run of %s in sync_runs", spec.name)
     return WindowRun(extracted, normalized, validated, window_load.loaded, seconds)

@@ -1,20 +1,38 @@
-"""Where a stream window's files live, and which window a task run covers.
+"""Where a run attempt's files live, and which window a task run covers.
 
 Root: env APISYNC_STAGING_URL (any ObjectStoragePath URL, e.g. s3://bucket/apisync), default
-``file://$AIRFLOW_HOME/staging``. Layout: ``<root>/<stream>/<start>_<end>/{raw,normalized,validated}``
-so a retried task or a replayed window finds (and overwrites) the same files.
+``file://$AIRFLOW_HOME/staging``. Layout:
+``<root>/<stream>/<start>_<end>/<run id>/try-<extract try>/{raw,normalized,validated}``: every
+extract attempt stages into a directory of its own, so two runs of one window (a rerun next to
+the scheduled run, a backfill) never read or overwrite each other's files. The extract's XCom
+names that directory (``staging_dir``) and every later task of the run reads it, so a retried
+load reuses its run's files without calling the API again. A replay (``params.replay_raw``)
+copies the newest complete extraction of the window into its own attempt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from apisync.errors import WindowError
 from apisync.staging.layout import RunPaths, window_key
+from apisync.staging.raw_pages import MANIFEST_NAME, read_manifest
 
-__all__ = ["WindowError", "partition_window", "resolve_window", "staging_paths", "staging_root_url"]
+__all__ = [
+    "WindowError",
+    "attempt_key",
+    "newest_extraction",
+    "partition_window",
+    "resolve_window",
+    "staging_paths",
+    "staging_root_url",
+    "upstream_paths",
+    "window_dir",
+]
 
 
 def staging_root_url(override: str | None = None) -> str:
@@ -26,11 +44,56 @@ def staging_root_url(override: str | None = None) -> str:
     return f"file://{os.path.abspath(home)}/staging"
 
 
-def staging_paths(stream: str, window: tuple[datetime, datetime], root_url: str | None = None) -> RunPaths:
+def window_dir(stream: str, window: tuple[datetime, datetime], root_url: str | None = None) -> Any:
+    """The directory of every attempt to stage this stream window (an ObjectStoragePath)."""
     from airflow.sdk import ObjectStoragePath
 
-    root = ObjectStoragePath(staging_root_url(root_url))
-    return RunPaths(root / stream / window_key(*window))
+    return ObjectStoragePath(staging_root_url(root_url)) / stream / window_key(*window)
+
+
+def attempt_key(run_id: str, try_number: int) -> str:
+    """``<run id>/try-<n>`` as a path: the run id made path-safe, with a hash of the original so
+    two run ids that differ only in unsafe characters stay apart."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._")[:100] or "run"
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    return f"{safe}-{digest}/try-{try_number}"
+
+
+def staging_paths(
+    stream: str,
+    window: tuple[datetime, datetime],
+    root_url: str | None = None,
+    *,
+    run_id: str,
+    try_number: int,
+) -> RunPaths:
+    """The staging directory of one extract attempt (run id + the extract's try number)."""
+    return RunPaths(window_dir(stream, window, root_url) / attempt_key(run_id, try_number))
+
+
+def upstream_paths(upstream: dict[str, Any]) -> RunPaths:
+    """The staging attempt an upstream task's XCom names: exactly what this run extracted."""
+    from airflow.sdk import ObjectStoragePath
+
+    return RunPaths(ObjectStoragePath(upstream["staging_dir"]))
+
+
+def newest_extraction(directory: Any, exclude: Any = None) -> Any:
+    """The raw directory of the newest complete extraction of a window (by the manifest's
+    ``extracted_at``; the window-level ``raw`` of older releases counts as oldest), or None."""
+    candidates = [directory / "raw"]
+    if directory.exists():
+        for run in directory.iterdir():
+            if run.is_dir() and run.name not in ("raw", "normalized", "validated"):
+                candidates += [
+                    attempt / "raw" for attempt in run.iterdir() if attempt.name.startswith("try-")
+                ]
+    complete = [
+        (read_manifest(raw).get("extracted_at", ""), str(raw), raw)
+        for raw in candidates
+        if (raw / MANIFEST_NAME).exists() and str(raw) != str(exclude)
+    ]
+    return max(complete, key=lambda entry: entry[:2])[2] if complete else None
 
 
 def _moment(value: Any, name: str) -> datetime:

@@ -1,14 +1,16 @@
 """The one sequence of a stream window, as steps that the runner and the Airflow tasks both call.
 
 normalize -> validate -> quarantine gate (the threshold; over it, the quarantine rows are stored
-before the run fails, so the evidence survives) -> load (the window's quarantine rows in the
-load's transaction) -> accounting -> the ``sync_runs`` row. :func:`apisync.pipeline.runner.run_window`
-calls them in one process; each Airflow task of :mod:`apisync.pipeline.tasks` calls one of them and
-passes the counts on through XCom. No step imports Airflow.
+before the run fails, so the evidence survives) -> load, and in the load's transaction: the
+window's quarantine rows, the accounting check and the ``sync_runs`` row.
+:func:`apisync.pipeline.runner.run_window` calls them in one process; each Airflow task of
+:mod:`apisync.pipeline.tasks` calls one of them and passes the counts on through XCom. No step
+imports Airflow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from apisync.errors import AccountingError, QuarantineThresholdError
-from apisync.load import LoadResult, RunRecord, load
+from apisync.load import InTransaction, LoadResult, RunRecord, insert_run, load
 from apisync.quality import ValidationResult, check_threshold, validate
 from apisync.quality.expectations import SuiteRunner
 from apisync.quality.quarantine import persist_quarantine, quarantine_writer
@@ -107,10 +109,21 @@ def load_step(
     pulled: int,
     deduped: int,
     quarantined: int,
+    audit: Callable[[WindowLoad], RunRecord] | None = None,
+    in_transaction: Sequence[InTransaction] = (),
 ) -> WindowLoad:
-    """Load the validated window with its quarantine rows in one transaction, then check the
-    accounting (``pulled``, ``deduped`` and ``quarantined`` as normalize and validate counted them)."""
-    # quarantine (and sync_runs) live in the connection's schema, not the destination's
+    """Load the validated window with its quarantine rows in one transaction, and before it
+    commits: check the accounting (``pulled``, ``deduped`` and ``quarantined`` as normalize and
+    validate counted them; a mismatch rolls the load back), run ``in_transaction``, and insert the
+    ``sync_runs`` row that ``audit`` makes of the counts. Changes and audit row commit together."""
+
+    def checked(conn: sa.Connection, loaded: LoadResult) -> None:
+        account(pulled, deduped + loaded.deduped, quarantined, loaded)
+
+    def audited(conn: sa.Connection, loaded: LoadResult) -> None:
+        if audit is not None:  # quarantine and sync_runs live in the connection's schema
+            insert_run(conn, audit(WindowLoad(loaded, deduped + loaded.deduped)), db_schema)
+
     writer = quarantine_writer(spec, paths.validated, window=window, db_schema=db_schema)
     loaded = load(
         spec,
@@ -120,10 +133,9 @@ def load_step(
         run_id=run_id,
         db_schema=db_schema,
         quarantine_writer=writer,
+        in_transaction=[checked, *in_transaction, audited],
     )
-    window_load = WindowLoad(loaded, deduped + loaded.deduped)
-    account(pulled, window_load.deduped, quarantined, loaded)
-    return window_load
+    return WindowLoad(loaded, deduped + loaded.deduped)
 
 
 def run_record(

@@ -1,10 +1,11 @@
 """Airflow tasks composing one stream: extract -> normalize -> validate -> load, in a TaskGroup.
 
 Each task runs one step of :mod:`apisync.pipeline.steps` (the same steps ``run_window`` runs) and
-passes counts on through XCom; the data stays in staging files, so a failed load retries without
-calling the API again. Heavy imports (pandas, GX, SQLAlchemy) happen inside the tasks, never when
-the DAG file is parsed. Every attempt that ends the run (success or final failure) writes a
-``sync_runs`` row.
+passes counts and the run's staging directory on through XCom; the data stays in the extract
+attempt's staging files, so a failed load retries without calling the API again. Heavy imports
+(pandas, GX, SQLAlchemy) happen inside the tasks, never when the DAG file is parsed. Every attempt
+that ends the run writes a ``sync_runs`` row: a success in the load's own transaction, a final
+failure in one of its own.
 """
 
 from __future__ import annotations
@@ -17,23 +18,34 @@ from airflow.sdk import Asset, TaskGroup, get_current_context, task
 
 from apisync.errors import QuarantineThresholdError, WindowError
 from apisync.pipeline.extract import ExtractStreamOperator
-from apisync.pipeline.staging import resolve_window, staging_paths
+from apisync.pipeline.staging import resolve_window, upstream_paths, window_dir
 from apisync.quality.suites import read_suite_file, suite_path
 from apisync.spec import load_spec
+from apisync.staging.layout import RunPaths
 
 __all__ = ["AuditOnFailure", "sync_stream", "warehouse_asset"]
 
 
-_CARRIED = ("partition", "partitions", "api_calls", "api_429s", "throttled_seconds")
+_CARRIED = ("staging_dir", "partition", "partitions", "api_calls", "api_429s", "throttled_seconds")
 
 
 def _carry(upstream: dict[str, Any]) -> dict[str, Any]:
-    """Which slice of the window, and the API cost: passed along so mapped tasks stay self-contained."""
+    """The run's staging directory, which slice of the window, and the API cost: passed along so
+    mapped tasks stay self-contained."""
     return {key: upstream[key] for key in _CARRIED if key in upstream}
 
 
 def _window(context: Any, upstream: dict[str, Any]) -> tuple[datetime, datetime]:
     return resolve_window(context, upstream.get("partition", 0), upstream.get("partitions", 1))
+
+
+def _paths(
+    stream: str, window: tuple[datetime, datetime], upstream: dict[str, Any], staging_url: str | None
+) -> RunPaths:
+    """This run's extract attempt (the window directory for an XCom of an older release)."""
+    if "staging_dir" in upstream:
+        return upstream_paths(upstream)
+    return RunPaths(window_dir(stream, window, staging_url))
 
 
 def _audit(
@@ -108,7 +120,7 @@ def normalize_stream(
     context = get_current_context()
     spec = load_spec(stream)
     window = _window(context, extracted)
-    paths = staging_paths(stream, window, staging_url)
+    paths = _paths(stream, window, extracted, staging_url)
     result = normalize_step(
         spec,
         paths,
@@ -133,7 +145,7 @@ def validate_stream(
     context = get_current_context()
     spec = load_spec(stream)
     window = _window(context, normalized)
-    paths = staging_paths(stream, window, staging_url)
+    paths = _paths(stream, window, normalized, staging_url)
     result = validate_step(spec, paths)
     summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
     warehouse = warehouse_from_connection(warehouse_conn_id)
@@ -168,15 +180,34 @@ def load_stream(
     warehouse_conn_id: str,
     staging_url: str | None = None,
 ) -> dict[str, Any]:
-    from apisync.load import warehouse_from_connection
-    from apisync.pipeline.steps import load_step
+    from apisync.load import RunRecord, warehouse_from_connection
+    from apisync.pipeline.steps import WindowLoad, load_step, run_record
 
     started = time.perf_counter()
     context = get_current_context()
     spec = load_spec(stream)
     window = _window(context, validated)
-    paths = staging_paths(stream, window, staging_url)
+    paths = _paths(stream, window, validated, staging_url)
     warehouse = warehouse_from_connection(warehouse_conn_id)
+
+    def success(window_load: WindowLoad) -> RunRecord:
+        """The run's sync_runs row, written in the load's transaction."""
+        return run_record(
+            spec,
+            window,
+            context["run_id"],
+            "success",
+            destination_table=window_load.loaded.table,
+            records_pulled=validated["pulled"],
+            records_quarantined=validated["quarantined"],
+            **window_load.counts(),
+            api_calls=validated.get("api_calls"),
+            api_429s=validated.get("api_429s"),
+            throttled_seconds=validated.get("throttled_seconds"),
+            gx_seconds=validated.get("gx_seconds"),
+            duration_seconds=round(time.perf_counter() - started, 3),
+        )
+
     window_load = load_step(
         spec,
         warehouse.engine,
@@ -187,24 +218,9 @@ def load_stream(
         pulled=validated["pulled"],
         deduped=validated["deduped"],
         quarantined=validated["quarantined"],
+        audit=success,
     )
     result = window_load.loaded
-    _audit(
-        warehouse,
-        stream,
-        window,
-        context["run_id"],
-        "success",
-        destination_table=result.table,
-        records_pulled=validated["pulled"],
-        records_quarantined=validated["quarantined"],
-        **window_load.counts(),
-        api_calls=validated.get("api_calls"),
-        api_429s=validated.get("api_429s"),
-        throttled_seconds=validated.get("throttled_seconds"),
-        gx_seconds=validated.get("gx_seconds"),
-        duration_seconds=round(time.perf_counter() - started, 3),
-    )
     return {
         **result.as_dict(),
         "pulled": validated["pulled"],

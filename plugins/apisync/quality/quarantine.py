@@ -25,6 +25,7 @@ from apisync.staging.logical_types import NULLABLE_PANDAS_TYPES, ROW_ID_TYPE, TI
 from apisync.staging.manifests import read_validated_manifest
 from apisync.staging.parts import read_part
 from apisync.staging.raw_pages import read_page
+from apisync.staging.tables import ensure_table_columns
 
 __all__ = [
     "QUARANTINE_COLUMNS",
@@ -51,6 +52,7 @@ QUARANTINE_COLUMNS = {
     "quarantined_at": "timestamp",
 }
 _encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
 
 
 def quarantine_table(db_schema: str | None = None) -> sa.Table:
@@ -151,10 +153,14 @@ def write_quarantine(
     db_schema: str | None,
 ) -> int:
     """Replace this window's quarantine rows for the stream (idempotent across retries and replays);
-    return how many there are. Runs in the caller's transaction."""
+    return how many there are. Runs in the caller's transaction.
+
+    ``failures`` is stored as a JSON array: JSONB on PostgreSQL (``failures->0->>'check'``), its
+    JSON text on SQLite."""
     manifest = read_validated_manifest(validated_dir)
     table = quarantine_table(db_schema)
-    table.create(conn, checkfirst=True)
+    ensure_table_columns(conn, table)
+    as_json = conn.dialect.name == "postgresql"  # the JSONB type encodes what it gets: a list
     conn.execute(
         sa.delete(table).where(
             table.c.stream == spec.name,
@@ -168,6 +174,8 @@ def write_quarantine(
         records = frame.to_pylist()
         for record in records:
             record["interval_start"], record["interval_end"] = window
+            if as_json:
+                record["failures"] = _decoder.decode(record["failures"])
         if records:
             conn.execute(table.insert(), records)
         count += len(records)

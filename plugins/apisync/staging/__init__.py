@@ -4,8 +4,9 @@ Owns the staging layout (:mod:`~apisync.staging.layout`: ``raw``, ``normalized``
 the raw page files and their manifest (:mod:`~apisync.staging.raw_pages`), the columns every part
 carries (:mod:`~apisync.staging.columns`), the logical types as Arrow/pandas types
 (:mod:`~apisync.staging.logical_types`), Parquet part I/O (:mod:`~apisync.staging.parts`), the
-stage manifests (:mod:`~apisync.staging.manifests`) and the read-ahead/write-behind threads the
-stages overlap their I/O with (:mod:`~apisync.staging.overlap`).
+stage manifests (:mod:`~apisync.staging.manifests`), the read-ahead/write-behind threads the
+stages overlap their I/O with (:mod:`~apisync.staging.overlap`) and the race-safe creation and
+upgrade of the warehouse tables the stages write (:mod:`~apisync.staging.tables`).
 
 transform writes this format, quality and load read it, the pipeline and CRM push compose them:
 all of them import staging, staging imports none of them. May import: errors, redaction, spec.
@@ -46,12 +47,16 @@ _EXPORTS = {
     "write_table": "apisync.staging.parts",
     "PageLike": "apisync.staging.raw_pages",
     "RawPage": "apisync.staging.raw_pages",
+    "copy_pages": "apisync.staging.raw_pages",
     "extract_to_files": "apisync.staging.raw_pages",
     "iter_raw_pages": "apisync.staging.raw_pages",
     "read_manifest": "apisync.staging.raw_pages",
     "read_page": "apisync.staging.raw_pages",
     "write_manifest": "apisync.staging.raw_pages",
     "write_page": "apisync.staging.raw_pages",
+    "ensure_table_columns": "apisync.staging.tables",
+    "lock_table_creation": "apisync.staging.tables",
+    "table_exists_or_lock": "apisync.staging.tables",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -23,6 +24,7 @@ __all__ = [
     "PageLike",
     "RawPage",
     "clear_pages",
+    "copy_pages",
     "extract_to_files",
     "iter_raw_pages",
     "read_manifest",
@@ -116,6 +118,17 @@ def write_manifest(
     raw_dir.mkdir(parents=True, exist_ok=True)
     with (raw_dir / MANIFEST_NAME).open("w") as handle:
         json.dump(manifest, handle)
+    return manifest
+
+
+def copy_pages(source_dir: Any, raw_dir: Any) -> dict[str, Any]:
+    """Copy a complete extraction's pages into ``raw_dir``, the manifest last; return the manifest."""
+    manifest = read_manifest(source_dir)
+    clear_pages(raw_dir)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for name in [*(page_file_name(number) for number in manifest["pages"]), MANIFEST_NAME]:
+        with (source_dir / name).open("rb") as source, (raw_dir / name).open("wb") as target:
+            shutil.copyfileobj(source, target)
     return manifest
 
 
