@@ -59,9 +59,9 @@ class ExtractStreamOperator(PagedExtractOperator):
     def _prepare(self, context: Context) -> None:
         spec = load_spec(self.stream)
         window = resolve_window(context, self.partition, self.partitions)
-        fmt = spec.source.window_format
-        self.query_params = render_window(dict(spec.source.params), *window, fmt)
-        self.json = render_window(spec.source.json_body, *window, fmt)
+        fmt, bounds = spec.source.window_format, spec.source.window_bounds
+        self.query_params = render_window(dict(spec.source.params), *window, fmt, bounds)
+        self.json = render_window(spec.source.json_body, *window, fmt, bounds)
         self._raw_dir = staging_paths(self.stream, window, self.staging_url).raw
 
     def execute(self, context: Context) -> Any:

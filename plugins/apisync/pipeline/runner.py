@@ -2,7 +2,8 @@
 
 The Airflow tasks call the same steps (:mod:`apisync.pipeline.steps`), one per task; tests and the
 benchmark call :func:`run_window` directly. Every run ends with a ``sync_runs`` row and the
-accounting identity pulled = inserted + updated + unchanged + deduped + quarantined, checked
+accounting identity pulled = inserted + updated + unchanged + deduped + quarantined +
+out_of_window, checked
 rather than assumed.
 """
 
@@ -70,7 +71,7 @@ def run_window(
             spec, paths, window=window, run_id=run_id, source=source or spec.source.endpoint
         )
         seconds["normalize"] = time.perf_counter() - t
-        counts["records_pulled"] = normalized.pulled
+        counts.update(records_pulled=normalized.pulled, records_out_of_window=normalized.out_of_window)
         t = time.perf_counter()
         validated = steps.validate_step(spec, paths, runner=runner)
         seconds["validate"] = time.perf_counter() - t
@@ -88,6 +89,7 @@ def run_window(
             pulled=normalized.pulled,
             deduped=normalized.deduped,
             quarantined=validated.quarantined,
+            out_of_window=normalized.out_of_window,
         )
         seconds["load"] = time.perf_counter() - t
         counts.update(window_load.counts())

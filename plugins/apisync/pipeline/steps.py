@@ -62,20 +62,23 @@ def quarantine_gate(
     """Raise :class:`~apisync.errors.QuarantineThresholdError` when too much was quarantined, after
     storing the quarantine rows on their own (the batch is not loaded, the evidence stays)."""
     try:
-        check_threshold(spec, validated.quarantined, validated.pulled, validated.failures)
+        check_threshold(spec, validated.quarantined, validated.in_window, validated.failures)
     except QuarantineThresholdError:
         persist_quarantine(engine, spec, paths.validated, window=window, db_schema=db_schema)
         raise
 
 
-def account(pulled: int, deduped: int, quarantined: int, loaded: LoadResult) -> None:
-    """Every pulled record is inserted, updated, unchanged, deduplicated or quarantined."""
-    total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined
+def account(
+    pulled: int, deduped: int, quarantined: int, loaded: LoadResult, *, out_of_window: int = 0
+) -> None:
+    """Every pulled record is inserted, updated, unchanged, deduplicated, quarantined or another
+    window's (``out_of_window``, dropped by normalize)."""
+    total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined + out_of_window
     if total != pulled:
         raise AccountingError(
             f"accounting mismatch for {loaded.table}: pulled {pulled} but inserted {loaded.inserted}"
             f" + updated {loaded.updated} + unchanged {loaded.unchanged} + deduped {deduped}"
-            f" + quarantined {quarantined} = {total}"
+            f" + quarantined {quarantined} + out_of_window {out_of_window} = {total}"
         )
 
 
@@ -107,9 +110,11 @@ def load_step(
     pulled: int,
     deduped: int,
     quarantined: int,
+    out_of_window: int = 0,
 ) -> WindowLoad:
     """Load the validated window with its quarantine rows in one transaction, then check the
-    accounting (``pulled``, ``deduped`` and ``quarantined`` as normalize and validate counted them)."""
+    accounting (``pulled``, ``deduped``, ``out_of_window`` and ``quarantined`` as normalize and
+    validate counted them)."""
     # quarantine (and sync_runs) live in the connection's schema, not the destination's
     writer = quarantine_writer(spec, paths.validated, window=window, db_schema=db_schema)
     loaded = load(
@@ -122,7 +127,7 @@ def load_step(
         quarantine_writer=writer,
     )
     window_load = WindowLoad(loaded, deduped + loaded.deduped)
-    account(pulled, window_load.deduped, quarantined, loaded)
+    account(pulled, window_load.deduped, quarantined, loaded, out_of_window=out_of_window)
     return window_load
 
 

@@ -92,6 +92,7 @@ class AuditOnFailure:
             "failed",
             records_pulled=validated.get("pulled", extracted.get("records")),
             records_quarantined=validated.get("quarantined"),
+            records_out_of_window=validated.get("out_of_window"),
             api_calls=extracted.get("api_calls"),
             api_429s=extracted.get("api_429s"),
             throttled_seconds=extracted.get("throttled_seconds"),
@@ -149,6 +150,7 @@ def validate_stream(
             records_pulled=result.pulled,
             records_deduped=result.deduped,
             records_quarantined=result.quarantined,
+            records_out_of_window=result.out_of_window,
             gx_seconds=result.gx_seconds,
             error=str(exc),
         )
@@ -187,6 +189,7 @@ def load_stream(
         pulled=validated["pulled"],
         deduped=validated["deduped"],
         quarantined=validated["quarantined"],
+        out_of_window=validated.get("out_of_window", 0),  # absent from XComs of runs before it
     )
     result = window_load.loaded
     _audit(
@@ -198,6 +201,7 @@ def load_stream(
         destination_table=result.table,
         records_pulled=validated["pulled"],
         records_quarantined=validated["quarantined"],
+        records_out_of_window=validated.get("out_of_window", 0),
         **window_load.counts(),
         api_calls=validated.get("api_calls"),
         api_429s=validated.get("api_429s"),
@@ -210,6 +214,7 @@ def load_stream(
         "pulled": validated["pulled"],
         "deduped": window_load.deduped,
         "quarantined": validated["quarantined"],
+        "out_of_window": validated.get("out_of_window", 0),
     }
 
 
