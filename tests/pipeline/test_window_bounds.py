@@ -23,7 +23,7 @@ import pytest
 from apisync.errors import QuarantineThresholdError
 from apisync.http import ApiHook
 from apisync.pipeline.runner import WindowRun, run_window
-from apisync.spec import StreamSpec, load_spec, render_window
+from apisync.spec import StreamSpec, include_dir, load_spec, render_window
 from apisync.staging.layout import RunPaths, window_key
 from tests.load.datapath_fixtures import Target
 
@@ -440,3 +440,47 @@ def test_case4_quarantine_share_counts_only_the_windows_own_records(
         f" FROM {warehouse.table('sync_runs')}"
     )
     assert failed == [("failed", 30, 1, 20)]
+
+
+def test_case4_sandbox_stripe_inclusive_end_loads_boundary_records_once(
+    sandbox: Callable[..., Any], warehouse: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox's Stripe dialect with ``updated[lte]``; five orders updated exactly at midnight."""
+    box = sandbox(records=300, max_page_size=100)
+    boundary = datetime(2026, 1, 4, tzinfo=UTC)
+    on_boundary = set(box.mutate(5, at="2026-01-04T00:00:00Z")["changed"]["orders"])
+    include = tmp_path / "include"
+    (include / "streams").mkdir(parents=True)
+    (include / "expectations").mkdir()
+    shipped = include_dir()
+    orders = (shipped / "streams" / "orders.yaml").read_text()
+    (include / "streams" / "orders.yaml").write_text(orders.replace('"updated[lt]"', '"updated[lte]"'))
+    (include / "expectations" / "orders.json").write_text(
+        (shipped / "expectations" / "orders.json").read_text()
+    )
+    monkeypatch.setenv("APISYNC_INCLUDE_DIR", str(include))
+    connection = {
+        "conn_type": "http",
+        "host": box.url,
+        "password": "sandbox-key",
+        "extra": {"auth": {"type": "api_key"}},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ITEMS_API", json.dumps(connection))
+    spec = load_spec("orders")
+    assert spec.source.params["updated[lte]"] == "{window_end}"
+    windows = [(boundary - timedelta(days=1), boundary), (boundary, boundary + timedelta(days=1))]
+    runs = [
+        _sync(spec, window, warehouse, tmp_path / "stage", f"run-{i}") for i, window in enumerate(windows)
+    ]
+
+    for table, key in (("orders", "id"), ("order_items", "orders_id")):
+        lineage: dict[str, set[datetime]] = {}
+        for order_id, start in warehouse.rows(f"SELECT {key}, _interval_start FROM {warehouse.table(table)}"):
+            lineage.setdefault(order_id, set()).add(_moment(start))
+        for start, end in windows:
+            truth = box.truth("orders", updated_gte=start.isoformat(), updated_lt=end.isoformat())
+            owned = {order_id for order_id, starts in lineage.items() if starts == {start}}
+            assert owned == {record["id"] for record in truth}, (table, start)
+        assert all(lineage[order_id] == {boundary} for order_id in on_boundary)
+    assert runs[0].normalized.out_of_window >= len(on_boundary) == 5
+    _accounted_audit(warehouse)
