@@ -15,6 +15,7 @@ CREATE TABLE sync_runs (
 	records_inserted BIGINT, 
 	records_updated BIGINT, 
 	records_unchanged BIGINT, 
+	records_out_of_window BIGINT, 
 	api_calls BIGINT, 
 	api_429s BIGINT, 
 	throttled_seconds FLOAT, 

@@ -9,7 +9,7 @@ with the file and the field in the message, long before a run touches an API.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ __all__ = [
     "SourceSpec",
     "SpecError",
     "StreamSpec",
+    "WindowBounds",
     "include_dir",
     "load_spec",
     "render_window",
@@ -55,6 +56,17 @@ class PaginationSpec(BaseModel):
     type: Literal[PAGINATION_TYPES]  # type: ignore[valid-type]
 
 
+class WindowBounds(_Strict):
+    """How the server compares its window filter params with a record's cursor.
+
+    The request is widened so it always asks for at least ``[window_start, window_end)``; whatever
+    it brings beyond that, normalize drops and counts (``out_of_window``). Default: half-open.
+    """
+
+    start: Literal["inclusive", "exclusive"] = "inclusive"  # updated_gte | updated_gt
+    end: Literal["inclusive", "exclusive"] = "exclusive"  # updated_lte | updated_lt
+
+
 class SourceSpec(_Strict):
     endpoint: str = Field(min_length=1)
     method: Literal["GET", "POST"] = "GET"
@@ -63,6 +75,12 @@ class SourceSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
     window_format: Literal["epoch", "iso"] = "iso"
+    window_bounds: WindowBounds = Field(default_factory=WindowBounds)
+
+    def window_params(self) -> list[str]:
+        """Where the window placeholders sit (``updated_gte``, ``json.variables.after``): for messages."""
+        found = _placeholder_paths(self.params, "")
+        return found + _placeholder_paths(self.json_body, "json.") if self.json_body else found
 
 
 class FieldSpec(_Strict):
@@ -204,6 +222,16 @@ def _placeholders(value: Any) -> set[str]:
     return set()
 
 
+def _placeholder_paths(value: Any, prefix: str) -> list[str]:
+    if isinstance(value, dict):
+        return [path for key, item in value.items() for path in _placeholder_paths(item, f"{prefix}{key}.")]
+    if isinstance(value, list):
+        return [
+            path for index, item in enumerate(value) for path in _placeholder_paths(item, f"{prefix}{index}.")
+        ]
+    return [prefix.rstrip(".")] if value in (WINDOW_START, WINDOW_END) else []
+
+
 def _check_window_placeholders(spec: StreamSpec, path: Path) -> None:
     found = _placeholders(spec.source.params) | _placeholders(spec.source.json_body)
     missing = {WINDOW_START, WINDOW_END} - found
@@ -214,21 +242,37 @@ def _check_window_placeholders(spec: StreamSpec, path: Path) -> None:
         )
 
 
-def _window_value(moment: datetime, fmt: str) -> str | int:
-    moment = moment.astimezone(UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND_US = 1_000_000
+
+
+def _request_seconds(moment: datetime, side: str, style: str) -> int:
+    """The bound in whole seconds (the unit both formats render), widened never narrowed: the
+    start rounds down (one more second down for an exclusive ``gt``), the end rounds up."""
+    micros = (moment.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
+    if side == "end":
+        return -(-micros // _SECOND_US)
+    return micros // _SECOND_US - (1 if style == "exclusive" else 0)
+
+
+def _window_value(seconds: int, fmt: str) -> str | int:
     if fmt == "epoch":
-        return int(moment.timestamp())
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return seconds
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def render_window(value: Any, start: datetime, end: datetime, fmt: str) -> Any:
-    """Replace {window_start}/{window_end} values (in params or a JSON body) by the interval."""
+def render_window(
+    value: Any, start: datetime, end: datetime, fmt: str, bounds: WindowBounds | None = None
+) -> Any:
+    """Replace {window_start}/{window_end} values (in params or a JSON body) by the interval, as the
+    server's ``bounds`` need it to return every record of ``[start, end)`` (default: half-open)."""
+    bounds = bounds or WindowBounds()
     if value == WINDOW_START:
-        return _window_value(start, fmt)
+        return _window_value(_request_seconds(start, "start", bounds.start), fmt)
     if value == WINDOW_END:
-        return _window_value(end, fmt)
+        return _window_value(_request_seconds(end, "end", bounds.end), fmt)
     if isinstance(value, dict):
-        return {key: render_window(item, start, end, fmt) for key, item in value.items()}
+        return {key: render_window(item, start, end, fmt, bounds) for key, item in value.items()}
     if isinstance(value, list):
-        return [render_window(item, start, end, fmt) for item in value]
+        return [render_window(item, start, end, fmt, bounds) for item in value]
     return value

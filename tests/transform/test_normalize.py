@@ -126,3 +126,31 @@ def test_retried_extraction_overwrites_pages(tmp_path: Path) -> None:
         "page-000002.jsonl.gz",
         "page-000003.jsonl.gz",
     ]
+
+
+@pytest.mark.parametrize("python_parsed", [False, True])
+def test_case4_records_outside_the_window_are_dropped_with_their_children(
+    tmp_path: Path, python_parsed: bool
+) -> None:
+    start, end = (int(moment.timestamp()) for moment in WINDOW)
+    records = make_orders(20)
+    records[0]["updated"] = end  # exactly on the end: the next window's
+    records[1]["updated"] = start - 1
+    records[2]["updated"] = start  # exactly on the start: this window's
+    newer = copy.deepcopy(records[3])
+    newer["updated"], newer["status"] = end + 60, "refunded"  # a later window's version
+    records.insert(4, newer)
+    if python_parsed:  # an uncoercible cursor (also sends the chunk to the record-by-record parser)
+        records[6]["updated"] = "soon"
+    result, frame = _normalize(tmp_path, records, chunk_size=7, page_size=7)
+    assert (result.pulled, result.out_of_window, result.deduped) == (21, 3, 0)
+    assert result.python_parsed_chunks == int(python_parsed)
+    ids = set(frame["id"])
+    assert ids == {record["id"] for record in records} - {"ord_000001", "ord_000002"} and len(frame) == 18
+    assert frame.loc[frame["id"] == "ord_000004", "status"].item() == records[3]["status"]
+    if python_parsed:  # a NULL cursor is not "outside": the row stays, flagged for quarantine
+        assert frame.loc[frame["id"] == records[6]["id"], "_apisync_errors"].notna().item()
+    items = pd.concat([read_parquet(tmp_path / "norm" / "order_items" / part) for part in result.parts])
+    kept = [record for record in records if record["id"] in ids and record is not newer]
+    assert set(items["orders_id"]) == ids and len(items) == sum(len(r["items"]) for r in kept)
+    assert set(items["_apisync_parent_row"]) == set(frame["_apisync_row"])  # validate's join key

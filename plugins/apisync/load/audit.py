@@ -1,7 +1,8 @@
 """The audit table ``sync_runs``: one row per run attempt (quarantined rows are quality's table).
 
 ``sync_runs`` makes every run accountable: pulled = inserted + updated + unchanged + deduped +
-quarantined, plus the API cost (calls, 429s, seconds throttled). Failed attempts are recorded too.
+quarantined + out_of_window (other windows' records the server sent too), plus the API cost
+(calls, 429s, seconds throttled). Failed attempts are recorded too.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def sync_runs_table(db_schema: str | None = None) -> sa.Table:
         sa.Column("records_inserted", sa.BigInteger()),
         sa.Column("records_updated", sa.BigInteger()),
         sa.Column("records_unchanged", sa.BigInteger()),
+        sa.Column("records_out_of_window", sa.BigInteger()),
         sa.Column("api_calls", sa.BigInteger()),
         sa.Column("api_429s", sa.BigInteger()),
         sa.Column("throttled_seconds", sa.Float()),
@@ -61,6 +63,7 @@ class RunRecord:
     records_inserted: int | None = None
     records_updated: int | None = None
     records_unchanged: int | None = None
+    records_out_of_window: int | None = None
     api_calls: int | None = None
     api_429s: int | None = None
     throttled_seconds: float | None = None

@@ -70,9 +70,9 @@ class ExtractStreamOperator(PagedExtractOperator):
     def _prepare(self, context: Context) -> None:
         spec = load_spec(self.stream)
         window = resolve_window(context, self.partition, self.partitions)
-        fmt = spec.source.window_format
-        self.query_params = render_window(dict(spec.source.params), *window, fmt)
-        self.json = render_window(spec.source.json_body, *window, fmt)
+        fmt, bounds = spec.source.window_format, spec.source.window_bounds
+        self.query_params = render_window(dict(spec.source.params), *window, fmt, bounds)
+        self.json = render_window(spec.source.json_body, *window, fmt, bounds)
         # A deferral's resume is the same try (Airflow does not count it as a new one): same directory.
         try_number = int(getattr(context.get("ti"), "try_number", None) or 1)
         self._window_dir = window_dir(self.stream, window, self.staging_url)

@@ -2,9 +2,9 @@
 
 The Airflow tasks call the same steps (:mod:`apisync.pipeline.steps`), one per task; tests and the
 benchmark call :func:`run_window` directly. Every run ends with a ``sync_runs`` row and the
-accounting identity pulled = inserted + updated + unchanged + deduped + quarantined, checked
-rather than assumed: both in the load's transaction, so a mismatch loads nothing and a success
-is never committed without its row.
+accounting identity pulled = inserted + updated + unchanged + deduped + quarantined +
+out_of_window, checked rather than assumed: both in the load's transaction, so a mismatch
+loads nothing and a success is never committed without its row.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def run_window(
             spec, paths, window=window, run_id=run_id, source=source or spec.source.endpoint
         )
         seconds["normalize"] = time.perf_counter() - t
-        counts["records_pulled"] = normalized.pulled
+        counts.update(records_pulled=normalized.pulled, records_out_of_window=normalized.out_of_window)
         t = time.perf_counter()
         validated = steps.validate_step(spec, paths, runner=runner)
         seconds["validate"] = time.perf_counter() - t
@@ -104,6 +104,7 @@ def run_window(
             pulled=normalized.pulled,
             deduped=normalized.deduped,
             quarantined=validated.quarantined,
+            out_of_window=normalized.out_of_window,
             audit=lambda window_load: audit("success", **window_load.counts()),  # in the load's transaction
         )
         seconds["load"] = time.perf_counter() - t

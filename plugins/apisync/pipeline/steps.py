@@ -64,20 +64,23 @@ def quarantine_gate(
     """Raise :class:`~apisync.errors.QuarantineThresholdError` when too much was quarantined, after
     storing the quarantine rows on their own (the batch is not loaded, the evidence stays)."""
     try:
-        check_threshold(spec, validated.quarantined, validated.pulled, validated.failures)
+        check_threshold(spec, validated.quarantined, validated.in_window, validated.failures)
     except QuarantineThresholdError:
         persist_quarantine(engine, spec, paths.validated, window=window, db_schema=db_schema)
         raise
 
 
-def account(pulled: int, deduped: int, quarantined: int, loaded: LoadResult) -> None:
-    """Every pulled record is inserted, updated, unchanged, deduplicated or quarantined."""
-    total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined
+def account(
+    pulled: int, deduped: int, quarantined: int, loaded: LoadResult, *, out_of_window: int = 0
+) -> None:
+    """Every pulled record is inserted, updated, unchanged, deduplicated, quarantined or another
+    window's (``out_of_window``, dropped by normalize)."""
+    total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined + out_of_window
     if total != pulled:
         raise AccountingError(
             f"accounting mismatch for {loaded.table}: pulled {pulled} but inserted {loaded.inserted}"
             f" + updated {loaded.updated} + unchanged {loaded.unchanged} + deduped {deduped}"
-            f" + quarantined {quarantined} = {total}"
+            f" + quarantined {quarantined} + out_of_window {out_of_window} = {total}"
         )
 
 
@@ -109,16 +112,18 @@ def load_step(
     pulled: int,
     deduped: int,
     quarantined: int,
+    out_of_window: int = 0,
     audit: Callable[[WindowLoad], RunRecord] | None = None,
     in_transaction: Sequence[InTransaction] = (),
 ) -> WindowLoad:
     """Load the validated window with its quarantine rows in one transaction, and before it
-    commits: check the accounting (``pulled``, ``deduped`` and ``quarantined`` as normalize and
-    validate counted them; a mismatch rolls the load back), run ``in_transaction``, and insert the
-    ``sync_runs`` row that ``audit`` makes of the counts. Changes and audit row commit together."""
+    commits: check the accounting (``pulled``, ``deduped``, ``out_of_window`` and ``quarantined``
+    as normalize and validate counted them; a mismatch rolls the load back), run
+    ``in_transaction``, and insert the ``sync_runs`` row that ``audit`` makes of the counts.
+    Changes and audit row commit together."""
 
     def checked(conn: sa.Connection, loaded: LoadResult) -> None:
-        account(pulled, deduped + loaded.deduped, quarantined, loaded)
+        account(pulled, deduped + loaded.deduped, quarantined, loaded, out_of_window=out_of_window)
 
     def audited(conn: sa.Connection, loaded: LoadResult) -> None:
         if audit is not None:  # quarantine and sync_runs live in the connection's schema

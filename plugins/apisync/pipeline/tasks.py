@@ -104,6 +104,7 @@ class AuditOnFailure:
             "failed",
             records_pulled=validated.get("pulled", extracted.get("records")),
             records_quarantined=validated.get("quarantined"),
+            records_out_of_window=validated.get("out_of_window"),
             api_calls=extracted.get("api_calls"),
             api_429s=extracted.get("api_429s"),
             throttled_seconds=extracted.get("throttled_seconds"),
@@ -161,6 +162,7 @@ def validate_stream(
             records_pulled=result.pulled,
             records_deduped=result.deduped,
             records_quarantined=result.quarantined,
+            records_out_of_window=result.out_of_window,
             gx_seconds=result.gx_seconds,
             error=str(exc),
         )
@@ -200,6 +202,7 @@ def load_stream(
             destination_table=window_load.loaded.table,
             records_pulled=validated["pulled"],
             records_quarantined=validated["quarantined"],
+            records_out_of_window=validated.get("out_of_window", 0),
             **window_load.counts(),
             api_calls=validated.get("api_calls"),
             api_429s=validated.get("api_429s"),
@@ -218,6 +221,7 @@ def load_stream(
         pulled=validated["pulled"],
         deduped=validated["deduped"],
         quarantined=validated["quarantined"],
+        out_of_window=validated.get("out_of_window", 0),  # absent from XComs of runs before it
         audit=success,
     )
     result = window_load.loaded
@@ -226,6 +230,7 @@ def load_stream(
         "pulled": validated["pulled"],
         "deduped": window_load.deduped,
         "quarantined": validated["quarantined"],
+        "out_of_window": validated.get("out_of_window", 0),
     }
 
 

@@ -47,6 +47,7 @@ class ValidationResult:
     children: dict[str, dict[str, Any]] = field(default_factory=dict)
     pulled: int = 0
     deduped: int = 0
+    out_of_window: int = 0  # dropped by normalize: another window's records
     valid: int = 0
     quarantined: int = 0
     gx_seconds: float = 0.0
@@ -59,8 +60,13 @@ class ValidationResult:
         return [{"expectation": e, "column": c, "unexpected_count": n} for (e, c), n in ranked]
 
     @property
+    def in_window(self) -> int:
+        """The records this window owns: the base of the quarantined share."""
+        return self.pulled - self.out_of_window
+
+    @property
     def quarantined_share(self) -> float:
-        return self.quarantined / self.pulled if self.pulled else 0.0
+        return self.quarantined / self.in_window if self.in_window else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +77,7 @@ class ValidationResult:
             "children": self.children,
             "pulled": self.pulled,
             "deduped": self.deduped,
+            "out_of_window": self.out_of_window,
             "valid": self.valid,
             "quarantined": self.quarantined,
             "gx_seconds": round(self.gx_seconds, 3),
@@ -146,6 +153,7 @@ def validate(
         },
         pulled=manifest["pulled"],
         deduped=manifest["deduped"],
+        out_of_window=manifest.get("out_of_window", 0),  # absent in manifests staged before it
     )
     parts: list[str] = manifest["parts"]
     plain_numbers = not runner.checks_dtypes

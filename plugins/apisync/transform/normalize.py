@@ -14,6 +14,10 @@ most three chunks are held at once, whatever the volume.
 
 Values that cannot be coerced to their spec type are not nulled silently: the row gets an
 ``_apisync_errors`` message and the validate step quarantines it with its raw record.
+
+Every window owns exactly its records: a record whose cursor lies outside ``[interval_start,
+interval_end)`` belongs to another window (an inclusive server bound, a filter the server ignores)
+and is dropped with its child rows, counted as ``out_of_window``, whatever the server returned.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import reduce
 from typing import Any, cast
@@ -73,6 +77,7 @@ class NormalizeResult:
     pulled: int = 0
     deduped: int = 0
     coercion_errors: int = 0
+    out_of_window: int = 0  # records whose cursor lies outside the window: another window's
     python_parsed_chunks: int = 0  # chunks pyarrow could not read (malformed line, type change)
 
     def as_dict(self) -> dict[str, Any]:
@@ -84,6 +89,7 @@ class NormalizeResult:
             "pulled": self.pulled,
             "deduped": self.deduped,
             "coercion_errors": self.coercion_errors,
+            "out_of_window": self.out_of_window,
             "python_parsed_chunks": self.python_parsed_chunks,
         }
 
@@ -543,6 +549,7 @@ class _NormalizedChunk:
     child_types: dict[str, dict[str, str]]
     deduped: int
     python_parsed: bool
+    out_of_window: int = 0
 
 
 def _normalize_chunk(
@@ -603,10 +610,11 @@ def _normalize_chunk(
     out[ERRORS] = pa.chunked_array([errors.column(n)])
     table = pa.table(out)
 
-    losers = _older_versions(table, spec)
+    outside = _outside_window(table.column(spec.cursor_field), lineage)
+    losers = _older_in_window_versions(table, spec, outside)
     surviving: np.ndarray | None = None
-    if len(losers):
-        keep = np.ones(n, dtype=bool)
+    if len(losers) or outside.any():
+        keep = ~outside
         keep[losers] = False
         surviving = np.flatnonzero(keep)
         table = table.take(pa.array(surviving, pa.int64()))
@@ -633,7 +641,40 @@ def _normalize_chunk(
             table = table.append_column(column, pa.nulls(table.num_rows, pa.string()))
             types[column] = "json"
     types.update(LINEAGE_COLUMNS)
-    return _NormalizedChunk(table, children, types, child_types, len(losers), slow)
+    return _NormalizedChunk(table, children, types, child_types, len(losers), slow, int(outside.sum()))
+
+
+# ---------------------------------------------------------------- window ownership
+
+
+def _ceil_epoch_seconds(moment: datetime) -> int:
+    micros = (moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return -(-micros // 1_000_000)
+
+
+def _outside_window(cursor: pa.ChunkedArray, lineage: Lineage) -> np.ndarray:
+    """Rows whose (typed) cursor lies outside ``[interval_start, interval_end)``: another window's.
+
+    An integer cursor counts epoch seconds, as replace_window reads it; a NULL (missing or
+    uncoercible) cursor is not outside: the error path quarantines that row.
+    """
+    bounds: list[Any] = [lineage.interval_start, lineage.interval_end]
+    if pa.types.is_integer(cursor.type):  # c >= 3.5 s <=> c >= 4: both bounds round up
+        bounds = [_ceil_epoch_seconds(moment) for moment in bounds]
+    low, high = (pa.scalar(bound, cursor.type) for bound in bounds)
+    outside = pc.or_(pc.less(cursor, low), pc.greater_equal(cursor, high))
+    mask: np.ndarray = pc.fill_null(outside, False).to_numpy(zero_copy_only=False).copy()
+    return mask
+
+
+def _older_in_window_versions(table: pa.Table, spec: StreamSpec, outside: np.ndarray) -> np.ndarray:
+    """:func:`_older_versions` among the in-window rows only: a version of another window never
+    supersedes this window's (it is dropped as out of window, and its own window loads it)."""
+    if not outside.any():
+        return _older_versions(table, spec)
+    inside = np.flatnonzero(~outside)
+    older: np.ndarray = inside[_older_versions(table.take(pa.array(inside, pa.int64())), spec)]
+    return older
 
 
 def _older_versions(table: pa.Table, spec: StreamSpec) -> np.ndarray:
@@ -705,6 +746,7 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
             row_offset += lines
             result.pulled += lines
             result.deduped += chunk.deduped
+            result.out_of_window += chunk.out_of_window
             errors = chunk.table.column(ERRORS)
             result.coercion_errors += len(errors) - errors.null_count
             result.python_parsed_chunks += int(chunk.python_parsed)
@@ -717,5 +759,29 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
                 entry["parts"].append(name)
                 _merge_types(entry["columns"], chunk.child_types[table])
             writer.submit(_write_chunk, chunk, out_dir, name)
+    _warn_when_mostly_outside(spec, lineage, result)
     write_normalized_manifest(out_dir, result.as_dict())
     return result
+
+
+_MOSTLY_OUTSIDE_SHARE = 0.5
+_MOSTLY_OUTSIDE_MIN = 10  # a few boundary records outside is an inclusive bound, not a sign
+
+
+def _warn_when_mostly_outside(spec: StreamSpec, lineage: Lineage, result: NormalizeResult) -> None:
+    """Most of what came back is other windows' records: the server probably ignores a filter param."""
+    if (
+        result.out_of_window > _MOSTLY_OUTSIDE_MIN
+        and result.out_of_window > _MOSTLY_OUTSIDE_SHARE * result.pulled
+    ):
+        log.warning(
+            "stream %s: %d of %d records pulled for the window [%s, %s) were outside it (dropped, "
+            "counted as out_of_window); the server probably ignores the window filter params %s: "
+            "the data stays right, but every run pulls far more than its window",
+            spec.name,
+            result.out_of_window,
+            result.pulled,
+            lineage.interval_start.isoformat(),
+            lineage.interval_end.isoformat(),
+            ", ".join(spec.source.window_params()),
+        )
