@@ -35,6 +35,7 @@ CREATE TABLE quarantine (
 	record_key TEXT, 
 	raw_page BIGINT, 
 	raw_line BIGINT, 
+	page_url TEXT, 
 	raw_record TEXT NOT NULL, 
 	failures JSONB NOT NULL, 
 	quarantined_at TIMESTAMP WITH TIME ZONE NOT NULL, 

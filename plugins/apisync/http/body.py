@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
@@ -24,11 +25,19 @@ _any = msgspec.json.Decoder()
 
 
 def _decode(text: Any) -> Any:
-    """JSON text to Python; what msgspec rejects inside valid JSON (1e400) is read as json does."""
+    """JSON text to Python; what msgspec rejects is read as json does (:func:`_lenient_decode`)."""
     try:
         return _any.decode(text)
-    except msgspec.ValidationError:
-        return json.loads(bytes(text))
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return _lenient_decode(bytes(text))
+
+
+def _lenient_decode(text: bytes) -> Any:
+    """What msgspec rejects but a server may send, read the way Python's json does: numbers beyond
+    a double (1e400), NaN/±Infinity, and bytes that are not UTF-8 (as U+FFFD). Paging only needs a
+    record's cursor and keys; the bytes are staged as they came and normalize flags such records.
+    Invalid JSON still raises ``ValueError``."""
+    return json.loads(text.decode("utf-8", errors="replace"))
 
 
 class RawRecords(Sequence[Any]):
@@ -77,6 +86,22 @@ class RawRecords(Sequence[Any]):
         if self._source is None:
             self._source = b"[" + b",".join(self._texts) + b"]"
         return self._source
+
+    def _texts_in(self, stand_in: bytes, original: bytes) -> list[bytes] | None:
+        """The texts of these records (views into ``stand_in``) cut from ``original`` at the same
+        offsets; None when the array occurs in ``stand_in`` more than once (no exact offset)."""
+        array = bytes(self._array())
+        at = stand_in.find(array)
+        if at < 0 or stand_in.find(array, at + 1) >= 0:
+            return None
+        texts: list[bytes] = []
+        position = at + 1  # after "[": between records only commas and whitespace
+        for text in self._texts:
+            chunk = bytes(text)
+            start = stand_in.find(chunk, position)
+            position = start + len(chunk)
+            texts.append(original[start:position])
+        return texts
 
     def decoded(self) -> list[Any]:
         """Every record as Python objects (one decode call for the page, then cached)."""
@@ -145,7 +170,61 @@ def decode_body(body: bytes, records_path: str | None) -> Any:
     """
     if records_path is None:
         return _any.decode(body)
-    return _decode_at(body, records_path.split(".") if records_path else [])
+    steps = records_path.split(".") if records_path else []
+    try:
+        return _decode_at(body, steps)
+    except msgspec.DecodeError:
+        kept = _decode_non_finite(body, steps)
+        if kept is None:
+            raise
+        return kept
+
+
+# A JSON string (skipped whole, so a "NaN" inside one is text) or a NaN/±Infinity token.
+_STRING_OR_NON_FINITE = re.compile(rb'"(?:[^"\\]|\\.)*+"|-?Infinity|NaN')
+
+
+def _decode_non_finite(body: bytes, steps: list[str]) -> Any:
+    """:func:`decode_body` for a body with NaN/±Infinity (not JSON, but what some encoders write):
+    the records keep their texts exactly as sent, so staging does not turn them into ``null``.
+
+    msgspec splits a stand-in body where each such token is blanked to a ``0`` of the same length,
+    so every record sits at the same offsets in both; the rest is decoded as json does. None when
+    the body has no such token or the records cannot be located exactly (the caller then fails, and
+    :func:`decode_response` decodes the body whole, as it does for other charsets).
+    """
+    if b"NaN" not in body and b"Infinity" not in body:
+        return None
+    tokens = 0
+
+    def blank(match: re.Match[bytes]) -> bytes:
+        nonlocal tokens
+        token = match.group()
+        if token.startswith(b'"'):
+            return token
+        tokens += 1
+        return b" " * (len(token) - 1) + b"0"
+
+    stand_in = _STRING_OR_NON_FINITE.sub(blank, body)
+    if not tokens:
+        return None
+    try:
+        split = dig(_decode_at(stand_in, steps), ".".join(steps))
+        data = _lenient_decode(body)
+    except ValueError:
+        return None
+    decoded = dig(data, ".".join(steps))
+    if not isinstance(split, RawRecords) or not isinstance(decoded, list):
+        return None
+    texts = split._texts_in(stand_in, body)
+    if texts is None or len(texts) != len(decoded):
+        return None
+    records = RawRecords(texts, None, decoded)
+    if not steps:
+        return records
+    parent = dig(data, ".".join(steps[:-1]))
+    parent[steps[-1]] = records
+    return data
 
 
 def _decode_at(text: Any, steps: list[str]) -> Any:

@@ -96,7 +96,7 @@ class ExtractStreamOperator(PagedExtractOperator):
         return super().execute_complete(context, event, **kwargs)
 
     def handle_page(self, context: Context, page: Page) -> None:
-        write_page(self._raw_dir, page.number, page.records)
+        write_page(self._raw_dir, page.number, page.records, page.url)
 
     def finish(self, context: Context) -> Any:
         extracted_at = datetime.now(UTC).isoformat()

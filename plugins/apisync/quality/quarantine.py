@@ -6,11 +6,17 @@ good parts (:func:`quarantine_rows`, columns :data:`QUARANTINE_COLUMNS`), the wa
 transaction (the pipeline hands it to :func:`apisync.load.load`, which knows nothing of quality),
 so the target and the window's quarantine rows change together; :func:`persist_quarantine` stores
 them on their own when the batch is rejected and not loaded, so the evidence survives the failure.
+
+Each row names the page it came from: ``raw_page``/``raw_line`` in the staged raw files and
+``page_url``, the page's request URL (redacted at extract time). ``raw_record`` is the record's
+text as the server sent it; bytes that are not UTF-8 are escaped (:func:`raw_record_text`) and
+:func:`raw_record_bytes` gives back the exact bytes.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +30,7 @@ from apisync.staging.columns import ERRORS, LINE, PAGE, ROW
 from apisync.staging.logical_types import NULLABLE_PANDAS_TYPES, ROW_ID_TYPE, TIMESTAMP_TYPE, sql_type
 from apisync.staging.manifests import read_validated_manifest
 from apisync.staging.parts import read_part
-from apisync.staging.raw_pages import read_page
+from apisync.staging.raw_pages import page_urls, read_manifest, read_page
 from apisync.staging.tables import ensure_table_columns
 
 __all__ = [
@@ -34,6 +40,8 @@ __all__ = [
     "quarantine_rows",
     "quarantine_table",
     "quarantine_writer",
+    "raw_record_bytes",
+    "raw_record_text",
     "write_quarantine",
 ]
 
@@ -47,6 +55,7 @@ QUARANTINE_COLUMNS = {
     "record_key": "string",
     "raw_page": "integer",
     "raw_line": "integer",
+    "page_url": "string",
     "raw_record": "string",
     "failures": "json",
     "quarantined_at": "timestamp",
@@ -68,6 +77,7 @@ def quarantine_table(db_schema: str | None = None) -> sa.Table:
         sa.Column("record_key", sa.Text()),
         sa.Column("raw_page", sa.BigInteger()),
         sa.Column("raw_line", sa.BigInteger()),
+        sa.Column("page_url", sa.Text()),
         sa.Column("raw_record", sa.Text(), nullable=False),
         sa.Column("failures", sql_type("json"), nullable=False),
         sa.Column("quarantined_at", sa.DateTime(timezone=True), nullable=False),
@@ -78,17 +88,44 @@ def quarantine_table(db_schema: str | None = None) -> sa.Table:
 # ---------------------------------------------------------------- the quarantine part
 
 
+def raw_record_text(raw: bytes) -> str:
+    """A raw record as text for the ``raw_record`` column, exactly recoverable by
+    :func:`raw_record_bytes`: valid UTF-8 as it is; otherwise each byte that is not (and NUL, which
+    PostgreSQL text cannot hold) becomes ``\\xNN``.
+
+    Escaped text rather than base64: the record stays readable and searchable in SQL (its key,
+    the field that failed), which is what the quarantine is read for. It is unambiguous because
+    in JSON text a backslash always starts a two-character escape and ``\\x`` is none.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="backslashreplace")
+    return text.replace("\x00", "\\x00")
+
+
+_ESCAPE = re.compile(rb"\\(?:x([0-9a-f]{2})|.)", re.DOTALL)
+
+
+def raw_record_bytes(text: str) -> bytes:
+    """The bytes a ``raw_record`` value stands for (the inverse of :func:`raw_record_text`)."""
+    return _ESCAPE.sub(
+        lambda match: bytes([int(match.group(1), 16)]) if match.group(1) else match.group(), text.encode()
+    )
+
+
 class _RawLines:
     """Raw records by (page, line), reading each page file at most once per part."""
 
     def __init__(self, raw_dir: Any) -> None:
         self.raw_dir = raw_dir
         self.cache: dict[int, list[bytes]] = {}
+        self.urls = page_urls(read_manifest(raw_dir))
 
     def get(self, page: int, line: int) -> str:
         if page not in self.cache:
             self.cache[page] = read_page(self.raw_dir, page).lines()
-        return self.cache[page][line].decode("utf-8", errors="replace")
+        return raw_record_text(self.cache[page][line])
 
 
 def _record_key(keys: pa.Table) -> list[str]:
@@ -134,6 +171,7 @@ def quarantine_rows(
             "record_key": pa.array(_record_key(bad.select(spec.primary_key)), pa.string()),
             "raw_page": bad.column(PAGE),
             "raw_line": bad.column(LINE),
+            "page_url": pa.array([raw.urls.get(page) for page in bad.column(PAGE).to_pylist()], pa.string()),
             "raw_record": pa.array(records, pa.string()),
             "failures": pa.array(failures, pa.string()),
             "quarantined_at": pa.array([datetime.now(UTC)] * count, TIMESTAMP_TYPE),

@@ -3,6 +3,11 @@
 Files are named by page number, so a retried or resumed extraction overwrites a page rather than
 adding a second copy; a manifest written last marks the extraction complete and says which pages
 belong to it (stale higher-numbered pages from an older, longer extraction are ignored).
+
+Bodies are bytes as the server sent them (invalid UTF-8 and NaN included: normalize flags such
+records, the quarantine keeps them). Each page's request URL, redacted, is kept next to it
+(``page-NNNNNN.url``, written with the page, so a resumed extraction keeps the URLs of pages an
+earlier try wrote) and gathered into the manifest as ``page_urls`` (page number as text -> URL).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from apisync.redaction import redact_url
 from apisync.staging.overlap import WriteBehind
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "copy_pages",
     "extract_to_files",
     "iter_raw_pages",
+    "page_urls",
     "read_manifest",
     "read_page",
     "write_manifest",
@@ -35,6 +42,7 @@ __all__ = [
 
 MANIFEST_NAME = "_extract.json"
 _PAGE_FILE = re.compile(r"^page-(\d+)\.jsonl\.gz$")
+_URL_FILE = re.compile(r"^page-(\d+)\.url$")
 _encoder = msgspec.json.Encoder()
 # gzip level for page files. Measured on 5,000-order pages (2.3 MB): level 1 takes ~9 ms and
 # compresses 5.7x; level 0 (stored) saves that CPU but the 5.7x larger writes cost nearly as much
@@ -67,11 +75,20 @@ def page_file_name(number: int) -> str:
     return f"page-{number:06d}.jsonl.gz"
 
 
-def write_page(raw_dir: Any, number: int, records: Sequence[Any]) -> int:
+def url_file_name(number: int) -> str:
+    return f"page-{number:06d}.url"
+
+
+def write_page(raw_dir: Any, number: int, records: Sequence[Any], url: str | None = None) -> int:
     """Write one page atomically (temp file, then rename); return the record count.
 
     Records that carry their JSON texts (:class:`EncodedRecords`) are written as they are.
+    ``url``: the page's request URL, stored redacted next to the page (before it, so a page file
+    never lacks its URL).
     """
+    if url is not None:
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        (raw_dir / url_file_name(number)).write_text(redact_url(url), encoding="utf-8")
     # encode_lines: one C call, the same bytes as joining encode()s
     body = records.jsonl() if isinstance(records, EncodedRecords) else _encoder.encode_lines(records)[:-1]
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +105,7 @@ def clear_pages(raw_dir: Any) -> None:
     if not raw_dir.exists():
         return
     for entry in raw_dir.iterdir():
-        if entry.name == MANIFEST_NAME or _PAGE_FILE.match(entry.name):
+        if entry.name == MANIFEST_NAME or _PAGE_FILE.match(entry.name) or _URL_FILE.match(entry.name):
             entry.unlink()
 
 
@@ -114,7 +131,17 @@ def write_manifest(
         with (raw_dir / page_file_name(number)).open("rb") as handle:
             body = gzip.decompress(handle.read())
         records += body.count(b"\n") + 1 if body else 0
-    manifest = {"pages": numbers, "records": records, **(extra or {})}
+    urls = {
+        str(number): (raw_dir / url_file_name(number)).read_text(encoding="utf-8")
+        for number in numbers
+        if (raw_dir / url_file_name(number)).exists()
+    }
+    manifest = {
+        "pages": numbers,
+        "records": records,
+        **({"page_urls": urls} if urls else {}),
+        **(extra or {}),
+    }
     raw_dir.mkdir(parents=True, exist_ok=True)
     with (raw_dir / MANIFEST_NAME).open("w") as handle:
         json.dump(manifest, handle)
@@ -141,6 +168,11 @@ def read_manifest(raw_dir: Any) -> dict[str, Any]:
     return manifest
 
 
+def page_urls(manifest: dict[str, Any]) -> dict[int, str]:
+    """Page number -> its request URL (redacted), for the pages whose URL was recorded."""
+    return {int(number): url for number, url in manifest.get("page_urls", {}).items()}
+
+
 def read_page(raw_dir: Any, number: int) -> RawPage:
     with (raw_dir / page_file_name(number)).open("rb") as handle:
         return RawPage(number, gzip.decompress(handle.read()))
@@ -165,6 +197,6 @@ def extract_to_files(
     counts: dict[int, int] = {}
     with WriteBehind("apisync-page") as writer:
         for page in pages:
-            writer.submit(write_page, raw_dir, page.number, page.records)
+            writer.submit(write_page, raw_dir, page.number, page.records, getattr(page, "url", None))
             counts[page.number] = len(page.records)  # used only once every write has succeeded
     return write_manifest(raw_dir, extra, counts)

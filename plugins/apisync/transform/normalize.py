@@ -2,8 +2,9 @@
 
 Memory stays flat as volume grows: pages are read a chunk (``spec.chunk_size`` records) at a time
 and each chunk is written as its own Parquet part. Parsing uses pyarrow's JSON reader (C++); a
-chunk it cannot read (malformed line, a field changing type) goes through a slower pure-Python
-parser that keeps every record and marks bad ones instead of dropping them.
+chunk it cannot read (malformed line, a field changing type), or would read lossily (bytes that
+are not UTF-8, NaN/±Infinity, integers beyond int64), goes through a slower pure-Python parser
+that keeps every record and marks bad ones instead of dropping them.
 
 A column stays an Arrow array from the JSON reader to the Parquet writer when its parsed type
 already is (or casts exactly to) the spec type, the usual case, so no per-record Python runs;
@@ -13,7 +14,11 @@ while a chunk is transformed (zlib, the JSON reader and the Parquet writer relea
 most three chunks are held at once, whatever the volume.
 
 Values that cannot be coerced to their spec type are not nulled silently: the row gets an
-``_apisync_errors`` message and the validate step quarantines it with its raw record.
+``_apisync_errors`` message and the validate step quarantines it with its raw record. So do
+values no column can hold: NaN/±Infinity anywhere in a record (a field that only ever held one
+still gets its float column), an integer outside int64 in an integer column (declared, or
+inferred for an undeclared field: such a field must be declared decimal or string), and a
+record that is not valid UTF-8 (read with U+FFFD so its key still shows).
 
 Every window owns exactly its records: a record whose cursor lies outside ``[interval_start,
 interval_end)`` belongs to another window (an inclusive server bound, a filter the server ignores)
@@ -158,6 +163,8 @@ def _iter_parsed_chunks(raw_dir: Any, chunk_size: int) -> Iterator[_RawChunk]:
 
 
 def _read_json(body: bytes, expected: int) -> pa.Table | None:
+    if not _is_utf8(body):  # Arrow's reader does not check; the record parser names the record
+        return None
     try:
         table = pa_json.read_json(
             pa.BufferReader(body),  # zero-copy, and no GIL for the parser threads' reads
@@ -165,7 +172,45 @@ def _read_json(body: bytes, expected: int) -> pa.Table | None:
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return table if table.num_rows == expected else None
+    if table.num_rows != expected or _doubles_lost_values(table):
+        return None
+    return table
+
+
+# Integers beyond this are not exact as doubles: a chunk where the JSON reader made one is re-read.
+_EXACT_DOUBLE = 2.0**53
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _is_utf8(body: bytes) -> bool:
+    """One SIMD pass over the chunk (zero-copy: the body viewed as a single Arrow string)."""
+    offsets = pa.py_buffer(np.array([0, len(body)], dtype=np.int64))
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(body)]).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _doubles_lost_values(table: pa.Table) -> bool:
+    """Whether the JSON reader's doubles hide values the record-by-record parser reports per field:
+    NaN/±Infinity (not JSON) and integers beyond int64 (the whole column becomes double, rounding
+    its neighbours beyond 2**53). A double beyond 2**53 re-reads its chunk even if it was a float."""
+    pending = list(table.columns)
+    while pending:
+        array = pending.pop()
+        kind = array.type
+        if pa.types.is_struct(kind):
+            pending.extend(pc.struct_field(array, [index]) for index in range(kind.num_fields))
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            pending.append(pc.list_flatten(array))
+        elif (
+            pa.types.is_floating(kind)
+            and array.null_count < len(array)
+            and (not pc.all(pc.is_finite(array)).as_py() or pc.max(pc.abs(array)).as_py() >= _EXACT_DOUBLE)
+        ):
+            return True
+    return False
 
 
 def _flatten_arrow(table: pa.Table, keep_whole: set[str]) -> dict[str, pa.ChunkedArray]:
@@ -203,22 +248,74 @@ def _flatten_record(record: dict[str, Any], keep_whole: set[str], prefix: str = 
 def _parse_python(body: bytes, keep_whole: set[str], errors: _RowErrors) -> dict[str, Any]:
     """Slow path: one record at a time; unparseable lines become error rows, nothing is dropped."""
     records: list[dict[str, Any]] = []
+    numbers: set[str] = set()  # fields that held NaN/±Infinity: numbers, even with no value left
     for position, line in enumerate(body.split(b"\n")):
-        message: str | None
+        messages: list[str] = []
         try:
-            value = json.loads(line)
+            value = _load_record(line, messages)
         except ValueError as exc:
-            value, message = None, f"invalid JSON: {exc}"
+            value = None
+            messages.append(f"invalid JSON: {exc}")
         else:
-            message = None if isinstance(value, dict) else f"record is {type(value).__name__}, not an object"
-        if message:
-            errors.by_position[position].append(message)
-            value = {}
-        records.append(_flatten_record(value, keep_whole))
+            if not isinstance(value, dict):
+                messages.append(f"record is {type(value).__name__}, not an object")
+        record = _flatten_record(value, keep_whole) if isinstance(value, dict) else {}
+        if b"NaN" in line or b"Infinity" in line:
+            numbers.update(_null_non_finite(record, messages))
+        if messages:
+            errors.by_position[position].extend(messages)
+        records.append(record)
     names: dict[str, None] = {}
     for record in records:
         names.update(dict.fromkeys(record))
-    return {name: pd.Series([record.get(name) for record in records], dtype="object") for name in names}
+    columns = {name: pd.Series([record.get(name) for record in records], dtype="object") for name in names}
+    for name in numbers & set(columns):
+        if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in columns[name]):
+            columns[name] = columns[name].astype("float64")
+    return columns
+
+
+class _NonFinite:
+    """A NaN or ±Infinity token: Python's json reads them, JSON has no such numbers."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+
+def _load_record(line: bytes, messages: list[str]) -> Any:
+    """One raw line as Python; bytes that are not UTF-8 are a row error (the record is read with
+    U+FFFD in their place so its key and other fields still show), NaN/±Infinity stay marked."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        messages.append(f"record is not valid UTF-8 at byte {exc.start}")
+        text = line.decode("utf-8", errors="replace")
+    return json.loads(text, parse_constant=_NonFinite)
+
+
+def _null_non_finite(record: dict[str, Any], messages: list[str]) -> set[str]:
+    """Replace every NaN/±Infinity in a flattened record by null, a row error naming its field;
+    return the columns that held one themselves (not nested in a json value or an array)."""
+    numbers: set[str] = set()
+
+    def clean(value: Any, path: str) -> Any:
+        if isinstance(value, _NonFinite):
+            messages.append(f"field {path}: non-finite number {value.token} (not valid JSON)")
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item, f"{path}.{key}") for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return value
+
+    for name, value in record.items():
+        if isinstance(value, _NonFinite):
+            numbers.add(name)
+        if isinstance(value, _NonFinite | dict | list):
+            record[name] = clean(value, name)
+    return numbers
 
 
 # ---------------------------------------------------------------- coercion
@@ -346,6 +443,8 @@ def _coerce(
                 lambda v: v if isinstance(v, str) or _is_missing(v) else _encoder.encode(_plain(v)).decode()
             )
         return series.astype("str")
+    if ftype == "integer" and (exact := _exact_integers(series, column, errors)) is not None:
+        return exact
     if ftype in ("integer", "float"):
         numeric = _to_numeric(series)
         failed = present & numeric.isna().to_numpy()
@@ -354,7 +453,10 @@ def _coerce(
             return numeric.astype("Float64")
         fractional = numeric.notna().to_numpy() & (numeric.fillna(0) % 1 != 0).to_numpy()
         errors.add(fractional, f"{column}: not an integer")
-        return numeric.where(~fractional).round().astype("Int64")
+        outside = numeric.notna().to_numpy() & (numeric.fillna(0).abs() >= 2.0**63).to_numpy()
+        for at in np.flatnonzero(outside):
+            errors.by_position[int(at)].append(_outside_int64(column, series.iloc[at]))
+        return numeric.where(~(fractional | outside)).round().astype("Int64")
     if ftype == "boolean":
         if pd.api.types.is_bool_dtype(series.dtype):
             return series.astype("boolean")
@@ -394,6 +496,27 @@ def _coerce(
             pa.array(out, type=pa.decimal128(38, scale)), dtype=pd.ArrowDtype(pa.decimal128(38, scale))
         )
     raise ValueError(f"unknown field type {ftype!r}")
+
+
+def _outside_int64(column: str, value: Any) -> str:
+    return f"field {column}: {value} is outside the integer range"
+
+
+def _exact_integers(series: pd.Series, column: str, errors: _RowErrors) -> pd.Series | None:
+    """Python ints (from the record parser) as Int64 without the detour through float64, which
+    rounds beyond 2**53; one outside int64 is a row error. None when not every value is an int."""
+    if series.dtype != object:
+        return None
+    values = series.tolist()
+    if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in values):
+        return None
+    exact: list[int | None] = []
+    for position, value in enumerate(values):
+        if value is not None and not _INT64_MIN <= value <= _INT64_MAX:
+            errors.by_position[position].append(_outside_int64(column, value))
+            value = None
+        exact.append(value)
+    return pd.Series(pd.array(exact, dtype="Int64"))
 
 
 def _to_numeric(series: pd.Series) -> pd.Series:
