@@ -2,8 +2,9 @@
 
 The Airflow tasks call the same steps (:mod:`apisync.pipeline.steps`), one per task; tests and the
 benchmark call :func:`run_window` directly. Every run ends with a ``sync_runs`` row and the
-accounting identity pulled = inserted + updated + unchanged + deduped + quarantined, checked
-rather than assumed.
+accounting identity pulled = inserted + updated + unchanged + deduped + quarantined + repeated,
+checked rather than assumed (``pulled`` is every record that arrived; ``repeated``, the
+byte-identical repeats the paginator dropped before staging).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def run_window(
             spec, paths, window=window, run_id=run_id, source=source or spec.source.endpoint
         )
         seconds["normalize"] = time.perf_counter() - t
-        counts["records_pulled"] = normalized.pulled
+        repeated = int(extracted.get("repeated", 0))
+        counts.update(records_pulled=normalized.pulled + repeated, records_repeated=repeated)
         t = time.perf_counter()
         validated = steps.validate_step(spec, paths, runner=runner)
         seconds["validate"] = time.perf_counter() - t
@@ -88,6 +90,7 @@ def run_window(
             pulled=normalized.pulled,
             deduped=normalized.deduped,
             quarantined=validated.quarantined,
+            repeated=repeated,
         )
         seconds["load"] = time.perf_counter() - t
         counts.update(window_load.counts())

@@ -68,14 +68,15 @@ def quarantine_gate(
         raise
 
 
-def account(pulled: int, deduped: int, quarantined: int, loaded: LoadResult) -> None:
-    """Every pulled record is inserted, updated, unchanged, deduplicated or quarantined."""
-    total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined
+def account(pulled: int, deduped: int, quarantined: int, loaded: LoadResult, repeated: int = 0) -> None:
+    """Every record that arrived (``pulled``, repeats included) is inserted, updated, unchanged,
+    deduplicated, quarantined or a byte-identical repeat the paginator dropped."""
+    total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined + repeated
     if total != pulled:
         raise AccountingError(
             f"accounting mismatch for {loaded.table}: pulled {pulled} but inserted {loaded.inserted}"
             f" + updated {loaded.updated} + unchanged {loaded.unchanged} + deduped {deduped}"
-            f" + quarantined {quarantined} = {total}"
+            f" + quarantined {quarantined} + repeated {repeated} = {total}"
         )
 
 
@@ -85,10 +86,14 @@ class WindowLoad:
 
     loaded: LoadResult
     deduped: int  # within normalize's chunks + across parts in the load
+    pulled: int = 0  # every record that arrived: staged + repeated
+    repeated: int = 0  # byte-identical repeats the paginator dropped (never staged)
 
     def counts(self) -> dict[str, Any]:
         """The ``sync_runs`` columns the load knows."""
         return {
+            "records_pulled": self.pulled,
+            "records_repeated": self.repeated,
             "records_deduped": self.deduped,
             "records_inserted": self.loaded.inserted,
             "records_updated": self.loaded.updated,
@@ -107,9 +112,11 @@ def load_step(
     pulled: int,
     deduped: int,
     quarantined: int,
+    repeated: int = 0,
 ) -> WindowLoad:
     """Load the validated window with its quarantine rows in one transaction, then check the
-    accounting (``pulled``, ``deduped`` and ``quarantined`` as normalize and validate counted them)."""
+    accounting (``pulled``, ``deduped`` and ``quarantined`` as normalize and validate counted them;
+    ``repeated`` as the extraction's manifest did: records that arrived but were never staged)."""
     # quarantine (and sync_runs) live in the connection's schema, not the destination's
     writer = quarantine_writer(spec, paths.validated, window=window, db_schema=db_schema)
     loaded = load(
@@ -121,8 +128,8 @@ def load_step(
         db_schema=db_schema,
         quarantine_writer=writer,
     )
-    window_load = WindowLoad(loaded, deduped + loaded.deduped)
-    account(pulled, window_load.deduped, quarantined, loaded)
+    window_load = WindowLoad(loaded, deduped + loaded.deduped, pulled + repeated, repeated)
+    account(window_load.pulled, window_load.deduped, quarantined, loaded, repeated)
     return window_load
 
 

@@ -24,12 +24,18 @@ from apisync.spec import load_spec
 __all__ = ["AuditOnFailure", "sync_stream", "warehouse_asset"]
 
 
-_CARRIED = ("partition", "partitions", "api_calls", "api_429s", "throttled_seconds")
+_CARRIED = ("partition", "partitions", "api_calls", "api_429s", "throttled_seconds", "repeated")
 
 
 def _carry(upstream: dict[str, Any]) -> dict[str, Any]:
-    """Which slice of the window, and the API cost: passed along so mapped tasks stay self-contained."""
+    """Which slice of the window, the API cost and the records the paginator dropped as repeats:
+    passed along so mapped tasks stay self-contained."""
     return {key: upstream[key] for key in _CARRIED if key in upstream}
+
+
+def _arrived(staged: int | None, upstream: dict[str, Any]) -> int | None:
+    """Records that arrived: those staged plus the repeats the paginator dropped."""
+    return None if staged is None else staged + int(upstream.get("repeated", 0))
 
 
 def _window(context: Any, upstream: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -90,7 +96,8 @@ class AuditOnFailure:
             window,
             context["run_id"],
             "failed",
-            records_pulled=validated.get("pulled", extracted.get("records")),
+            records_pulled=_arrived(validated.get("pulled", extracted.get("records")), extracted),
+            records_repeated=extracted.get("repeated"),
             records_quarantined=validated.get("quarantined"),
             api_calls=extracted.get("api_calls"),
             api_429s=extracted.get("api_429s"),
@@ -146,7 +153,8 @@ def validate_stream(
             window,
             context["run_id"],
             "quarantine_threshold_exceeded",
-            records_pulled=result.pulled,
+            records_pulled=_arrived(result.pulled, normalized),
+            records_repeated=normalized.get("repeated"),
             records_deduped=result.deduped,
             records_quarantined=result.quarantined,
             gx_seconds=result.gx_seconds,
@@ -187,6 +195,7 @@ def load_stream(
         pulled=validated["pulled"],
         deduped=validated["deduped"],
         quarantined=validated["quarantined"],
+        repeated=int(validated.get("repeated", 0)),
     )
     result = window_load.loaded
     _audit(
@@ -196,7 +205,6 @@ def load_stream(
         context["run_id"],
         "success",
         destination_table=result.table,
-        records_pulled=validated["pulled"],
         records_quarantined=validated["quarantined"],
         **window_load.counts(),
         api_calls=validated.get("api_calls"),
@@ -207,7 +215,8 @@ def load_stream(
     )
     return {
         **result.as_dict(),
-        "pulled": validated["pulled"],
+        "pulled": window_load.pulled,
+        "repeated": window_load.repeated,
         "deduped": window_load.deduped,
         "quarantined": validated["quarantined"],
     }
