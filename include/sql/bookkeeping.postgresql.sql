@@ -11,6 +11,7 @@ CREATE TABLE sync_runs (
 	status TEXT NOT NULL, 
 	records_pulled BIGINT, 
 	records_deduped BIGINT, 
+	records_repeated BIGINT, 
 	records_quarantined BIGINT, 
 	records_inserted BIGINT, 
 	records_updated BIGINT, 

@@ -18,7 +18,9 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     │   │   ├── RetriesExhaustedError   retryable failures (429, 5xx, timeouts) outlived max_attempts
     │   │   └── MalformedResponseError  the body is not what the pagination dialect expects
     │   │       ├── TruncatedBodyError  not valid JSON (cut off in transit?): the page is read again
-    │   │       └── GraphQLError        HTTP 200 carrying a top-level GraphQL ``errors`` array
+    │   │       ├── GraphQLError        HTTP 200 carrying a top-level GraphQL ``errors`` array
+    │   │       └── PaginationError     the pages do not add up: a cursor cycle, max_pages reached,
+    │   │                               a full page without a next marker; never read again
     │   └── RateLimitWait               not a failure: the next wait is too long to hold a worker;
     │                                   carries the page cursor so the task can defer and resume
     ├── NormalizeError                  raw records cannot be normalized as the spec says
@@ -29,7 +31,8 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     │   └── QuarantineThresholdError    too large a share of the window was quarantined
     ├── LoadError                       rows could not be written; the transaction was rolled back
     │   ├── SchemaEvolutionError        a field changed type incompatibly with the table's column
-    │   └── AccountingError             pulled != inserted + updated + unchanged + deduped + quarantined
+    │   └── AccountingError             pulled != inserted + updated + unchanged + deduped
+    │                                   + quarantined + repeated
     └── CrmError                        a CRM push failed
         └── CrmPushError                a CRM reply does not match what was sent, or a push is running
 
@@ -59,6 +62,7 @@ __all__ = [
     "LoadError",
     "MalformedResponseError",
     "NormalizeError",
+    "PaginationError",
     "QualityError",
     "QuarantineThresholdError",
     "RateLimitWait",
@@ -164,6 +168,12 @@ class GraphQLError(MalformedResponseError):
     def __init__(self, message: str, *, method: str, url: str, errors: list[Any]) -> None:
         super().__init__(message, method=method, url=url, status=200)
         self.errors = errors
+
+
+class PaginationError(MalformedResponseError):
+    """The pages do not add up to a complete read: the next request was already made (a cursor
+    cycle), ``max_pages`` was reached, or a full page came without a next-page marker. Reading the
+    page again cannot help; the message names the page, the URL and the next request (redacted)."""
 
 
 class RateLimitWait(ApiError):  # noqa: N818 (name fixed by the contract; it is a signal)

@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from apisync.errors import SpecError
-from apisync.http.pagination import PAGINATORS
+from apisync.errors import ApiConfigError, SpecError
+from apisync.http.pagination import PAGINATORS, make_paginator
 from apisync.naming import column_name
 
 __all__ = [
@@ -50,10 +50,19 @@ class _Strict(BaseModel):
 
 
 class PaginationSpec(BaseModel):
-    """Passed through to ApiHook.paginate; only the dialect name is checked here."""
+    """Passed through to ApiHook.paginate; the options are checked by building the dialect's
+    paginator (unknown options, ``max_pages``, ``full_page_without_next``), so a typo fails here."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     type: Literal[PAGINATION_TYPES]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _options(self) -> PaginationSpec:
+        try:
+            make_paginator(self.model_dump())
+        except ApiConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class WindowBounds(_Strict):

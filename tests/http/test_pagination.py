@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from apisync.errors import PaginationError
 from apisync.http import ApiHook, GraphQLError, MalformedResponseError
+from apisync.http.body import RawRecords
 from sandbox.testing import SandboxHandle, run_sandbox
+from tests.http.scripted_server import Call, Reply, Script, ScriptedServer, scripted_server
 
 RECORDS = 230
 PAGE = 40
@@ -138,3 +143,267 @@ def test_truncated_pages_are_read_again_and_nothing_is_lost(sandbox, api_conn) -
     assert len(ids) == len(set(ids))
     assert sb.stats()["faults"]["malformed"] > 0
     assert hook.stats()["retries"] >= sb.stats()["faults"]["malformed"]
+
+
+# -- issue 9: pathological paging against a scripted server ---------------------------------------
+def _issue(number: int, name: str = "", updated: str = "2026-01-02T00:00:00Z") -> dict[str, Any]:
+    return {"id": number, "name": name or f"issue {number}", "updated_at": updated}
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _two_pages(first: list[Any], second: bytes) -> Script:
+    """GitHub-style: page 1 (with a next link), then page 2 (raw bytes, no link)."""
+
+    def script(call: Call, server: ScriptedServer) -> Reply:
+        if call.query.get("page") == "2":
+            return Reply(second)
+        return Reply(_json(first), headers={"Link": f'<{server.url}/issues?page=2>; rel="next"'})
+
+    return script
+
+
+def _records(hook: ApiHook, pagination: dict[str, Any], **kwargs: Any) -> list[Any]:
+    return [
+        record
+        for page in hook.paginate("/issues", pagination=pagination, **kwargs)
+        for record in page.records
+    ]
+
+
+def test_case2_newer_version_of_a_record_on_the_next_page_is_kept(api_conn) -> None:
+    old, newer = _issue(1, "old"), _issue(1, "new", "2026-01-03T00:00:00Z")
+    with scripted_server(_two_pages([old, _issue(2)], _json([newer, _issue(3)]))) as server:
+        hook = ApiHook(api_conn(server))
+        records = _records(hook, {"type": "link_header"})
+    assert records == [old, _issue(2), newer, _issue(3)]
+    assert hook.stats()["records"] == 4 and hook.stats()["repeated"] == 0
+
+
+def test_case2_a_byte_identical_repeat_is_dropped_and_counted_also_after_a_resume(api_conn) -> None:
+    first = [_issue(1), _issue(2)]
+    with scripted_server(_two_pages(first, _json([_issue(2), _issue(3)]))) as server:
+        conn_id = api_conn(server)
+        hook = ApiHook(conn_id)
+        assert _records(hook, {"type": "link_header"}) == [_issue(1), _issue(2), _issue(3)]
+        assert hook.stats()["repeated"] == 1 and hook.stats()["records"] == 3
+        # Deferred after page 1: the resumed read still knows page 1's records.
+        pages = ApiHook(conn_id).paginate("/issues", pagination={"type": "link_header"})
+        state = json.loads(json.dumps(next(pages).state))
+        pages.close()
+        resumed = ApiHook(conn_id)
+        rest = [
+            r
+            for p in resumed.paginate("/issues", pagination={"type": "link_header"}, state=state)
+            for r in p.records
+        ]
+    assert rest == [_issue(3)]
+    assert resumed.stats()["repeated"] == 1
+
+
+def test_case2_an_undecodable_record_passes_the_repeat_guard_untouched(api_conn) -> None:
+    # Record 2 again, now with a byte that is not UTF-8: normalize quarantines it, not the paginator.
+    broken = b'{"id": 2, "name": "issue \xff", "updated_at": "2026-01-02T00:00:00Z"}'
+    with scripted_server(_two_pages([_issue(1), _issue(2)], b"[" + broken + b"]")) as server:
+        hook = ApiHook(api_conn(server))
+        pages = list(hook.paginate("/issues", pagination={"type": "link_header"}))
+    assert len(pages[1].records) == 1
+    assert isinstance(pages[1].records, RawRecords) and pages[1].records.jsonl() == broken
+    assert pages[1].state["done"] is True
+    assert hook.stats()["repeated"] == 0
+
+
+def test_case2_an_undecodable_last_record_still_gives_the_cursor(api_conn) -> None:
+    broken = b'{"id": "o2", "name": "\xff"}'
+
+    def script(call: Call, server: ScriptedServer) -> Reply:
+        if call.query.get("starting_after") == "o2":
+            return Reply(_json({"data": [{"id": "o3"}], "has_more": False}))
+        return Reply(b'{"data": [{"id": "o1"}, ' + broken + b'], "has_more": true}')
+
+    with scripted_server(script) as server:
+        pages = list(ApiHook(api_conn(server)).paginate("/orders", pagination={"type": "cursor_body"}))
+    assert [len(page.records) for page in pages] == [2, 1]
+    assert pages[0].records.jsonl().endswith(broken)
+
+
+def _pages_only_when_asked(total: int, default_size: int) -> Script:
+    """A server that paginates (Link header) only when the request names a page: 417 issues, the
+    first 100 by default."""
+
+    def script(call: Call, server: ScriptedServer) -> Reply:
+        size = int(call.query.get("per_page", default_size))
+        if "page" not in call.query:
+            return Reply(_json([_issue(n) for n in range(1, min(size, total) + 1)]))
+        number = int(call.query["page"])
+        page = [_issue(n) for n in range((number - 1) * size + 1, min(number * size, total) + 1)]
+        more = number * size < total
+        link = f'<{server.url}/issues?page={number + 1}&per_page={size}>; rel="next"'
+        return Reply(_json(page), headers={"Link": link} if more else {})
+
+    return script
+
+
+def test_case3_a_full_page_without_a_next_link_fails_loudly(api_conn) -> None:
+    with scripted_server(_pages_only_when_asked(417, 100)) as server:
+        hook = ApiHook(api_conn(server, auth={"type": "api_key", "query": "api_key"}))
+        with pytest.raises(PaginationError) as info:
+            _records(hook, {"type": "link_header", "page_size": 100})
+    message = str(info.value)
+    assert "page 1" in message and f"{server.url}/issues" in message and "100 records" in message
+    assert "full_page_without_next: warn" in message
+    assert "sandbox-key" not in message and "api_key=***" in message
+    assert isinstance(info.value, MalformedResponseError)
+
+
+def test_case3_a_full_page_without_a_next_link_warns_when_the_spec_says_the_api_does_that(
+    api_conn, caplog: pytest.LogCaptureFixture
+) -> None:
+    with scripted_server(_pages_only_when_asked(417, 100)) as server:
+        hook = ApiHook(api_conn(server))
+        with caplog.at_level(logging.WARNING, logger="apisync.http.pagination"):
+            records = _records(
+                hook, {"type": "link_header", "page_size": 100, "full_page_without_next": "warn"}
+            )
+    assert len(records) == 100
+    assert any("page 1" in r.getMessage() and "no next-page marker" in r.getMessage() for r in caplog.records)
+
+
+def test_case3_a_short_page_without_a_next_link_is_the_end(api_conn) -> None:
+    with scripted_server(_pages_only_when_asked(417, 100)) as server:
+        records = _records(ApiHook(api_conn(server)), {"type": "link_header", "page_size": 500})
+    assert len(records) == 417
+
+
+# name -> (pagination, a full page of 5 records whose body has no next marker); page size 5
+_FULL = [_issue(n) for n in range(1, 6)]
+UNMARKED_FULL_PAGES: dict[str, tuple[dict[str, Any], Reply]] = {
+    "link_header": ({"type": "link_header", "page_size": 5}, Reply(_json(_FULL))),
+    "next_url": ({"type": "next_url", "page_size": 5}, Reply(_json({"results": _FULL}))),
+    "hubspot": ({"type": "hubspot", "page_size": 5}, Reply(_json({"results": _FULL}))),
+    "cursor_body": ({"type": "cursor_body", "page_size": 5}, Reply(_json({"data": _FULL}))),
+    "graphql_relay": (
+        {"type": "graphql_relay", "connection_path": "data.issues", "page_size": 5},
+        Reply(_json({"data": {"issues": {"edges": [{"node": r} for r in _FULL]}}})),
+    ),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(UNMARKED_FULL_PAGES))
+def test_case3_every_dialect_that_ends_on_a_missing_marker_fails_on_a_full_page(
+    dialect: str, api_conn
+) -> None:
+    pagination, reply = UNMARKED_FULL_PAGES[dialect]
+    body = {
+        "query": "query($first: Int) { issues(first: $first) { edges { node { id } } } }",
+        "variables": {},
+    }
+    method, json_body = ("POST", body) if dialect == "graphql_relay" else ("GET", None)
+    with (
+        scripted_server(lambda call, server: reply) as server,
+        pytest.raises(PaginationError, match=r"page 1.*5 records"),
+    ):
+        _records(ApiHook(api_conn(server)), pagination, method=method, json=json_body)
+
+
+@pytest.mark.parametrize("dialect", sorted(UNMARKED_FULL_PAGES))
+def test_case3_an_explicit_end_marker_on_a_full_page_is_the_end(dialect: str, api_conn) -> None:
+    pagination, reply = UNMARKED_FULL_PAGES[dialect]
+    marked = {
+        "link_header": Reply(reply.body, headers={"Link": '<http://127.0.0.1/issues?page=1>; rel="first"'}),
+        "next_url": Reply(_json({"results": _FULL, "next": None})),
+        "cursor_body": Reply(_json({"data": _FULL, "has_more": False})),
+        "graphql_relay": Reply(
+            _json(
+                {
+                    "data": {
+                        "issues": {"edges": [{"node": r} for r in _FULL], "pageInfo": {"hasNextPage": False}}
+                    }
+                }
+            )
+        ),
+    }
+    if dialect not in marked:
+        pytest.skip("HubSpot's only end marker is a missing paging.next: see the sandbox test")
+    body = {
+        "query": "query($first: Int) { issues(first: $first) { edges { node { id } } } }",
+        "variables": {},
+    }
+    method, json_body = ("POST", body) if dialect == "graphql_relay" else ("GET", None)
+    with scripted_server(lambda call, server: marked[dialect]) as server:
+        assert len(_records(ApiHook(api_conn(server)), pagination, method=method, json=json_body)) == 5
+
+
+def test_case3_sandbox_totals_that_are_a_multiple_of_the_page_size_complete(sandbox, api_conn) -> None:
+    box = sandbox(records=6 * PAGE)
+    conn_id = api_conn(box)
+    for dialect, (resource, endpoint, method, pagination, body) in sorted(DIALECTS.items()):
+        ids = [
+            r["id"]
+            for page in ApiHook(conn_id).paginate(endpoint, pagination=pagination, method=method, json=body)
+            for r in page.records
+        ]
+        truth = [r["id"] for r in box.truth(resource)]
+        assert len(truth) % PAGE == 0, dialect
+        assert sorted(ids) == sorted(truth), dialect
+
+
+def _cycling_cursor(cycle: list[str], safety_stop: int = 40) -> Script:
+    """HubSpot-style: the first page hands out cycle[0], then each cursor leads to the next, and
+    the last back to cycle[0]. After ``safety_stop`` calls it ends (so a broken guard cannot hang)."""
+
+    def script(call: Call, server: ScriptedServer) -> Reply:
+        after = call.query.get("after")
+        if len(server.calls) >= safety_stop:
+            return Reply(_json({"results": []}))
+        following = cycle[0] if after is None else cycle[(cycle.index(after) + 1) % len(cycle)]
+        results = [_issue(len(server.calls))]
+        return Reply(_json({"results": results, "paging": {"next": {"after": following}}}))
+
+    return script
+
+
+def test_case7_a_cursor_cycle_ends_the_read_with_an_error_naming_the_cursor(api_conn) -> None:
+    with scripted_server(_cycling_cursor(["A", "B"])) as server:
+        hook = ApiHook(api_conn(server))
+        with pytest.raises(PaginationError) as info:
+            _records(hook, {"type": "hubspot"})
+    message = str(info.value)
+    assert "page 3" in message and "after=A" in message and "page 2" in message
+    assert len(server.calls) == 3
+
+
+def test_case7_a_cycle_is_detected_across_a_resume(api_conn) -> None:
+    with scripted_server(_cycling_cursor(["A", "B", "C"])) as server:
+        conn_id = api_conn(server)
+        pages = ApiHook(conn_id).paginate("/issues", pagination={"type": "hubspot"})
+        for page in pages:
+            if page.number == 2:
+                state = json.loads(json.dumps(page.state))
+                break
+        pages.close()
+        assert len(json.dumps(state)) < 200  # fingerprints, not requests
+        with pytest.raises(PaginationError, match=r"page 4.*after=A"):
+            list(ApiHook(conn_id).paginate("/issues", pagination={"type": "hubspot"}, state=state))
+
+
+def test_case7_max_pages_ends_the_read(api_conn) -> None:
+    def endless(call: Call, server: ScriptedServer) -> Reply:
+        n = len(server.calls)
+        if n >= 40:
+            return Reply(_json({"results": []}))
+        return Reply(_json({"results": [_issue(n)], "paging": {"next": {"after": f"c{n}"}}}))
+
+    with scripted_server(endless) as server:
+        hook = ApiHook(api_conn(server))
+        with pytest.raises(PaginationError) as info:
+            _records(hook, {"type": "hubspot", "max_pages": 5})
+        assert (
+            "page 5" in str(info.value) and "max_pages 5" in str(info.value) and "after=c5" in str(info.value)
+        )
+        assert len(server.calls) == 5
+        # A read that ends on page max_pages is complete, not an error.
+        server.calls.clear()
+        assert len(_records(ApiHook(api_conn(server)), {"type": "hubspot", "max_pages": 40})) == 39

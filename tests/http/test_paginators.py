@@ -175,8 +175,9 @@ def _ids(pages: list[list[str]]) -> list[str]:
 
 def test_the_registry_is_the_seven_dialects_and_the_spec_uses_it() -> None:
     assert set(PAGINATORS) == set(DIALECTS)
+    required = {"graphql_relay": {"connection_path": "data.products"}}  # the spec builds the paginator
     for name in PAGINATORS:
-        assert PaginationSpec(type=name).type == name
+        assert PaginationSpec(type=name, **required.get(name, {})).type == name
     assert all(PAGINATORS[name].type == name for name in PAGINATORS)
 
 
@@ -284,10 +285,20 @@ def test_a_body_without_the_records_list_is_malformed() -> None:
         paginator.records({"data": {"not": "a list"}}, None, method="GET", url=BASE)
 
 
+def test_the_spec_rejects_what_the_paginator_rejects() -> None:
+    with pytest.raises(ValueError, match="needs connection_path"):
+        PaginationSpec(type="graphql_relay")
+    with pytest.raises(ValueError, match="full_page_without_next must be one of"):
+        PaginationSpec(type="link_header", full_page_without_next="ignore")
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
         ({"type": "scroll"}, "pagination type must be one of"),
+        ({"type": "hubspot", "max_pages": 0}, "max_pages must be a whole number"),
+        ({"type": "hubspot", "max_pages": True}, "max_pages must be a whole number"),
+        ({"type": "next_url", "full_page_without_next": "ok"}, "full_page_without_next must be one of"),
         ({"type": "offset", "cursor": "x"}, "unknown options"),
         ({"type": "graphql_relay"}, "needs connection_path"),
     ],

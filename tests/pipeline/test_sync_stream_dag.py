@@ -156,3 +156,32 @@ def test_failed_load_is_audited_with_the_error(
     assert status == "failed" and pulled > 0 and api_calls >= 1
     assert "sync_orders.load: SchemaEvolutionError" in error and "'amount'" in error
     engine.dispose()
+
+
+def test_case2_repeats_dropped_while_paging_are_counted_in_the_audit(
+    airflow_db: Path,
+    sandbox: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every page after the first starts with the previous page's last order again, byte for byte:
+    # the paginator drops it, and the audit row counts it (extract -> XCom -> load).
+    box = sandbox(records=2500, max_page_size=100, fault_repeat=1.0)
+    database = _connect(box, tmp_path, monkeypatch)
+    run = _dag(tmp_path, monkeypatch).test(logical_date=datetime(2026, 1, 3, tzinfo=UTC))
+    assert run.state == "success", [(ti.task_id, ti.state) for ti in run.get_task_instances()]
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        audit = conn.execute(
+            sa.text(
+                "SELECT records_pulled, records_repeated, records_deduped, records_inserted,"
+                " records_quarantined FROM sync_runs"
+            )
+        ).all()
+    engine.dispose()
+    truth = box.truth("orders", updated_gte="2026-01-02T00:00:00Z", updated_lt="2026-01-03T00:00:00Z")
+    assert len(truth) > 200  # three pages or more
+    [(pulled, repeated, deduped, inserted, quarantined)] = audit
+    assert repeated == box.stats()["faults"]["repeat"] > 0
+    assert (inserted, deduped, quarantined) == (len(truth), 0, 0)
+    assert pulled == inserted + repeated

@@ -56,6 +56,14 @@ def _write(tmp_path: Path, mutate: dict | None = None, drop: str | None = None) 
             "needs a 'table'",
         ),
         ({"colour": "blue"}, None, "colour", "Extra inputs are not permitted"),
+        (
+            {"source.pagination.full_page_without_next": "shrug"},
+            None,
+            "source.pagination",
+            "full_page_without_next must be one of ['error', 'warn']",
+        ),
+        ({"source.pagination.max_pages": 0}, None, "source.pagination", "max_pages must be a whole number"),
+        ({"source.pagination.page_sise": 10}, None, "source.pagination", "unknown options ['page_sise']"),
         (None, "destination", "destination", "Field required"),
     ],
 )
@@ -68,6 +76,12 @@ def test_malformed_spec_error_names_file_and_field(
     message = str(caught.value)
     assert f"{path}: field '{field}'" in message
     assert fragment in message
+
+
+def test_pagination_options_of_issue_9_are_accepted(tmp_path: Path) -> None:
+    options = {"type": "cursor_body", "page_size": 100, "max_pages": 500, "full_page_without_next": "warn"}
+    spec = load_spec(_write(tmp_path, {"source.pagination": options}))
+    assert spec.source.pagination.model_dump() == options
 
 
 def test_missing_window_filter_is_rejected(tmp_path: Path) -> None:

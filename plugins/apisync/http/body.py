@@ -120,6 +120,18 @@ class RawRecords(Sequence[Any]):
             msgspec.json.encode(_decode(text)) if b"\n" in text or b"\r" in text else text for text in texts
         )
 
+    def text(self, index: int) -> bytes:
+        """Record ``index`` as the JSON text the server sent, not decoded (so never failing on
+        bytes that are not UTF-8)."""
+        return bytes(self._texts[index])
+
+    def may_hold_text(self, text: bytes) -> bool:
+        """False only if no record is the JSON text ``text`` (a byte search, no decoding)."""
+        array = self._array()
+        if not isinstance(array, bytes):  # a msgspec.Raw view: searching needs bytes
+            array = self._source = bytes(array)
+        return text in array
+
     def keys(self, name: str) -> dict[Any, None]:
         """The distinct values of field ``name`` (records without it add none), in page order."""
         if self._decoded is None:

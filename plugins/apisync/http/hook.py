@@ -50,7 +50,6 @@ from apisync.errors import (
     ApiConfigError,
     ApiError,
     ApiResponseError,
-    MalformedResponseError,
     RateLimitWait,
     RetriesExhaustedError,
     TruncatedBodyError,
@@ -100,6 +99,7 @@ STAT_KEYS = (
     "backoff_s",
     "pages",
     "records",
+    "repeated",
     "bytes",
     "token_refreshes",
 )
@@ -118,11 +118,12 @@ class Page:
     number: int
     url: str
     resume: Callable[[], dict[str, Any]] = field(repr=False)
+    repeated: int = 0  # records the server sent again, byte-identical, from the page before: dropped
 
     @functools.cached_property
     def state(self) -> dict[str, Any]:
-        """``paginate(state=...)`` continues after this page; built on first use (it holds the
-        page's dedupe keys, which are otherwise rarely decoded)."""
+        """``paginate(state=...)`` continues after this page; built on first use (it holds
+        fingerprints of the requests made and of the page's last records, otherwise never hashed)."""
         return self.resume()
 
 
@@ -573,18 +574,12 @@ class ApiHook(HttpHook):
                 number += 1
                 self._stats["pages"] += 1
                 self._stats["records"] += len(page.records)
+                self._stats["repeated"] += page.repeated
                 yield page
                 progress.tick()
                 if not paginator.has_next:
                     break
                 assert paginator.next is not None
-                if paginator.next.to_state() == request.to_state():
-                    raise MalformedResponseError(
-                        f"page {number}: {method} {page.url}: the next-page cursor did not advance "
-                        "(the same request would repeat forever)",
-                        method=method,
-                        url=page.url,
-                    )
                 request = paginator.next
         finally:
             self.log_summary()
@@ -616,12 +611,15 @@ class ApiHook(HttpHook):
         paginator.update_state(response, data, records, request)
         if paginator.next is not None and paginator.next.url:
             paginator.next.url = strip_query_params(paginator.next.url, self._secret_params)
+        # Cursor cycles, max_pages and a full page without a next marker end the read here.
+        paginator.follow(request, number=number, method=method, url=public_url)
         return Page(
             records=records,
             raw=response.content,
             number=number,
             url=public_url,
             resume=self._state_later(paginator, paginator.next, number, done=not paginator.has_next),
+            repeated=paginator.repeated,
         )
 
     @staticmethod
@@ -647,7 +645,8 @@ class ApiHook(HttpHook):
     # -- Observability --------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Counters for this hook: requests, retries, r429, r5xx, errors, throttled_s, backoff_s,
-        pages, records, bytes, token_refreshes."""
+        pages, records, repeated (byte-identical repeats the paginator dropped), bytes,
+        token_refreshes."""
         stats = dict(self._stats)
         stats["throttled_s"] = round(stats["throttled_s"], 3)
         stats["backoff_s"] = round(stats["backoff_s"], 3)

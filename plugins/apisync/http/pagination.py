@@ -21,8 +21,44 @@ graphql_relay   Relay ``pageInfo {hasNextPage endCursor}``    connection_path (r
                                                              page_size, first_var, after_var
 =============== ============================================ =====================================
 
-All dialects accept ``dedupe_field`` (default ``"id"``): records at the top of a page whose key was
-already on the previous page are dropped (servers that shift rows between requests repeat them).
+How a read ends, and when a full page without a next-page marker is a
+:class:`~apisync.errors.PaginationError` (``full_page_without_next: warn`` makes it a warning):
+
+=============== ================================================ ==================================
+type            the read ends when                               full page, no marker: an error if
+=============== ================================================ ==================================
+cursor_body     ``has_more`` is false                            ``has_more`` is missing
+link_header     no ``rel="next"`` link                           page 1 has no Link header at all
+hubspot         no ``paging.next``                               page 1 has no ``paging``
+offset          an empty page, the ``total``, or a short page    never (a short page is the end)
+page_number     an empty or short page, or past ``total``        never (a short page is the end)
+next_url        ``next`` is null or missing                      ``next`` is missing
+graphql_relay   ``hasNextPage`` is false                         ``hasNextPage`` is missing
+(none)          after one request                                never
+=============== ================================================ ==================================
+
+All dialects accept:
+
+- ``drop_repeats`` (true): records at the top of a page that are byte-identical to a record of the
+  previous page are dropped and counted (``Page.repeated``; servers that shift rows between requests
+  repeat them). A *changed* record is kept whatever its key: the newer version wins downstream,
+  where normalize and the load keep the latest cursor per primary key. Texts are compared as sent,
+  never decoded, so a record that is not valid UTF-8 passes through untouched. (``dedupe_field:
+  null``, the old switch, still turns the guard off.)
+- ``max_pages`` (none): a read that reaches this page while the server offers more ends with
+  :class:`~apisync.errors.PaginationError`.
+- ``full_page_without_next`` (``"error"`` | ``"warn"``): what a full page (as many records as the page
+  size asked for) without a next-page marker does. Where a missing marker ends the read
+  (``link_header``, ``hubspot``: only on page 1, where nothing shows yet that the server pages; and
+  ``next_url``, ``cursor_body``, ``graphql_relay`` when the marker field is missing altogether, not
+  merely null/false), stopping could silently lose the rest: a server that pages only when asked
+  sends a full first page and nothing else. ``warn`` is for APIs that end a read that way
+  legitimately. ``offset`` and ``page_number`` end on a short page or a total and need no marker.
+
+Every read also ends with :class:`~apisync.errors.PaginationError` when a next request was already
+made in it (a cursor cycle, A -> B -> A). The fingerprints of the requests made (8 bytes a page) and
+of the previous page's last records travel in the resume state, so both checks hold across a
+deferral.
 
 Bodies are decoded before a paginator sees them (:mod:`apisync.http.body`): the records list is
 usually a :class:`~apisync.http.body.RawRecords`, and a paginator reads only the fields it needs.
@@ -32,16 +68,34 @@ this module stays cheap to import (no requests, no Airflow).
 
 from __future__ import annotations
 
+import base64
 import copy
-from collections.abc import Callable, Sequence
+import hashlib
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError
-from apisync.http.body import RawRecords, dig, record_keys
+import msgspec
+
+from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError, PaginationError
+from apisync.http.body import RawRecords, dig
+from apisync.redaction import redact
 
 if TYPE_CHECKING:
     import requests
+
+log = logging.getLogger(__name__)
+
+FULL_PAGE_WITHOUT_NEXT = ("error", "warn")
+"""``full_page_without_next``: what a full page without a next-page marker does to the read."""
+FINGERPRINT_BYTES = 8
+# The repeat guard's memory across a resume: fingerprints of the previous page's last records
+# (rows a server shifts between requests come from the end of the page before).
+REPEAT_GUARD_TAIL = 100
 
 
 @dataclass
@@ -60,31 +114,69 @@ class PageRequest:
         return cls(params=dict(state.get("params") or {}), json=state.get("json"), url=state.get("url"))
 
 
-class _PageKeys:
-    """The dedupe keys of the page before, for the repeat guard: decoded only when a byte search
-    cannot rule a key out (usually never: one search per page instead of decoding 5,000 keys)."""
+def _fingerprint(text: bytes) -> bytes:
+    return hashlib.blake2b(text, digest_size=FINGERPRINT_BYTES).digest()
 
-    __slots__ = ("_keys", "name", "records")
 
-    def __init__(
-        self, name: str, records: Sequence[Any] | None = None, keys: dict[Any, None] | None = None
-    ) -> None:
-        self.name, self.records, self._keys = name, records, keys
+def _request_fingerprint(request: PageRequest) -> bytes:
+    return _fingerprint(json.dumps(request.to_state(), sort_keys=True, default=str).encode())
 
-    def keys(self) -> dict[Any, None]:
-        if self._keys is None:
-            self._keys = record_keys(self.records or [], self.name)
-        return self._keys
 
-    def __contains__(self, key: Any) -> bool:
-        if (
-            self._keys is None
-            and isinstance(key, str)
-            and isinstance(self.records, RawRecords)
-            and not self.records.may_hold_string(key)
-        ):
+def _pack(digests: Iterable[bytes]) -> str:
+    return base64.b64encode(b"".join(digests)).decode("ascii")
+
+
+def _unpack(packed: Any) -> list[bytes]:
+    if not isinstance(packed, str) or not packed:
+        return []
+    blob = base64.b64decode(packed)
+    return [blob[i : i + FINGERPRINT_BYTES] for i in range(0, len(blob), FINGERPRINT_BYTES)]
+
+
+def _record_text(records: Sequence[Any], index: int) -> bytes | None:
+    """A record's JSON text as sent (never decoded, so undecodable bytes pass); for decoded
+    records their compact encoding; None when a record cannot be encoded (then it is kept)."""
+    if isinstance(records, RawRecords):
+        return records.text(index)
+    try:
+        return msgspec.json.encode(records[index])
+    except (msgspec.EncodeError, TypeError, UnicodeEncodeError):
+        return None
+
+
+class _PreviousPage:
+    """The records of the page before, for the repeat guard: byte-identical texts, nothing decoded.
+
+    Live, it holds the page's records (one substring search usually rules a text out); restored
+    from a resume state, the fingerprints of its last :data:`REPEAT_GUARD_TAIL` records.
+    """
+
+    __slots__ = ("_digests", "_texts", "records")
+
+    def __init__(self, records: Sequence[Any] = (), digests: Iterable[bytes] = ()) -> None:
+        self.records = records
+        self._texts: set[bytes] | None = None
+        self._digests = set(digests)
+
+    def holds(self, text: bytes) -> bool:
+        if self._digests:
+            return _fingerprint(text) in self._digests
+        records = self.records
+        if not len(records):
             return False
-        return key in self.keys()
+        if isinstance(records, RawRecords) and not records.may_hold_text(text):
+            return False
+        if self._texts is None:
+            self._texts = {t for i in range(len(records)) if (t := _record_text(records, i)) is not None}
+        return text in self._texts
+
+    def tail_digests(self) -> list[bytes]:
+        if self._digests:
+            return list(self._digests)
+        records = self.records
+        start = max(0, len(records) - REPEAT_GUARD_TAIL)
+        texts = (_record_text(records, i) for i in range(start, len(records)))
+        return [_fingerprint(text) for text in texts if text is not None]
 
 
 class Paginator:
@@ -92,17 +184,46 @@ class Paginator:
 
     type: ClassVar[str] = "single"
     default_records_path: ClassVar[str | None] = None
+    # The API's normal last page carries no marker at all (GitHub's Link header, HubSpot's
+    # paging): only on page 1, where nothing yet shows that the server pages, is a full page
+    # without a marker suspicious. Elsewhere the marker field is there on every page that pages.
+    marker_absent_on_last_page: ClassVar[bool] = False
 
     def __init__(
-        self, *, dedupe_field: str | None = "id", page_size: int | None = None, **options: Any
+        self,
+        *,
+        drop_repeats: bool = True,
+        dedupe_field: str | None = "id",
+        page_size: int | None = None,
+        max_pages: int | None = None,
+        full_page_without_next: str = "error",
+        **options: Any,
     ) -> None:
         if options:
             raise ApiConfigError(f"pagination {self.type!r}: unknown options {sorted(options)}")
-        self.dedupe_field = dedupe_field
+        if max_pages is not None and (
+            isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+        ):
+            raise ApiConfigError(
+                f"pagination {self.type!r}: max_pages must be a whole number >= 1, got {max_pages!r}"
+            )
+        if full_page_without_next not in FULL_PAGE_WITHOUT_NEXT:
+            raise ApiConfigError(
+                f"pagination {self.type!r}: full_page_without_next must be one of "
+                f"{list(FULL_PAGE_WITHOUT_NEXT)}, got {full_page_without_next!r}"
+            )
+        # dedupe_field: the guard's old switch (null turned it off), kept so older specs load.
+        self.drop_repeats = bool(drop_repeats and dedupe_field)
         self.page_size = page_size
+        self.max_pages = max_pages
+        self.full_page_without_next = full_page_without_next
         self.has_next = False
         self.next: PageRequest | None = None
-        self._previous = _PageKeys(dedupe_field or "", keys={})
+        self.arrived = 0  # records on the last page as the server sent them
+        self.repeated = 0  # of those, dropped by the repeat guard
+        self.end_marked = True  # the last update_state found an explicit end (or the dialect needs none)
+        self._previous = _PreviousPage()
+        self._requested: dict[bytes, int] = {}  # fingerprint of each request of this read -> page
 
     # -- the contract -------------------------------------------------------------------------
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
@@ -113,6 +234,40 @@ class Paginator:
     ) -> None:
         """Read one response; set ``has_next`` and ``next``."""
         self.has_next, self.next = False, None
+
+    def follow(self, request: PageRequest, *, number: int, method: str, url: str) -> None:
+        """After :meth:`update_state` of page ``number`` (fetched with ``request``): end the read
+        with :class:`~apisync.errors.PaginationError` when the next request was already made in
+        this read (a cursor cycle), when ``max_pages`` is reached with more to come, or when a full
+        page came without a next-page marker (``full_page_without_next: warn`` only logs that)."""
+        self._requested.setdefault(_request_fingerprint(request), number)
+        if not self.has_next or self.next is None:
+            self._check_end(request, number=number, method=method, url=url)
+            return
+        earlier = self._requested.get(_request_fingerprint(self.next))
+        following = _describe(self.next)
+        if earlier == number:
+            raise PaginationError(
+                f"page {number}: {method} {url}: the next-page cursor did not advance ({following}): "
+                "the same request would repeat forever",
+                method=method,
+                url=url,
+            )
+        if earlier is not None:
+            raise PaginationError(
+                f"page {number}: {method} {url}: the next request ({following}) was already made for "
+                f"page {earlier}: the server's cursor cycles and the read would never end",
+                method=method,
+                url=url,
+            )
+        if self.max_pages is not None and number >= self.max_pages:
+            raise PaginationError(
+                f"page {number}: {method} {url}: max_pages {self.max_pages} reached and the server "
+                f"offers more (next request: {following}); raise max_pages in the stream's pagination "
+                "if reads this long are expected",
+                method=method,
+                url=url,
+            )
 
     # -- shared behaviour ---------------------------------------------------------------------
     def records_location(self, records_path: str | None) -> str | None:
@@ -136,34 +291,96 @@ class Paginator:
         return self._drop_repeats(found)
 
     def _drop_repeats(self, records: Sequence[Any]) -> Sequence[Any]:
-        if not self.dedupe_field:
+        """Drop the records at the top of the page that are byte-identical to one of the page
+        before (a server shifting rows between requests repeats them) and count them. A changed
+        record is kept, whatever its key: the newest version wins downstream (normalize and the
+        load keep the latest cursor per primary key)."""
+        self.arrived, self.repeated = len(records), 0
+        if not self.drop_repeats:
             return records
         start = 0
         while start < len(records):
-            record = records[start]  # a RawRecords decodes just this one
-            if not (isinstance(record, dict) and record.get(self.dedupe_field) in self._previous):
+            text = _record_text(records, start)
+            if text is None or not self._previous.holds(text):
                 break
             start += 1
-        kept = records[start:] if start else records
-        self._previous = _PageKeys(self.dedupe_field, kept)
-        return kept
+        self._previous = _PreviousPage(records)
+        self.repeated = start
+        return records[start:] if start else records
 
     def restore_extra(self, state: dict[str, Any]) -> None:
-        """Restore dialect-private state (the last keys seen, for the repeat guard)."""
-        self._previous = _PageKeys(
-            self.dedupe_field or "", keys=dict.fromkeys(state.get("previous_keys") or [])
-        )
+        """Restore dialect-private state: the requests made so far (for the cycle check) and the
+        last records of the page before (for the repeat guard), both as fingerprints."""
+        self._previous = _PreviousPage(digests=_unpack(state.get("previous_records")))
+        self._requested = {digest: page for page, digest in enumerate(_unpack(state.get("requests")), 1)}
 
     def extra_state_later(self) -> Callable[[], dict[str, Any]]:
         """Dialect-private state as of now (what :meth:`restore_extra` reads back), built when
-        called: a page's keys are decoded only if someone asks for its resume state."""
-        previous = self._previous
-        return lambda: {"previous_keys": list(previous.keys())}
+        called: fingerprints are computed only if someone asks for a page's resume state."""
+        previous, requested, count = self._previous, self._requested, len(self._requested)
+        return lambda: {
+            "previous_records": _pack(previous.tail_digests()),
+            "requests": _pack(itertools.islice(requested, count)),  # in page order, only ever added
+        }
 
     def _with_size(self, params: dict[str, Any], size_param: str) -> dict[str, Any]:
         if self.page_size and size_param not in params:
             params[size_param] = self.page_size
         return params
+
+    # -- the end of a read --------------------------------------------------------------------
+    def _size_param(self) -> str | None:
+        """The request parameter that holds the page size; None: the dialect sends none."""
+        return None
+
+    def _marker(self) -> str:
+        """What marks a next page in this dialect, for messages."""
+        return "a next-page marker"
+
+    def _requested_size(self, request: PageRequest) -> int | None:
+        name = self._size_param()
+        value: Any = None
+        if name:
+            value = request.params.get(name)
+            if value is None and request.url:
+                value = next(iter(parse_qs(urlsplit(request.url).query).get(name, [])), None)
+        try:
+            return int(value) if value is not None else self.page_size
+        except (TypeError, ValueError):
+            return self.page_size
+
+    def _check_end(self, request: PageRequest, *, number: int, method: str, url: str) -> None:
+        """A full page with no next marker: the server may page only when asked (or not at all),
+        and stopping would silently lose the rest."""
+        if self.end_marked or (self.marker_absent_on_last_page and number > 1):
+            return
+        size = self._requested_size(request)
+        if not size or self.arrived < size:
+            return
+        message = (
+            f"page {number}: {method} {url} returned a full page ({self.arrived} records, the page "
+            f"size {size}) but no next-page marker ({self._marker()}): the server may page only "
+            "when asked (declare the page or size parameter it needs in the stream's params) or "
+            "the dialect's options do not match its responses. If the API ends a read this way "
+            "legitimately, declare full_page_without_next: warn in the stream's pagination."
+        )
+        if self.full_page_without_next == "warn":
+            log.warning("%s", redact(message))
+            return
+        raise PaginationError(redact(message), method=method, url=url)
+
+
+def _describe(request: PageRequest) -> str:
+    """The next request for a message (redacted): its URL, query parameters and GraphQL variables."""
+    parts = []
+    if request.url:
+        parts.append(request.url)
+    if request.params:
+        parts.append(urlencode(request.params, doseq=True))
+    variables = request.json.get("variables") if isinstance(request.json, dict) else None
+    if variables:
+        parts.append(f"variables {json.dumps(variables, sort_keys=True, default=str)}")
+    return redact(" ".join(parts) or "the first request again")
 
 
 class CursorBodyPaginator(Paginator):
@@ -190,24 +407,44 @@ class CursorBodyPaginator(Paginator):
         self._with_size(request.params, self.limit_param)
         return request
 
+    def _size_param(self) -> str | None:
+        return self.limit_param
+
+    def _marker(self) -> str:
+        return f"{self.has_more_field!r} in the body"
+
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
         has_more = bool(dig(data, self.has_more_field))
+        self.end_marked = dig(data, self.has_more_field) is not None
         raw_records = dig(data, self.default_records_path) or records
         if has_more and raw_records:
-            last = raw_records[-1]
             params = dict(request.params)
-            params[self.cursor_param] = last[self.id_field]
+            params[self.cursor_param] = self._last_id(raw_records)
             self.has_next, self.next = True, PageRequest(params=params, json=request.json)
         else:
             self.has_next, self.next = False, None
+
+    def _last_id(self, records: Sequence[Any]) -> Any:
+        """The cursor: the last record's id. A record that is not valid UTF-8 (quarantined later,
+        in normalize) still gives its id: only that field is read, the rest stays bytes."""
+        try:
+            return records[-1][self.id_field]
+        except UnicodeDecodeError:
+            if not isinstance(records, RawRecords):
+                raise
+            found = records[-1:].keys(self.id_field)
+            if not found:
+                raise KeyError(self.id_field) from None
+            return next(iter(found))
 
 
 class LinkHeaderPaginator(Paginator):
     """GitHub REST: follow ``Link: <url>; rel="next"`` until it is absent."""
 
     type = "link_header"
+    marker_absent_on_last_page = True
 
     def __init__(self, *, size_param: str = "per_page", **options: Any) -> None:
         super().__init__(**options)
@@ -218,9 +455,17 @@ class LinkHeaderPaginator(Paginator):
         self._with_size(request.params, self.size_param)
         return request
 
+    def _size_param(self) -> str | None:
+        return self.size_param
+
+    def _marker(self) -> str:
+        return 'a Link header with rel="next"'
+
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
+        # Any relation (prev, first, last) shows the server pages: then no "next" is the end.
+        self.end_marked = bool(response.links)
         next_url = response.links.get("next", {}).get("url")
         self.has_next = bool(next_url)
         self.next = PageRequest(url=next_url, json=request.json) if next_url else None
@@ -231,6 +476,7 @@ class HubSpotPaginator(Paginator):
 
     type = "hubspot"
     default_records_path = "results"
+    marker_absent_on_last_page = True
 
     def __init__(self, *, cursor_param: str = "after", limit_param: str = "limit", **options: Any) -> None:
         super().__init__(**options)
@@ -241,9 +487,16 @@ class HubSpotPaginator(Paginator):
         self._with_size(request.params, self.limit_param)
         return request
 
+    def _size_param(self) -> str | None:
+        return self.limit_param
+
+    def _marker(self) -> str:
+        return "paging.next.after in the body"
+
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
+        self.end_marked = dig(data, "paging") is not None
         after = dig(data, "paging.next.after")
         if after:
             params = dict(request.params)
@@ -360,9 +613,19 @@ class NextUrlPaginator(Paginator):
         self._with_size(request.params, self.size_param)
         return request
 
+    def _size_param(self) -> str | None:
+        return self.size_param
+
+    def _marker(self) -> str:
+        return f"{self.next_path!r} in the body"
+
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
+        # An explicit null (Django REST framework's last page) is an end; a missing key is not.
+        parent, _, leaf = self.next_path.rpartition(".")
+        holder = dig(data, parent) if parent else data
+        self.end_marked = isinstance(holder, dict) and leaf in holder
         next_url = dig(data, self.next_path)
         self.has_next = bool(next_url)
         self.next = PageRequest(url=next_url, json=request.json) if next_url else None
@@ -399,6 +662,14 @@ class GraphQLRelayPaginator(Paginator):
             variables[self.first_var] = self.page_size
         return request
 
+    def _requested_size(self, request: PageRequest) -> int | None:
+        variables = request.json.get("variables") if isinstance(request.json, dict) else None
+        value = variables.get(self.first_var) if isinstance(variables, dict) else None
+        return int(value) if isinstance(value, int) and not isinstance(value, bool) else self.page_size
+
+    def _marker(self) -> str:
+        return f"{self.connection_path}.pageInfo.hasNextPage"
+
     def records_location(self, records_path: str | None) -> str | None:
         # Records are the ``node`` of each edge: without an explicit path the body is decoded whole.
         return records_path
@@ -425,6 +696,7 @@ class GraphQLRelayPaginator(Paginator):
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
         info = dig(data, f"{self.connection_path}.pageInfo") or {}
+        self.end_marked = isinstance(info, dict) and info.get("hasNextPage") is not None
         cursor = info.get("endCursor")
         if info.get("hasNextPage") and cursor:
             body = copy.deepcopy(request.json)

@@ -1,8 +1,9 @@
 """The audit table ``sync_runs``: one row per run attempt (quarantined rows are quality's table).
 
-``sync_runs`` makes every run accountable: pulled = inserted + updated + unchanged + deduped +
-quarantined + out_of_window (other windows' records the server sent too), plus the API cost
-(calls, 429s, seconds throttled). Failed attempts are recorded too.
+``sync_runs`` makes every run accountable: pulled (every record that arrived) = inserted +
+updated + unchanged + deduped + quarantined + repeated (byte-identical repeats the paginator
+dropped before staging) + out_of_window (other windows' records the server sent too), plus the
+API cost (calls, 429s, seconds throttled). Failed attempts are recorded too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def sync_runs_table(db_schema: str | None = None) -> sa.Table:
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("records_pulled", sa.BigInteger()),
         sa.Column("records_deduped", sa.BigInteger()),
+        sa.Column("records_repeated", sa.BigInteger()),
         sa.Column("records_quarantined", sa.BigInteger()),
         sa.Column("records_inserted", sa.BigInteger()),
         sa.Column("records_updated", sa.BigInteger()),
@@ -59,6 +61,7 @@ class RunRecord:
     destination_table: str | None = None
     records_pulled: int | None = None
     records_deduped: int | None = None
+    records_repeated: int | None = None
     records_quarantined: int | None = None
     records_inserted: int | None = None
     records_updated: int | None = None

@@ -99,8 +99,15 @@ class ExtractStreamOperator(PagedExtractOperator):
         write_page(self._raw_dir, page.number, page.records, page.url)
 
     def finish(self, context: Context) -> Any:
-        extracted_at = datetime.now(UTC).isoformat()
-        manifest = write_manifest(self._raw_dir, {"api": self.api_stats, "extracted_at": extracted_at})
+        # The hook's ``repeated`` (summed across deferrals): records dropped as byte-identical repeats.
+        manifest = write_manifest(
+            self._raw_dir,
+            {
+                "api": self.api_stats,
+                "repeated": int(self.api_stats.get("repeated", 0)),
+                "extracted_at": datetime.now(UTC).isoformat(),
+            },
+        )
         self.log.info(
             "staged %d records in %d pages at %s", manifest["records"], len(manifest["pages"]), self._raw_dir
         )
@@ -114,6 +121,7 @@ class ExtractStreamOperator(PagedExtractOperator):
             "raw_dir": str(self._raw_dir),
             "pages": len(manifest["pages"]),
             "records": manifest["records"],
+            "repeated": manifest.get("repeated", 0),
             "api_calls": api.get("requests", 0),
             "api_429s": api.get("r429", 0),
             "throttled_seconds": api.get("throttled_s", 0.0),

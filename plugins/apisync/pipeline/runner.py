@@ -2,9 +2,10 @@
 
 The Airflow tasks call the same steps (:mod:`apisync.pipeline.steps`), one per task; tests and the
 benchmark call :func:`run_window` directly. Every run ends with a ``sync_runs`` row and the
-accounting identity pulled = inserted + updated + unchanged + deduped + quarantined +
-out_of_window, checked rather than assumed: both in the load's transaction, so a mismatch
-loads nothing and a success is never committed without its row.
+accounting identity pulled = inserted + updated + unchanged + deduped + quarantined + repeated
++ out_of_window, checked rather than assumed (``pulled`` is every record that arrived;
+``repeated``, the byte-identical repeats the paginator dropped before staging): both in the
+load's transaction, so a mismatch loads nothing and a success is never committed without its row.
 """
 
 from __future__ import annotations
@@ -86,7 +87,12 @@ def run_window(
             spec, paths, window=window, run_id=run_id, source=source or spec.source.endpoint
         )
         seconds["normalize"] = time.perf_counter() - t
-        counts.update(records_pulled=normalized.pulled, records_out_of_window=normalized.out_of_window)
+        repeated = int(extracted.get("repeated", 0))
+        counts.update(
+            records_pulled=normalized.pulled + repeated,
+            records_repeated=repeated,
+            records_out_of_window=normalized.out_of_window,
+        )
         t = time.perf_counter()
         validated = steps.validate_step(spec, paths, runner=runner)
         seconds["validate"] = time.perf_counter() - t
@@ -105,6 +111,7 @@ def run_window(
             deduped=normalized.deduped,
             quarantined=validated.quarantined,
             out_of_window=normalized.out_of_window,
+            repeated=repeated,
             audit=lambda window_load: audit("success", **window_load.counts()),  # in the load's transaction
         )
         seconds["load"] = time.perf_counter() - t

@@ -71,16 +71,25 @@ def quarantine_gate(
 
 
 def account(
-    pulled: int, deduped: int, quarantined: int, loaded: LoadResult, *, out_of_window: int = 0
+    pulled: int,
+    deduped: int,
+    quarantined: int,
+    loaded: LoadResult,
+    repeated: int = 0,
+    *,
+    out_of_window: int = 0,
 ) -> None:
-    """Every pulled record is inserted, updated, unchanged, deduplicated, quarantined or another
-    window's (``out_of_window``, dropped by normalize)."""
-    total = loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined + out_of_window
+    """Every record that arrived (``pulled``, repeats included) is inserted, updated, unchanged,
+    deduplicated, quarantined, a byte-identical repeat the paginator dropped, or another window's
+    (``out_of_window``, dropped by normalize)."""
+    total = (
+        loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined + repeated + out_of_window
+    )
     if total != pulled:
         raise AccountingError(
             f"accounting mismatch for {loaded.table}: pulled {pulled} but inserted {loaded.inserted}"
             f" + updated {loaded.updated} + unchanged {loaded.unchanged} + deduped {deduped}"
-            f" + quarantined {quarantined} + out_of_window {out_of_window} = {total}"
+            f" + quarantined {quarantined} + repeated {repeated} + out_of_window {out_of_window} = {total}"
         )
 
 
@@ -90,10 +99,14 @@ class WindowLoad:
 
     loaded: LoadResult
     deduped: int  # within normalize's chunks + across parts in the load
+    pulled: int = 0  # every record that arrived: staged + repeated
+    repeated: int = 0  # byte-identical repeats the paginator dropped (never staged)
 
     def counts(self) -> dict[str, Any]:
         """The ``sync_runs`` columns the load knows."""
         return {
+            "records_pulled": self.pulled,
+            "records_repeated": self.repeated,
             "records_deduped": self.deduped,
             "records_inserted": self.loaded.inserted,
             "records_updated": self.loaded.updated,
@@ -113,21 +126,27 @@ def load_step(
     deduped: int,
     quarantined: int,
     out_of_window: int = 0,
+    repeated: int = 0,
     audit: Callable[[WindowLoad], RunRecord] | None = None,
     in_transaction: Sequence[InTransaction] = (),
 ) -> WindowLoad:
     """Load the validated window with its quarantine rows in one transaction, and before it
     commits: check the accounting (``pulled``, ``deduped``, ``out_of_window`` and ``quarantined``
-    as normalize and validate counted them; a mismatch rolls the load back), run
-    ``in_transaction``, and insert the ``sync_runs`` row that ``audit`` makes of the counts.
-    Changes and audit row commit together."""
+    as normalize and validate counted them; ``repeated`` as the extraction's manifest did: records
+    that arrived but were never staged; a mismatch rolls the load back), run ``in_transaction``,
+    and insert the ``sync_runs`` row that ``audit`` makes of the counts. Changes and audit row
+    commit together."""
+
+    def window_load(loaded: LoadResult) -> WindowLoad:
+        return WindowLoad(loaded, deduped + loaded.deduped, pulled + repeated, repeated)
 
     def checked(conn: sa.Connection, loaded: LoadResult) -> None:
-        account(pulled, deduped + loaded.deduped, quarantined, loaded, out_of_window=out_of_window)
+        done = window_load(loaded)
+        account(done.pulled, done.deduped, quarantined, loaded, repeated, out_of_window=out_of_window)
 
     def audited(conn: sa.Connection, loaded: LoadResult) -> None:
         if audit is not None:  # quarantine and sync_runs live in the connection's schema
-            insert_run(conn, audit(WindowLoad(loaded, deduped + loaded.deduped)), db_schema)
+            insert_run(conn, audit(window_load(loaded)), db_schema)
 
     writer = quarantine_writer(spec, paths.validated, window=window, db_schema=db_schema)
     loaded = load(
@@ -140,7 +159,7 @@ def load_step(
         quarantine_writer=writer,
         in_transaction=[checked, *in_transaction, audited],
     )
-    return WindowLoad(loaded, deduped + loaded.deduped)
+    return window_load(loaded)
 
 
 def run_record(

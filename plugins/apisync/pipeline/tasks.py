@@ -26,13 +26,26 @@ from apisync.staging.layout import RunPaths
 __all__ = ["AuditOnFailure", "sync_stream", "warehouse_asset"]
 
 
-_CARRIED = ("staging_dir", "partition", "partitions", "api_calls", "api_429s", "throttled_seconds")
+_CARRIED = (
+    "staging_dir",
+    "partition",
+    "partitions",
+    "api_calls",
+    "api_429s",
+    "throttled_seconds",
+    "repeated",
+)
 
 
 def _carry(upstream: dict[str, Any]) -> dict[str, Any]:
-    """The run's staging directory, which slice of the window, and the API cost: passed along so
-    mapped tasks stay self-contained."""
+    """The run's staging directory, which slice of the window, the API cost and the records the
+    paginator dropped as repeats: passed along so mapped tasks stay self-contained."""
     return {key: upstream[key] for key in _CARRIED if key in upstream}
+
+
+def _arrived(staged: int | None, upstream: dict[str, Any]) -> int | None:
+    """Records that arrived: those staged plus the repeats the paginator dropped."""
+    return None if staged is None else staged + int(upstream.get("repeated", 0))
 
 
 def _window(context: Any, upstream: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -102,7 +115,8 @@ class AuditOnFailure:
             window,
             context["run_id"],
             "failed",
-            records_pulled=validated.get("pulled", extracted.get("records")),
+            records_pulled=_arrived(validated.get("pulled", extracted.get("records")), extracted),
+            records_repeated=extracted.get("repeated"),
             records_quarantined=validated.get("quarantined"),
             records_out_of_window=validated.get("out_of_window"),
             api_calls=extracted.get("api_calls"),
@@ -159,7 +173,8 @@ def validate_stream(
             window,
             context["run_id"],
             "quarantine_threshold_exceeded",
-            records_pulled=result.pulled,
+            records_pulled=_arrived(result.pulled, normalized),
+            records_repeated=normalized.get("repeated"),
             records_deduped=result.deduped,
             records_quarantined=result.quarantined,
             records_out_of_window=result.out_of_window,
@@ -200,7 +215,6 @@ def load_stream(
             context["run_id"],
             "success",
             destination_table=window_load.loaded.table,
-            records_pulled=validated["pulled"],
             records_quarantined=validated["quarantined"],
             records_out_of_window=validated.get("out_of_window", 0),
             **window_load.counts(),
@@ -222,12 +236,14 @@ def load_stream(
         deduped=validated["deduped"],
         quarantined=validated["quarantined"],
         out_of_window=validated.get("out_of_window", 0),  # absent from XComs of runs before it
+        repeated=int(validated.get("repeated", 0)),
         audit=success,
     )
     result = window_load.loaded
     return {
         **result.as_dict(),
-        "pulled": validated["pulled"],
+        "pulled": window_load.pulled,
+        "repeated": window_load.repeated,
         "deduped": window_load.deduped,
         "quarantined": validated["quarantined"],
         "out_of_window": validated.get("out_of_window", 0),

@@ -189,14 +189,19 @@ def extract_to_files(
 ) -> dict[str, Any]:
     """Stage every page of an extraction and write the manifest; Airflow-free for tests and benchmarks.
 
+    The manifest's ``repeated`` counts the records the pages' repeat guard dropped (a page's
+    ``repeated``, when it has one): they arrived, so the run's accounting counts them too.
+
     A page is compressed (encoded first unless its records carry their JSON texts) and written in
     a worker thread while the next one is fetched (zlib and file writes release the GIL); at most
     one page waits, so memory stays flat.
     """
     clear_pages(raw_dir)
     counts: dict[int, int] = {}
+    repeated = 0
     with WriteBehind("apisync-page") as writer:
         for page in pages:
             writer.submit(write_page, raw_dir, page.number, page.records, getattr(page, "url", None))
             counts[page.number] = len(page.records)  # used only once every write has succeeded
-    return write_manifest(raw_dir, extra, counts)
+            repeated += getattr(page, "repeated", 0)
+    return write_manifest(raw_dir, {**(extra or {}), "repeated": repeated}, counts)
