@@ -1,7 +1,9 @@
 """Warehouse loading (SQLAlchemy Core): cross-part dedupe, binary COPY, merge/append/replace_window.
 
 Owns the warehouse connection, table creation and evolution, the load of a validated window in one
-transaction, and the ``sync_runs`` audit table (``RunRecord``, ``record_run``). It reads the parts
+transaction, the ``sync_runs`` audit table (``RunRecord``, ``record_run``) and the
+``apisync_columns`` table that keeps each table's source-key -> column mapping
+(``read_column_maps``, ``column_map_writer``). It reads the parts
 through :mod:`apisync.staging`; the quarantine rows are written by a callable the pipeline passes
 into :func:`load` (quality's writer), so load never imports quality. May import: staging, spec,
 errors, redaction; never transform, quality or pipeline.
@@ -14,6 +16,8 @@ from __future__ import annotations
 from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
+    "column_map_writer": "apisync.load.column_map",
+    "read_column_maps": "apisync.load.column_map",
     "RunRecord": "apisync.load.audit",
     "record_run": "apisync.load.audit",
     "sync_runs_table": "apisync.load.audit",
