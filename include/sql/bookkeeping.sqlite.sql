@@ -44,3 +44,13 @@ CREATE TABLE quarantine (
 );
 
 CREATE INDEX ix_quarantine_stream_interval ON quarantine (stream, interval_start, interval_end);
+
+CREATE TABLE apisync_columns (
+	destination_table TEXT NOT NULL, 
+	source_path TEXT NOT NULL, 
+	column_name TEXT NOT NULL, 
+	first_seen_run TEXT NOT NULL, 
+	recorded_at DATETIME NOT NULL, 
+	PRIMARY KEY (destination_table, source_path), 
+	CONSTRAINT uq_apisync_columns_column UNIQUE (destination_table, column_name)
+);

@@ -26,6 +26,7 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     ├── NormalizeError                  raw records cannot be normalized as the spec says
     │   └── UnknownFieldsError          undeclared fields with ``unknown_fields: fail``
     ├── TooManyColumnsError             a payload or table would pass the column limit (normalize, load)
+    ├── ColumnMapConflictError          two source keys claim one column, or one key two (normalize, load)
     ├── QualityError                    records failed a quality gate; ``failures`` lists the checks
     │   ├── BatchValidationError        a table-level expectation failed: no row of the batch is trusted
     │   └── QuarantineThresholdError    too large a share of the window was quarantined
@@ -54,6 +55,7 @@ __all__ = [
     "ApiResponseError",
     "ApisyncError",
     "BatchValidationError",
+    "ColumnMapConflictError",
     "ConfigError",
     "CrmError",
     "CrmMappingError",
@@ -203,6 +205,11 @@ class UnknownFieldsError(NormalizeError):
 
 class TooManyColumnsError(ApisyncError):
     """An absurd payload (thousands of keys) would create more columns than allowed."""
+
+
+class ColumnMapConflictError(ApisyncError):
+    """The stored source-key -> column mapping of a table disagrees with this run's: a declared
+    field's column is held by another key, or a concurrent run stored another name first."""
 
 
 # ---------------------------------------------------------------- quality

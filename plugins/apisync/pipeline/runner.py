@@ -84,7 +84,12 @@ def run_window(
         seconds["extract"] = time.perf_counter() - t
         t = time.perf_counter()
         normalized = steps.normalize_step(
-            spec, paths, window=window, run_id=run_id, source=source or spec.source.endpoint
+            spec,
+            paths,
+            window=window,
+            run_id=run_id,
+            source=source or spec.source.endpoint,
+            columns=steps.known_columns(spec, engine, db_schema),
         )
         seconds["normalize"] = time.perf_counter() - t
         repeated = int(extracted.get("repeated", 0))

@@ -1,16 +1,16 @@
 """The one sequence of a stream window, as steps that the runner and the Airflow tasks both call.
 
-normalize -> validate -> quarantine gate (the threshold; over it, the quarantine rows are stored
-before the run fails, so the evidence survives) -> load, and in the load's transaction: the
-window's quarantine rows, the accounting check and the ``sync_runs`` row.
-:func:`apisync.pipeline.runner.run_window` calls them in one process; each Airflow task of
-:mod:`apisync.pipeline.tasks` calls one of them and passes the counts on through XCom. No step
-imports Airflow.
+The stored column mapping -> normalize -> validate -> quarantine gate (the threshold; over it,
+the quarantine rows are stored before the run fails, so the evidence survives) -> load, and in the
+load's transaction: the window's quarantine rows, the new column-mapping entries, the accounting
+check and the ``sync_runs`` row. :func:`apisync.pipeline.runner.run_window` calls them in one
+process; each Airflow task of :mod:`apisync.pipeline.tasks` calls one of them and passes the
+counts on through XCom. No step imports Airflow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,16 +19,20 @@ import sqlalchemy as sa
 
 from apisync.errors import AccountingError, QuarantineThresholdError
 from apisync.load import InTransaction, LoadResult, RunRecord, insert_run, load
+from apisync.load.column_map import column_map_writer, read_column_maps
+from apisync.naming import SourcePath
 from apisync.quality import ValidationResult, check_threshold, validate
 from apisync.quality.expectations import SuiteRunner
 from apisync.quality.quarantine import persist_quarantine, quarantine_writer
 from apisync.spec import StreamSpec
 from apisync.staging.layout import RunPaths
+from apisync.staging.manifests import read_normalized_manifest
 from apisync.transform import Lineage, NormalizeResult, normalize_files
 
 __all__ = [
     "WindowLoad",
     "account",
+    "known_columns",
     "load_step",
     "normalize_step",
     "quarantine_gate",
@@ -37,12 +41,26 @@ __all__ = [
 ]
 
 
+def known_columns(
+    spec: StreamSpec, engine: sa.Engine, db_schema: str | None
+) -> dict[str, dict[SourcePath, str]]:
+    """The source-key -> column mapping stored with the stream's tables, for :func:`normalize_step`."""
+    return read_column_maps(engine, spec, db_schema)
+
+
 def normalize_step(
-    spec: StreamSpec, paths: RunPaths, *, window: tuple[datetime, datetime], run_id: str, source: str
+    spec: StreamSpec,
+    paths: RunPaths,
+    *,
+    window: tuple[datetime, datetime],
+    run_id: str,
+    source: str,
+    columns: Mapping[str, Mapping[SourcePath, str]] | None = None,
 ) -> NormalizeResult:
-    """Raw pages -> normalized parts, every row stamped with this run's lineage."""
+    """Raw pages -> normalized parts, every row stamped with this run's lineage; ``columns`` is the
+    stored mapping (:func:`known_columns`), so keys land in the columns they were first given."""
     lineage = Lineage(source, run_id, window[0], window[1], datetime.now(UTC))
-    return normalize_files(spec, paths.raw, paths.normalized, lineage)
+    return normalize_files(spec, paths.raw, paths.normalized, lineage, known_columns=columns)
 
 
 def validate_step(
@@ -148,7 +166,14 @@ def load_step(
         if audit is not None:  # quarantine and sync_runs live in the connection's schema
             insert_run(conn, audit(window_load(loaded)), db_schema)
 
-    writer = quarantine_writer(spec, paths.validated, window=window, db_schema=db_schema)
+    # quarantine (and sync_runs, apisync_columns) live in the connection's schema, not the destination's
+    quarantine = quarantine_writer(spec, paths.validated, window=window, db_schema=db_schema)
+    columns = _column_map_writer(spec, paths, run_id=run_id, db_schema=db_schema)
+
+    def with_columns(conn: sa.Connection) -> int:
+        columns(conn)
+        return quarantine(conn)
+
     loaded = load(
         spec,
         engine,
@@ -156,10 +181,18 @@ def load_step(
         window=window,
         run_id=run_id,
         db_schema=db_schema,
-        quarantine_writer=writer,
+        quarantine_writer=with_columns,
         in_transaction=[checked, *in_transaction, audited],
     )
     return window_load(loaded)
+
+
+def _column_map_writer(
+    spec: StreamSpec, paths: RunPaths, *, run_id: str, db_schema: str | None
+) -> Callable[[sa.Connection], None]:
+    """Stores the mapping entries normalize added (in its manifest) on the load's connection."""
+    added = read_normalized_manifest(paths.normalized).get("column_map", {})
+    return column_map_writer(spec, added, run_id=run_id, db_schema=db_schema)
 
 
 def run_record(

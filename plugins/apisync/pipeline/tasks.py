@@ -128,22 +128,35 @@ class AuditOnFailure:
 
 @task(task_id="normalize")
 def normalize_stream(
-    stream: str, extracted: dict[str, Any], source_conn_id: str, staging_url: str | None = None
+    stream: str,
+    extracted: dict[str, Any],
+    source_conn_id: str,
+    staging_url: str | None = None,
+    warehouse_conn_id: str | None = None,
 ) -> dict[str, Any]:
-    from apisync.pipeline.steps import normalize_step
+    """``warehouse_conn_id``: where the tables' stored column mappings are read from."""
+    from apisync.pipeline.steps import known_columns, normalize_step
 
     context = get_current_context()
     spec = load_spec(stream)
     window = _window(context, extracted)
     paths = _paths(stream, window, extracted, staging_url)
+    columns = None
+    if warehouse_conn_id:
+        from apisync.load import warehouse_from_connection
+
+        warehouse = warehouse_from_connection(warehouse_conn_id)
+        columns = known_columns(spec, warehouse.engine, warehouse.db_schema)
     result = normalize_step(
         spec,
         paths,
         window=window,
         run_id=context["run_id"],
         source=f"{source_conn_id}:{spec.source.endpoint}",
+        columns=columns,
     )
-    summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
+    bulky = ("columns", "children", "column_map")  # in the manifest, not XCom
+    summary = {key: value for key, value in result.as_dict().items() if key not in bulky}
     return {**summary, "parts": len(result.parts), **_carry(extracted)}
 
 
@@ -311,7 +324,7 @@ def sync_stream(
         validated: Any
         if partitions == 1:
             extracted = ExtractStreamOperator(**extract_args).output
-            normalized = normalize(stream, extracted, source_conn_id, staging_url)
+            normalized = normalize(stream, extracted, source_conn_id, staging_url, warehouse_conn_id)
             validated = validate(stream, normalized, warehouse_conn_id, staging_url)
             load(stream, validated, warehouse_conn_id, staging_url)
         else:
@@ -321,7 +334,10 @@ def sync_stream(
                 .output
             )
             normalized = normalize.partial(
-                stream=stream, source_conn_id=source_conn_id, staging_url=staging_url
+                stream=stream,
+                source_conn_id=source_conn_id,
+                staging_url=staging_url,
+                warehouse_conn_id=warehouse_conn_id,
             ).expand(extracted=extracted)
             validated = validate.partial(
                 stream=stream, warehouse_conn_id=warehouse_conn_id, staging_url=staging_url

@@ -2,14 +2,15 @@
 
 Owns the staging layout (:mod:`~apisync.staging.layout`: ``raw``, ``normalized``, ``validated``),
 the raw page files and their manifest (:mod:`~apisync.staging.raw_pages`), the columns every part
-carries (:mod:`~apisync.staging.columns`), the logical types as Arrow/pandas types
+carries (:mod:`~apisync.staging.columns`), which column each source key of a table lands in
+(:mod:`~apisync.staging.column_map`), the logical types as Arrow/pandas types
 (:mod:`~apisync.staging.logical_types`), Parquet part I/O (:mod:`~apisync.staging.parts`), the
 stage manifests (:mod:`~apisync.staging.manifests`), the read-ahead/write-behind threads the
 stages overlap their I/O with (:mod:`~apisync.staging.overlap`) and the race-safe creation and
 upgrade of the warehouse tables the stages write (:mod:`~apisync.staging.tables`).
 
 transform writes this format, quality and load read it, the pipeline and CRM push compose them:
-all of them import staging, staging imports none of them. May import: errors, redaction, spec.
+all of them import staging, staging imports none of them. May import: errors, redaction, spec, naming.
 
 Names resolve lazily so that a DAG file importing the pipeline does not pay for pandas or pyarrow.
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
+    "ColumnMap": "apisync.staging.column_map",
+    "stream_column_maps": "apisync.staging.column_map",
     "ERRORS": "apisync.staging.columns",
     "INTERNAL_COLUMNS": "apisync.staging.columns",
     "LINE": "apisync.staging.columns",

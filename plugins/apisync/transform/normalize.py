@@ -23,6 +23,10 @@ record that is not valid UTF-8 (read with U+FFFD so its key still shows).
 Every window owns exactly its records: a record whose cursor lies outside ``[interval_start,
 interval_end)`` belongs to another window (an inclusive server bound, a filter the server ignores)
 and is dropped with its child rows, counted as ``out_of_window``, whatever the server returned.
+
+Nested keys flatten to paths (a literal ``"meta.tag"`` is not ``meta -> tag``), and every path is
+named through its table's :class:`~apisync.staging.column_map.ColumnMap`, one per window, started
+from the mapping stored with the table: a key lands in the same column in every chunk and run.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,8 +50,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from apisync.errors import TooManyColumnsError, UnknownFieldsError
-from apisync.naming import column_names
+from apisync.naming import SourcePath
 from apisync.spec import FieldSpec, StreamSpec
+from apisync.staging.column_map import ColumnMap, declared_path, stream_column_maps
 from apisync.staging.columns import ERRORS, LINE, LINEAGE_COLUMNS, PAGE, PARENT_ROW, POSITION, ROW
 from apisync.staging.logical_types import NULLABLE_PANDAS_TYPES, TIMESTAMP_TYPE, arrow_type
 from apisync.staging.manifests import write_normalized_manifest
@@ -84,6 +89,7 @@ class NormalizeResult:
     coercion_errors: int = 0
     out_of_window: int = 0  # records whose cursor lies outside the window: another window's
     python_parsed_chunks: int = 0  # chunks pyarrow could not read (malformed line, type change)
+    column_map: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> entries added
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +102,7 @@ class NormalizeResult:
             "coercion_errors": self.coercion_errors,
             "out_of_window": self.out_of_window,
             "python_parsed_chunks": self.python_parsed_chunks,
+            "column_map": self.column_map,
         }
 
 
@@ -213,19 +220,21 @@ def _doubles_lost_values(table: pa.Table) -> bool:
     return False
 
 
-def _flatten_arrow(table: pa.Table, keep_whole: set[str]) -> dict[str, pa.ChunkedArray]:
-    """Struct columns become dotted columns, except paths declared as json or arrays.
+def _flatten_arrow(table: pa.Table, keep_whole: set[SourcePath]) -> dict[SourcePath, pa.ChunkedArray]:
+    """Struct columns become one column per path, except paths declared as json or arrays.
 
     A loop, not a recursive closure: a closure that calls itself is a reference cycle, which
     would keep every chunk's arrays alive until Python's cycle collector happens to run.
     """
-    columns: dict[str, pa.ChunkedArray] = {}
-    pending = [(name, table.column(name)) for name in reversed(table.column_names)]
+    columns: dict[SourcePath, pa.ChunkedArray] = {}
+    pending: list[tuple[SourcePath, pa.ChunkedArray]] = [
+        ((name,), table.column(name)) for name in reversed(table.column_names)
+    ]
     while pending:
         name, array = pending.pop()
         if pa.types.is_struct(array.type) and name not in keep_whole:
             children = [
-                (f"{name}.{array.type.field(index).name}", pc.struct_field(array, [index]))
+                ((*name, array.type.field(index).name), pc.struct_field(array, [index]))
                 for index in range(array.type.num_fields)
             ]
             pending.extend(reversed(children))
@@ -234,21 +243,23 @@ def _flatten_arrow(table: pa.Table, keep_whole: set[str]) -> dict[str, pa.Chunke
     return columns
 
 
-def _flatten_record(record: dict[str, Any], keep_whole: set[str], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
+def _flatten_record(
+    record: dict[str, Any], keep_whole: set[SourcePath], prefix: SourcePath = ()
+) -> dict[SourcePath, Any]:
+    flat: dict[SourcePath, Any] = {}
     for key, value in record.items():
-        name = f"{prefix}{key}"
+        name = (*prefix, key)
         if isinstance(value, dict) and name not in keep_whole:
-            flat.update(_flatten_record(value, keep_whole, f"{name}."))
+            flat.update(_flatten_record(value, keep_whole, name))
         else:
             flat[name] = value
     return flat
 
 
-def _parse_python(body: bytes, keep_whole: set[str], errors: _RowErrors) -> dict[str, Any]:
+def _parse_python(body: bytes, keep_whole: set[SourcePath], errors: _RowErrors) -> dict[SourcePath, Any]:
     """Slow path: one record at a time; unparseable lines become error rows, nothing is dropped."""
-    records: list[dict[str, Any]] = []
-    numbers: set[str] = set()  # fields that held NaN/±Infinity: numbers, even with no value left
+    records: list[dict[SourcePath, Any]] = []
+    numbers: set[SourcePath] = set()  # fields that held NaN/±Infinity: numbers, even with no value left
     for position, line in enumerate(body.split(b"\n")):
         messages: list[str] = []
         try:
@@ -265,14 +276,19 @@ def _parse_python(body: bytes, keep_whole: set[str], errors: _RowErrors) -> dict
         if messages:
             errors.by_position[position].extend(messages)
         records.append(record)
-    names: dict[str, None] = {}
-    for record in records:
-        names.update(dict.fromkeys(record))
-    columns = {name: pd.Series([record.get(name) for record in records], dtype="object") for name in names}
+    columns = _object_columns(records)
     for name in numbers & set(columns):
         if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in columns[name]):
             columns[name] = columns[name].astype("float64")
     return columns
+
+
+def _object_columns(records: list[dict[SourcePath, Any]]) -> dict[SourcePath, pd.Series]:
+    """Flat records as one object Series per path, paths in order of first appearance."""
+    names: dict[SourcePath, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record))
+    return {name: pd.Series([record.get(name) for record in records], dtype="object") for name in names}
 
 
 class _NonFinite:
@@ -295,10 +311,10 @@ def _load_record(line: bytes, messages: list[str]) -> Any:
     return json.loads(text, parse_constant=_NonFinite)
 
 
-def _null_non_finite(record: dict[str, Any], messages: list[str]) -> set[str]:
+def _null_non_finite(record: dict[SourcePath, Any], messages: list[str]) -> set[SourcePath]:
     """Replace every NaN/±Infinity in a flattened record by null, a row error naming its field;
     return the columns that held one themselves (not nested in a json value or an array)."""
-    numbers: set[str] = set()
+    numbers: set[SourcePath] = set()
 
     def clean(value: Any, path: str) -> Any:
         if isinstance(value, _NonFinite):
@@ -314,7 +330,7 @@ def _null_non_finite(record: dict[str, Any], messages: list[str]) -> set[str]:
         if isinstance(value, _NonFinite):
             numbers.add(name)
         if isinstance(value, _NonFinite | dict | list):
-            record[name] = clean(value, name)
+            record[name] = clean(value, ".".join(name))
     return numbers
 
 
@@ -584,7 +600,7 @@ def _take(values: Any, positions: np.ndarray) -> Any:
 # ---------------------------------------------------------------- child tables
 
 
-def _explode(values: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def _explode(values: Any) -> tuple[np.ndarray, np.ndarray, dict[SourcePath, Any]]:
     """An array column, one row per element: (parent position, element position, element columns)."""
     if isinstance(values, pa.ChunkedArray) and (
         pa.types.is_list(values.type) or pa.types.is_large_list(values.type)
@@ -596,24 +612,22 @@ def _explode(values: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         positions = np.arange(len(flat), dtype=np.int64) + offsets[0] - offsets[parents]
         if pa.types.is_struct(flat.type):
             columns = _flatten_arrow(pa.table({"v": flat}), set())
-            return parents, positions, {name.removeprefix("v."): col for name, col in columns.items()}
-        return parents, positions, {"value": pa.chunked_array([flat])}
+            return parents, positions, {path[1:]: col for path, col in columns.items()}
+        return parents, positions, {("value",): pa.chunked_array([flat])}
     parents_list: list[int] = []
     positions_list: list[int] = []
-    items: list[dict[str, Any]] = []
+    items: list[dict[SourcePath, Any]] = []
     for parent, value in enumerate(_as_series(values).tolist()):
         if not isinstance(value, (list, np.ndarray)):
             continue
         for position, item in enumerate(value):
             parents_list.append(parent)
             positions_list.append(position)
-            items.append(_flatten_record(item, set()) if isinstance(item, dict) else {"value": item})
-    frame = pd.DataFrame.from_records(items) if items else pd.DataFrame(index=range(0))
-    frame = frame.astype("object") if len(frame.columns) else frame
+            items.append(_flatten_record(item, set()) if isinstance(item, dict) else {("value",): item})
     return (
         np.asarray(parents_list, dtype=np.int64),
         np.asarray(positions_list, dtype=np.int64),
-        {name: frame[name] for name in frame.columns},
+        _object_columns(items),
     )
 
 
@@ -625,6 +639,7 @@ def _build_child(
     chunk_rows: int,
     row_offset: int,
     lineage: Lineage,
+    column_map: ColumnMap,
 ) -> tuple[pa.Table, dict[str, str]]:
     """Child rows of the surviving parents, keyed by the parent's primary key and row number."""
     parent_positions, positions, raw_columns = _explode(values)
@@ -636,15 +651,14 @@ def _build_child(
         kept = np.flatnonzero(renumbered[parent_positions] >= 0)
         parent_positions, positions = parent_positions[kept], positions[kept]
         parent_index = renumbered[parent_positions]
-    names = column_names(list(raw_columns))
     errors = _RowErrors()
     out: dict[str, pa.ChunkedArray] = {}
     types: dict[str, str] = {}
-    for source, column in names.items():
-        raw_values = raw_columns[source]
+    for source, raw_values in raw_columns.items():
         inferred = "json" if _is_array(raw_values) else _infer_type(raw_values)
         if inferred is None:
             continue
+        column = column_map.column(source)
         element_values = raw_values if kept is None else _take(raw_values, kept)
         out[column] = _coerce_column(element_values, len(positions), inferred, None, column, errors)
         types[column] = inferred
@@ -675,15 +689,22 @@ class _NormalizedChunk:
     out_of_window: int = 0
 
 
+def _dotted(paths: list[SourcePath]) -> list[str]:
+    return sorted(".".join(path) for path in paths)
+
+
 def _normalize_chunk(
-    spec: StreamSpec, chunk: _RawChunk, lineage: Lineage, row_offset: int
+    spec: StreamSpec, chunk: _RawChunk, lineage: Lineage, row_offset: int, column_maps: dict[str, ColumnMap]
 ) -> _NormalizedChunk:
     errors = _RowErrors()
     n = len(chunk.pages)
-    keep_whole = set(spec.fields) | set(spec.arrays)  # a declared scalar holding an object is an error
+    fields = {declared_path(path): spec_field for path, spec_field in spec.fields.items()}
+    arrays = {declared_path(path): array_spec for path, array_spec in spec.arrays.items()}
+    columns = column_maps[spec.destination.table]
+    keep_whole = set(fields) | set(arrays)  # a declared scalar holding an object is an error
     slow = chunk.table is None
     if chunk.table is not None:
-        raw: dict[str, Any] = _flatten_arrow(chunk.table, keep_whole)
+        raw: dict[SourcePath, Any] = _flatten_arrow(chunk.table, keep_whole)
     else:
         log.warning(
             "stream %s: pyarrow could not read a chunk of %d records; parsing it record by record",
@@ -692,12 +713,12 @@ def _normalize_chunk(
         )
         raw = _parse_python(chunk.body or b"", keep_whole, errors)
 
-    undeclared = [path for path in raw if path not in spec.fields]
-    array_paths = [path for path in raw if path in spec.arrays]
-    unknown = [path for path in undeclared if path not in spec.arrays]
+    undeclared = [path for path in raw if path not in fields]
+    array_paths = [path for path in raw if path in arrays]
+    unknown = [path for path in undeclared if path not in arrays]
     if unknown and spec.unknown_fields == "fail":
         raise UnknownFieldsError(
-            f"stream {spec.name}: undeclared fields {sorted(unknown)[:20]} (unknown_fields: fail)"
+            f"stream {spec.name}: undeclared fields {_dotted(unknown)[:20]} (unknown_fields: fail)"
         )
     if spec.unknown_fields == "ignore":
         unknown = []
@@ -705,24 +726,24 @@ def _normalize_chunk(
     if total > spec.max_columns:
         raise TooManyColumnsError(
             f"stream {spec.name}: payload flattens to {total} columns, more than max_columns="
-            f"{spec.max_columns} (e.g. {sorted(unknown)[:10]}); raise max_columns in the spec or "
+            f"{spec.max_columns} (e.g. {_dotted(unknown)[:10]}); raise max_columns in the spec or "
             "declare the object as a json field"
         )
-    names = column_names(unknown, reserved={path: spec.column_for(path) for path in spec.fields})
 
     out: dict[str, pa.ChunkedArray] = {}
     types: dict[str, str] = {}
-    for path, spec_field in spec.fields.items():
-        column = names[path]
+    for path, spec_field in fields.items():
+        column = columns.column(path)
         out[column] = _coerce_column(raw.get(path), n, spec_field.type, spec_field, column, errors)
         types[column] = _logical_type(spec_field.type, spec_field)
-    for path in unknown:
+    for path in unknown:  # in order of first appearance: the order new keys are named in
         values = raw[path]
         inferred = "json" if _is_array(values) else _infer_type(values)
         if inferred is None:
-            continue  # no value in this chunk: nothing to keep, no column to guess a type for
-        out[names[path]] = _coerce_column(values, n, inferred, None, names[path], errors)
-        types[names[path]] = inferred
+            continue  # no value in this chunk: nothing to keep, no column (nor name) to give it
+        column = columns.column(path)
+        out[column] = _coerce_column(values, n, inferred, None, column, errors)
+        types[column] = inferred
 
     for key in spec.primary_key:
         missing = pc.is_null(out[key], nan_is_null=True).to_numpy(zero_copy_only=False)
@@ -747,20 +768,21 @@ def _normalize_chunk(
     children: dict[str, pa.Table] = {}
     child_types: dict[str, dict[str, str]] = {}
     for path in array_paths:
-        array_spec = spec.arrays[path]
+        array_spec = arrays[path]
         if array_spec.mode == "json":
-            column = names.get(path) or column_names([path])[path]
+            column = columns.column(path)
             values = raw[path] if surviving is None else _take(raw[path], surviving)
             table = table.append_column(column, _json_text(values))
             types[column] = "json"
             continue
-        child, ctypes = _build_child(spec, raw[path], table, surviving, n, row_offset, lineage)
         assert array_spec.table is not None  # the spec requires a table for child_table arrays
+        child_map = column_maps[array_spec.table]
+        child, ctypes = _build_child(spec, raw[path], table, surviving, n, row_offset, lineage, child_map)
         children[array_spec.table] = child
         child_types[array_spec.table] = ctypes
-    for path, array_spec in spec.arrays.items():
+    for path, array_spec in arrays.items():
         if array_spec.mode == "json" and path not in raw:
-            column = column_names([path])[path]
+            column = columns.column(path)
             table = table.append_column(column, pa.nulls(table.num_rows, pa.string()))
             types[column] = "json"
     types.update(LINEAGE_COLUMNS)
@@ -851,8 +873,20 @@ def _write_chunk(chunk: _NormalizedChunk, out_dir: Any, name: str) -> None:
         write_table(child, out_dir / table / name)
 
 
-def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Lineage) -> NormalizeResult:
-    """Normalize a completed extraction into ``out_dir`` (Parquet parts + a manifest)."""
+def normalize_files(
+    spec: StreamSpec,
+    raw_dir: Any,
+    out_dir: Any,
+    lineage: Lineage,
+    *,
+    known_columns: Mapping[str, Mapping[SourcePath, str]] | None = None,
+) -> NormalizeResult:
+    """Normalize a completed extraction into ``out_dir`` (Parquet parts + a manifest).
+
+    ``known_columns``: the source-key -> column mapping stored with each destination table (see
+    :mod:`apisync.staging.column_map`); the entries added here are ``result.column_map``.
+    """
+    column_maps = stream_column_maps(spec, known_columns)
     clear_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = NormalizeResult(out_dir=str(out_dir))
@@ -864,7 +898,7 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
         chunks = read_ahead(reader, _iter_parsed_chunks(raw_dir, spec.chunk_size))
         for raw_chunk in chunks:  # not enumerate(): its reused tuple would keep raw_chunk alive
             lines = len(raw_chunk.pages)
-            chunk = _normalize_chunk(spec, raw_chunk, lineage, row_offset)
+            chunk = _normalize_chunk(spec, raw_chunk, lineage, row_offset, column_maps)
             del raw_chunk  # its body can go before the next chunk arrives
             row_offset += lines
             result.pulled += lines
@@ -883,6 +917,9 @@ def normalize_files(spec: StreamSpec, raw_dir: Any, out_dir: Any, lineage: Linea
                 _merge_types(entry["columns"], chunk.child_types[table])
             writer.submit(_write_chunk, chunk, out_dir, name)
     _warn_when_mostly_outside(spec, lineage, result)
+    result.column_map = {
+        table: entries for table, column_map in column_maps.items() if (entries := column_map.new_entries())
+    }
     write_normalized_manifest(out_dir, result.as_dict())
     return result
 
