@@ -154,3 +154,21 @@ def test_case4_records_outside_the_window_are_dropped_with_their_children(
     kept = [record for record in records if record["id"] in ids and record is not newer]
     assert set(items["orders_id"]) == ids and len(items) == sum(len(r["items"]) for r in kept)
     assert set(items["_apisync_parent_row"]) == set(frame["_apisync_row"])  # validate's join key
+
+
+def test_case8_a_bad_value_inside_an_array_quarantines_its_parent_naming_the_element(tmp_path: Path) -> None:
+    """A child-table value no column can hold (an integer beyond int64 among integers) is not
+    nulled silently: the parent record gets the error, naming the array element and the field, so
+    validate quarantines it with its child rows; the other records keep theirs."""
+    records = make_orders(6)
+    records[2]["items"][0]["quantity"] = 2**70
+    result, frame = _normalize(tmp_path, records)
+    errors = dict(zip(frame["id"], frame["_apisync_errors"], strict=True))
+    assert isinstance(errors["ord_000003"], str), "the parent of the bad element got no error"
+    assert "items[0]" in errors["ord_000003"] and "quantity" in errors["ord_000003"], errors["ord_000003"]
+    assert (
+        errors["ord_000003"] == "items[0].field quantity: 1180591620717411303424 is outside the integer range"
+    )
+    assert all(pd.isna(errors[key]) for key in errors if key != "ord_000003")
+    items = pd.concat([read_parquet(tmp_path / "norm" / "order_items" / part) for part in result.parts])
+    assert items["quantity"].notna().sum() == len(items) - 1  # only the bad element is empty

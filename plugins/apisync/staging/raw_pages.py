@@ -204,4 +204,5 @@ def extract_to_files(
             writer.submit(write_page, raw_dir, page.number, page.records, getattr(page, "url", None))
             counts[page.number] = len(page.records)  # used only once every write has succeeded
             repeated += getattr(page, "repeated", 0)
-    return write_manifest(raw_dir, {**(extra or {}), "repeated": repeated}, counts)
+    # only when there were any: a reader takes a missing ``repeated`` as 0
+    return write_manifest(raw_dir, {**(extra or {}), **({"repeated": repeated} if repeated else {})}, counts)

@@ -640,8 +640,11 @@ def _build_child(
     row_offset: int,
     lineage: Lineage,
     column_map: ColumnMap,
-) -> tuple[pa.Table, dict[str, str]]:
-    """Child rows of the surviving parents, keyed by the parent's primary key and row number."""
+    array_path: str,
+) -> tuple[pa.Table, dict[str, str], dict[int, list[str]]]:
+    """Child rows of the surviving parents, keyed by the parent's primary key and row number; and
+    the errors of values no child column can hold, by the row of their parent in ``parents`` (the
+    parent is quarantined for them, with its child rows: an element is never nulled silently)."""
     parent_positions, positions, raw_columns = _explode(values)
     kept: np.ndarray | None = None
     parent_index = parent_positions  # row of each element's parent in the (deduped) parent table
@@ -672,7 +675,24 @@ def _build_child(
     out[PARENT_ROW] = pa.chunked_array([pa.array(parent_positions + row_offset, pa.int64())])
     out.update(_lineage_columns(lineage, len(positions)))
     types.update(LINEAGE_COLUMNS)
-    return pa.table(out), types
+    parent_errors: dict[int, list[str]] = defaultdict(list)
+    for element, messages in errors.by_position.items():
+        parent_errors[int(parent_index[element])].extend(
+            f"{array_path}[{int(positions[element])}].{message}" for message in messages
+        )
+    return pa.table(out), types, parent_errors
+
+
+def _with_child_errors(table: pa.Table, child_errors: dict[int, list[str]]) -> pa.Table:
+    """The parents' error column with their child elements' errors appended (rare: a slow path)."""
+    if not child_errors:
+        return table
+    messages: list[str | None] = table.column(ERRORS).to_pylist()
+    for row, added in child_errors.items():
+        before = messages[row]
+        messages[row] = "; ".join([before, *added] if before else added)
+    index = table.schema.get_field_index(ERRORS)
+    return table.set_column(index, ERRORS, pa.array(messages, pa.string()))
 
 
 # ---------------------------------------------------------------- one chunk
@@ -767,6 +787,7 @@ def _normalize_chunk(
 
     children: dict[str, pa.Table] = {}
     child_types: dict[str, dict[str, str]] = {}
+    child_errors: dict[int, list[str]] = defaultdict(list)
     for path in array_paths:
         array_spec = arrays[path]
         if array_spec.mode == "json":
@@ -777,14 +798,19 @@ def _normalize_chunk(
             continue
         assert array_spec.table is not None  # the spec requires a table for child_table arrays
         child_map = column_maps[array_spec.table]
-        child, ctypes = _build_child(spec, raw[path], table, surviving, n, row_offset, lineage, child_map)
+        child, ctypes, parent_errors = _build_child(
+            spec, raw[path], table, surviving, n, row_offset, lineage, child_map, ".".join(path)
+        )
         children[array_spec.table] = child
         child_types[array_spec.table] = ctypes
+        for row, messages in parent_errors.items():
+            child_errors[row].extend(messages)
     for path, array_spec in arrays.items():
         if array_spec.mode == "json" and path not in raw:
             column = columns.column(path)
             table = table.append_column(column, pa.nulls(table.num_rows, pa.string()))
             types[column] = "json"
+    table = _with_child_errors(table, child_errors)
     types.update(LINEAGE_COLUMNS)
     return _NormalizedChunk(table, children, types, child_types, len(losers), slow, int(outside.sum()))
 
