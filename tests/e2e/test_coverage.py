@@ -40,10 +40,17 @@ def _iso(moment: datetime) -> str:
 
 
 def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 900) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
+    """Poll ``condition`` until it returns something truthy; fail naming ``what``.
+
+    A poll that times out (the API server of a loaded 2-core machine can take 30 s to answer) is
+    just asked again.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except requests.RequestException:
+            value = None
         if value:
             return value
         time.sleep(2)

@@ -39,7 +39,7 @@ __all__ = [
 
 ACTIVE_RUN_STATES = ("queued", "running")
 PAGE_LIMIT = 100
-TIMEOUT_S = 30
+TIMEOUT_S = 60  # a busy api-server (backfill creation locks the DAG's runs) can be slow
 
 
 @dataclass(frozen=True)
