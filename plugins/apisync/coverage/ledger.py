@@ -36,6 +36,7 @@ __all__ = [
     "LedgerWindow",
     "Window",
     "WindowState",
+    "as_utc",
     "build_ledger",
     "expected_windows",
     "format_range",
@@ -143,7 +144,7 @@ def merge_ranges(windows: Iterable[Window]) -> list[Window]:
     return [(start, end) for start, end in merged]
 
 
-def _utc(moment: Any) -> datetime:
+def as_utc(moment: Any) -> datetime:
     """An aware UTC stdlib datetime (SQLite hands back naive UTC; pendulum gives its own type)."""
     if not isinstance(moment, datetime):
         raise TypeError(f"expected a datetime, got {moment!r}")
@@ -173,8 +174,8 @@ def expected_windows(
     core = _core_timetable(timetable)
     # The core timetables compute with pendulum's DateTime (``in_timezone``), as the scheduler does.
     restriction = TimeRestriction(
-        earliest=pendulum.instance(_utc(start)),
-        latest=pendulum.instance(_utc(end)) if end is not None else None,
+        earliest=pendulum.instance(as_utc(start)),
+        latest=pendulum.instance(as_utc(end)) if end is not None else None,
         catchup=True,
     )
     windows: list[Window] = []
@@ -183,7 +184,7 @@ def expected_windows(
         info = core.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
         if info is None or info.data_interval is None:
             break
-        window = (_utc(info.data_interval.start), _utc(info.data_interval.end))
+        window = (as_utc(info.data_interval.start), as_utc(info.data_interval.end))
         if window[1] > until or (windows and window[0] <= windows[-1][0]):
             break
         windows.append(window)
@@ -210,7 +211,7 @@ def read_attempts(
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [Attempt(_utc(row.interval_start), _utc(row.interval_end), str(row.status)) for row in rows]
+    return [Attempt(as_utc(row.interval_start), as_utc(row.interval_end), str(row.status)) for row in rows]
 
 
 class _Cover:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import requests
 
 from apisync.coverage import DEFAULT_API_CONN_ID
-from apisync.coverage.ledger import Ledger, LedgerWindow, Window, _utc, format_range
+from apisync.coverage.ledger import Ledger, LedgerWindow, Window, as_utc, format_range
 from apisync.errors import AirflowApiError
 from apisync.redaction import redact, register_secret
 
@@ -150,8 +150,8 @@ class AirflowApi:
                 if run.get("data_interval_start") and run.get("data_interval_end"):
                     yield DagRunWindow(
                         run_id=str(run["dag_run_id"]),
-                        start=_utc(datetime.fromisoformat(run["data_interval_start"])),
-                        end=_utc(datetime.fromisoformat(run["data_interval_end"])),
+                        start=as_utc(datetime.fromisoformat(run["data_interval_start"])),
+                        end=as_utc(datetime.fromisoformat(run["data_interval_end"])),
                         state=str(run.get("state")),
                     )
             offset += len(runs)
