@@ -39,6 +39,7 @@ class FakeAirflow:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, str]] = []
         self.authenticated: list[tuple[str, str]] = []
+        self.paused = False
         self.tokens_issued = 0
         self.valid_token = ""
 
@@ -54,6 +55,8 @@ class FakeAirflow:
             return self._send(handler, 401, {"detail": "expired"})
         self.valid_token = ""  # every token is good for one call: the client must refresh
         self.authenticated.append((method, handler.path))
+        if handler.path == "/api/v2/dags/orders_to_warehouse":
+            return self._send(handler, 200, {"dag_id": "orders_to_warehouse", "is_paused": self.paused})
         if handler.path.startswith("/api/v2/backfills?"):
             return self._send(handler, 200, {"backfills": [], "total_entries": 0})
         if "/dagRuns" in handler.path:
@@ -114,3 +117,41 @@ def test_an_expired_token_is_refreshed_and_a_refused_backfill_names_url_and_stat
     assert fake.tokens_issued >= 3  # one per call after the first: each 401 got exactly one refresh
     # The refused backfill reached Airflow once: a 409 is not retried into a double.
     assert fake.authenticated.count(("POST", "/api/v2/backfills")) == 1
+
+
+def test_a_paused_dag_is_named_in_the_alert_and_not_repaired(fake_airflow, tmp_path) -> None:
+    import sqlalchemy as sa
+    from airflow.sdk import CronDataIntervalTimetable
+
+    from apisync.coverage import StreamTarget, assess_stream, coverage_alert
+
+    fake, url = fake_airflow
+    fake.paused = True
+    target = StreamTarget(
+        dag_id="orders_to_warehouse",
+        stream="orders",
+        timetable=CronDataIntervalTimetable("@hourly", timezone="UTC"),
+        start=DAY,
+        end=DAY + 2 * HOUR,
+        grace=timedelta(0),
+        warehouse_conn_id="warehouse_default",
+        repair="backfill",
+    )
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    coverage = assess_stream(
+        target,
+        engine=engine,
+        now=DAY + timedelta(days=1),
+        api=AirflowApi(url, username="a", password=PASSWORD),
+    )
+    assert coverage.paused and coverage.repair is not None and coverage.repair.backfill_id is None
+    assert not any(path.startswith("/api/v2/backfills") for _, path in fake.authenticated)
+    alert = coverage_alert([coverage])
+    assert alert is not None
+    assert alert.fields == (
+        (
+            "orders_to_warehouse",
+            "orders: 3 windows never ran, 2026-01-07T00:00Z → 2026-01-07T03:00Z | DAG is paused"
+            " | repair: no backfill: the DAG is paused (unpause it to repair)",
+        ),
+    )
