@@ -76,8 +76,17 @@ def prepare_metadata_db(env: Mapping[str, str]) -> None:
         )
 
 
-def connections_env(urls: Mapping[str, str], airflow_home: Path) -> dict[str, str]:
-    """AIRFLOW_CONN_* for every connection the DAGs use, pointed at the given sandbox URLs."""
+DEFAULT_API_URL = "http://127.0.0.1:8080"
+
+
+def connections_env(
+    urls: Mapping[str, str], airflow_home: Path, api_url: str = DEFAULT_API_URL
+) -> dict[str, str]:
+    """AIRFLOW_CONN_* for every connection the DAGs use, pointed at the given sandbox URLs.
+
+    ``airflow_api`` is Airflow's own REST API at ``api_url`` with the home's admin login: the
+    sync_coverage DAG asks it which runs are in progress and creates its repair backfills.
+    """
     conns: dict[str, dict[str, object]] = {
         "shop_api": {
             "conn_type": "http",
@@ -122,6 +131,13 @@ def connections_env(urls: Mapping[str, str], airflow_home: Path) -> dict[str, st
         "warehouse_default": {
             "conn_type": "sqlite",
             "host": str(airflow_home / "warehouse.db"),
+        },
+        "airflow_api": {
+            "conn_type": "http",
+            "host": api_url,
+            "login": "admin",
+            # The login `make run` prints; read, never created, here (no home, no password yet).
+            "password": admin_password(airflow_home) if (airflow_home / "passwords.json").exists() else "",
         },
     }
     return {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(body) for cid, body in conns.items()}

@@ -15,6 +15,8 @@ Read as arrows (the layers low to high):
 - ``transform``, ``quality`` and ``load`` build on staging and never import each other;
 - ``crm`` is a stage that writes through ``http``;
 - ``alerts`` and ``defaults`` are the DAG-facing contract (``defaults`` wires ``alerts``);
+- ``coverage`` (the interval ledger, its alert and repair) reads ``load``'s ``sync_runs`` table
+  and sends on ``alerts``' channels; the ``pipeline`` hands it the sync DAGs' streams;
 - ``pipeline`` composes everything; a DAG file imports only ``apisync.pipeline`` and
   ``apisync.defaults`` themselves (``ENTRY_POINTS_ONLY``), never their inner modules.
 
@@ -53,6 +55,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.crm": _STAGE | {"apisync.http"},
     "apisync.alerts": _BASE,
     "apisync.defaults": _BASE | {"apisync.alerts"},
+    # the ledger reads sync_runs through load's table definition and alerts on alerts' channels
+    "apisync.coverage": _BASE | {"apisync.load.audit", "apisync.alerts", "apisync.spec"},
     "apisync.pipeline": frozenset({"apisync"}),  # everything of ours
     "dags": frozenset({"apisync.pipeline", "apisync.defaults"}),
 }

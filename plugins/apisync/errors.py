@@ -33,9 +33,11 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     ├── LoadError                       rows could not be written; the transaction was rolled back
     │   ├── SchemaEvolutionError        a field changed type incompatibly with the table's column
     │   └── AccountingError             pulled != inserted + updated + unchanged + deduped
-    │                                   + quarantined + repeated
-    └── CrmError                        a CRM push failed
-        └── CrmPushError                a CRM reply does not match what was sent, or a push is running
+    │                                   + quarantined + repeated + out_of_window
+    ├── CrmError                        a CRM push failed
+    │   └── CrmPushError                a CRM reply does not match what was sent, or a push is running
+    └── CoverageError                   the interval ledger could not be read or repaired
+        └── AirflowApiError             Airflow's REST API refused or failed a call (method, URL, status)
 
 ``RateLimitWait`` subclasses ``ApiError`` only so that code catching ``ApiError`` around a plain
 ``hook.request`` sees it too; :class:`~apisync.http.operator.PagedExtractOperator` turns it into a
@@ -48,6 +50,7 @@ from typing import Any
 
 __all__ = [
     "AccountingError",
+    "AirflowApiError",
     "ApiAuthError",
     "ApiClientError",
     "ApiConfigError",
@@ -57,6 +60,7 @@ __all__ = [
     "BatchValidationError",
     "ColumnMapConflictError",
     "ConfigError",
+    "CoverageError",
     "CrmError",
     "CrmMappingError",
     "CrmPushError",
@@ -271,3 +275,20 @@ class CrmMappingError(CrmError, ConfigError):
 
 class CrmPushError(CrmError):
     """A CRM response could not be matched to the inputs sent, or another push holds the mapping."""
+
+
+# ---------------------------------------------------------------- coverage
+
+
+class CoverageError(ApisyncError):
+    """The interval ledger of a stream could not be read, or its gap could not be repaired."""
+
+
+class AirflowApiError(CoverageError):
+    """A call to Airflow's own REST API failed; the message names method, URL and status."""
+
+    def __init__(self, message: str, *, method: str, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.status = status

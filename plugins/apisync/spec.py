@@ -23,6 +23,7 @@ from apisync.naming import column_name
 
 __all__ = [
     "ArraySpec",
+    "CoverageSpec",
     "DestinationSpec",
     "FieldSpec",
     "QualitySpec",
@@ -121,6 +122,17 @@ class DestinationSpec(_Strict):
     db_schema: str | None = Field(default=None, alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+class CoverageSpec(_Strict):
+    """What the coverage check (the ``sync_coverage`` DAG) may do about this stream's missing windows.
+
+    ``repair: backfill`` lets it create a backfill through Airflow's REST API for the oldest
+    missing range, at most ``max_backfill_windows`` windows at a time; ``none`` only alerts.
+    """
+
+    repair: Literal["none", "backfill"] = "none"
+    max_backfill_windows: int = Field(default=168, ge=1, le=10_000)
+
+
 class StreamSpec(_Strict):
     name: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     description: str = ""
@@ -135,6 +147,7 @@ class StreamSpec(_Strict):
     chunk_size: int = Field(default=50_000, ge=1)
     quality: QualitySpec
     destination: DestinationSpec
+    coverage: CoverageSpec = Field(default_factory=CoverageSpec)
     path: str = Field(default="", exclude=True)
 
     @field_validator("fields")

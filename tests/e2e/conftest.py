@@ -77,6 +77,18 @@ def metadata_db_url(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+E2E_DAGS = Path(__file__).resolve().parent / "dags"
+
+
+def e2e_dags_folder(home: Path) -> Path:
+    """The project's DAG files plus the e2e-only ones (bounded in time), linked into one folder."""
+    folder = home / "dags"
+    folder.mkdir()
+    for dag_file in [*sorted((REPO_ROOT / "dags").glob("*.py")), *sorted(E2E_DAGS.glob("*.py"))]:
+        (folder / dag_file.name).symlink_to(dag_file)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db_url: str) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("airflow-home")
@@ -87,7 +99,8 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db_url: str
         env = {
             **os.environ,
             **airflow_env(home),
-            **connections_env(urls, home),
+            **connections_env(urls, home, api_url=f"http://127.0.0.1:{port}"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(e2e_dags_folder(home)),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",

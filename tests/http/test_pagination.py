@@ -308,7 +308,8 @@ def test_case3_every_dialect_that_ends_on_a_missing_marker_fails_on_a_full_page(
         _records(ApiHook(api_conn(server)), pagination, method=method, json=json_body)
 
 
-@pytest.mark.parametrize("dialect", sorted(UNMARKED_FULL_PAGES))
+# HubSpot's only end marker is a missing paging.next (see the sandbox test): no explicit marker.
+@pytest.mark.parametrize("dialect", sorted(set(UNMARKED_FULL_PAGES) - {"hubspot"}))
 def test_case3_an_explicit_end_marker_on_a_full_page_is_the_end(dialect: str, api_conn) -> None:
     pagination, reply = UNMARKED_FULL_PAGES[dialect]
     marked = {
@@ -325,8 +326,6 @@ def test_case3_an_explicit_end_marker_on_a_full_page_is_the_end(dialect: str, ap
             )
         ),
     }
-    if dialect not in marked:
-        pytest.skip("HubSpot's only end marker is a missing paging.next: see the sandbox test")
     body = {
         "query": "query($first: Int) { issues(first: $first) { edges { node { id } } } }",
         "variables": {},

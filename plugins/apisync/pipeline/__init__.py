@@ -1,5 +1,6 @@
 """Compose a stream in a DAG: ``sync_stream("orders", source_conn_id=..., warehouse_conn_id=...)``;
-a CRM push: ``push_mapping("contacts", crm_conn_id=..., warehouse_conn_id=...)``.
+a CRM push: ``push_mapping("contacts", crm_conn_id=..., warehouse_conn_id=...)``; the coverage
+check of every sync DAG: ``check_coverage(api_conn_id="airflow_api")``.
 
 Owns the one sequence of a window (:mod:`~apisync.pipeline.steps`: normalize, validate, quarantine
 gate, load with the quarantine in its transaction, accounting, audit row), the Airflow-free runner
@@ -17,6 +18,7 @@ from __future__ import annotations
 from apisync.lazy_exports import lazy_exports
 
 _EXPORTS = {
+    "check_coverage": "apisync.pipeline.coverage",
     "push_mapping": "apisync.pipeline.crm_push",
     "run_window": "apisync.pipeline.runner",
     "sync_stream": "apisync.pipeline.tasks",

@@ -67,8 +67,7 @@ def run_window(
             window,
             run_id,
             status,
-            **counts,
-            **more,
+            **{**counts, **more},  # the load's counts are the last word
             api_calls=stats.get("requests"),
             api_429s=stats.get("r429"),
             throttled_seconds=stats.get("throttled_s"),
