@@ -87,6 +87,19 @@ class SourceSpec(_Strict):
     window_format: Literal["epoch", "iso"] = "iso"
     window_bounds: WindowBounds = Field(default_factory=WindowBounds)
 
+    @model_validator(mode="after")
+    def _page_size_known(self) -> SourceSpec:
+        paginator = make_paginator(self.pagination.model_dump())
+        if paginator.full_page_undetectable(self.params):
+            raise ValueError(
+                f"pagination {self.pagination.type!r} ends a read on a page without a next-page "
+                "marker, so source.pagination.page_size (or the page size parameter in "
+                "source.params) is required: without it a full page that lacks the marker cannot "
+                "be told from the last page and the read could stop short silently. If the API "
+                "ends reads that way legitimately, declare full_page_without_next: warn"
+            )
+        return self
+
     def window_params(self) -> list[str]:
         """Where the window placeholders sit (``updated_gte``, ``json.variables.after``): for messages."""
         found = _placeholder_paths(self.params, "")

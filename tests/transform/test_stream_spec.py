@@ -116,3 +116,30 @@ def test_window_renders_epoch_and_iso() -> None:
         "updatedAfter": "2026-01-01T00:00:00Z",
         "updatedBefore": "2026-01-02T06:00:00Z",
     }
+
+
+@pytest.mark.parametrize("dialect", ["link_header", "hubspot", "next_url", "cursor_body"])
+def test_case3_a_dialect_ending_on_a_marker_without_a_page_size_fails_at_parse_time(
+    tmp_path: Path, dialect: str
+) -> None:
+    """Without a page size a full page that lacks its next-page marker cannot be told from the
+    last page: the read could stop after page 1 silently, so the spec must say the size."""
+    path = _write(tmp_path, {"source.pagination": {"type": dialect}})
+    with pytest.raises(SpecError, match=r"field 'source'.*pagination.page_size") as caught:
+        load_spec(path)
+    assert "full_page_without_next: warn" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        {"source.pagination": {"type": "link_header", "page_size": 50}},
+        {"source.pagination": {"type": "link_header"}, "source.params.per_page": 50},
+        {"source.pagination": {"type": "link_header", "full_page_without_next": "warn"}},
+        {"source.pagination": {"type": "offset"}},
+    ],
+)
+def test_case3_a_known_page_size_or_a_declared_warning_or_a_total_is_enough(
+    tmp_path: Path, mutate: dict
+) -> None:
+    load_spec(_write(tmp_path, mutate))

@@ -188,6 +188,9 @@ class Paginator:
     # paging): only on page 1, where nothing yet shows that the server pages, is a full page
     # without a marker suspicious. Elsewhere the marker field is there on every page that pages.
     marker_absent_on_last_page: ClassVar[bool] = False
+    # The read ends when a page lacks the dialect's next-page marker (not on a short page or a
+    # total): a full page without one is the only sign that the server stopped paging early.
+    ends_on_a_marker: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -333,6 +336,18 @@ class Paginator:
         """The request parameter that holds the page size; None: the dialect sends none."""
         return None
 
+    def full_page_undetectable(self, params: dict[str, Any]) -> bool:
+        """Whether a full page without a next-page marker could not be told from the last page
+        (the dialect ends on a marker, and neither ``page_size`` nor the size parameter in
+        ``params`` says how full a page is) while the spec wants that to be an error."""
+        size_param = self._size_param()
+        return (
+            self.ends_on_a_marker
+            and self.full_page_without_next == "error"
+            and not self.page_size
+            and not (size_param and size_param in params)
+        )
+
     def _marker(self) -> str:
         """What marks a next page in this dialect, for messages."""
         return "a next-page marker"
@@ -387,6 +402,7 @@ class CursorBodyPaginator(Paginator):
     """Stripe lists: ``starting_after=<id of the last record>`` while ``has_more`` is true."""
 
     type = "cursor_body"
+    ends_on_a_marker = True
     default_records_path = "data"
 
     def __init__(
@@ -444,6 +460,7 @@ class LinkHeaderPaginator(Paginator):
     """GitHub REST: follow ``Link: <url>; rel="next"`` until it is absent."""
 
     type = "link_header"
+    ends_on_a_marker = True
     marker_absent_on_last_page = True
 
     def __init__(self, *, size_param: str = "per_page", **options: Any) -> None:
@@ -475,6 +492,7 @@ class HubSpotPaginator(Paginator):
     """HubSpot CRM v3: ``after=<paging.next.after>`` until ``paging.next`` is absent."""
 
     type = "hubspot"
+    ends_on_a_marker = True
     default_records_path = "results"
     marker_absent_on_last_page = True
 
@@ -602,6 +620,7 @@ class NextUrlPaginator(Paginator):
     """Follow an absolute next-page URL found in the body (``{"next": "https://..."}``)."""
 
     type = "next_url"
+    ends_on_a_marker = True
     default_records_path = "results"
 
     def __init__(self, *, next_path: str = "next", size_param: str = "page_size", **options: Any) -> None:
@@ -639,6 +658,7 @@ class GraphQLRelayPaginator(Paginator):
     """
 
     type = "graphql_relay"
+    ends_on_a_marker = True
 
     def __init__(
         self,
