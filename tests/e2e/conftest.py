@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +57,9 @@ class AirflowStack:
         )
 
 
-@pytest.fixture(scope="session")
-def metadata_db_url(postgres_url: str) -> Iterator[str]:
-    """A throwaway PostgreSQL database for Airflow's metadata.
-
-    SQLite refuses backfill creation under concurrent access (the scheduler holds it), so the
-    end-to-end stack runs on PostgreSQL like a real deployment.
-    """
+@contextmanager
+def throwaway_database(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database on the test server, dropped afterwards; yields its URL."""
     import sqlalchemy as sa
 
     name = f"apisync_e2e_{uuid.uuid4().hex[:10]}"
@@ -77,21 +74,44 @@ def metadata_db_url(postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def metadata_db_url(postgres_url: str) -> Iterator[str]:
+    """A throwaway PostgreSQL database for Airflow's metadata.
+
+    SQLite refuses backfill creation under concurrent access (the scheduler holds it), so the
+    end-to-end stack runs on PostgreSQL like a real deployment.
+    """
+    with throwaway_database(postgres_url) as url:
+        yield url
+
+
 E2E_DAGS = Path(__file__).resolve().parent / "dags"
 
 
-def e2e_dags_folder(home: Path) -> Path:
-    """The project's DAG files plus the e2e-only ones (bounded in time), linked into one folder."""
+def linked_dags_folder(home: Path, dag_files: Iterable[Path]) -> Path:
+    """A DAGs folder in ``home`` holding exactly ``dag_files`` (as links)."""
     folder = home / "dags"
     folder.mkdir()
-    for dag_file in [*sorted((REPO_ROOT / "dags").glob("*.py")), *sorted(E2E_DAGS.glob("*.py"))]:
+    for dag_file in dag_files:
         (folder / dag_file.name).symlink_to(dag_file)
     return folder
 
 
-@pytest.fixture(scope="session")
-def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db_url: str) -> Iterator[AirflowStack]:
-    home = tmp_path_factory.mktemp("airflow-home")
+def project_and_e2e_dag_files() -> list[Path]:
+    """The project's DAG files plus the e2e-only ones (bounded in time)."""
+    return [*sorted((REPO_ROOT / "dags").glob("*.py")), *sorted(E2E_DAGS.glob("*.py"))]
+
+
+@contextmanager
+def running_airflow(
+    home: Path, metadata_db_url: str, *, dag_files: Iterable[Path], scheduled_runs: bool
+) -> Iterator[AirflowStack]:
+    """``airflow standalone`` in ``home`` with the sandboxes, until the block ends.
+
+    ``scheduled_runs=False`` turns the scheduler's own runs off (``use_job_schedule``): only the
+    runs a test asks for (manual, backfill) exist. With ``True`` the scheduler creates scheduled
+    and catchup runs like in production, so ``dag_files`` must be bounded in time.
+    """
     (home / "logs").mkdir()
     password = admin_password(home)
     port = free_port()
@@ -100,7 +120,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db_url: str
             **os.environ,
             **airflow_env(home),
             **connections_env(urls, home, api_url=f"http://127.0.0.1:{port}"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(e2e_dags_folder(home)),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(linked_dags_folder(home, dag_files)),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
@@ -108,8 +128,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db_url: str
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            # Only the runs a test asks for: no catchup of scheduled intervals competing for 2 cores.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(scheduled_runs),
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         }
         env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
@@ -135,3 +154,13 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db_url: str
         finally:
             stop_process_group(proc, grace_s=30)
             log.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory, metadata_db_url: str) -> Iterator[AirflowStack]:
+    """The shared stack: every project DAG plus the e2e ones, and only the runs a test asks for
+    (no catchup of scheduled intervals competing for 2 cores)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    dag_files = project_and_e2e_dag_files()
+    with running_airflow(home, metadata_db_url, dag_files=dag_files, scheduled_runs=False) as stack:
+        yield stack
