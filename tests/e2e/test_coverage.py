@@ -156,6 +156,26 @@ def assert_warehouse_equals_truth(stack, windows: list[tuple[datetime, datetime]
 
 
 @pytest.mark.timeout(1800)  # Airflow's start, two backfills and two checks on a loaded 2-core machine
+def assert_one_coverage_alert(smtp, slack, *, windows: int, summary: str, dag_id: str) -> None:
+    """Exactly one coverage alert on each channel, naming the gap, its DAG and the repair, and no
+    credential."""
+    assert len(slack.posts) == 1 and len(smtp.messages) == 1
+    email = smtp.messages[0]
+    for text in (email.subject + "\n" + email.body, json.dumps(slack.posts[0].json, ensure_ascii=False)):
+        assert f"{windows} windows not synced in 1 stream" in text
+        assert summary in text
+        assert dag_id in text and "repair: backfill" in text
+        assert SLACK_TOKEN not in text and SMTP_PASSWORD not in text
+
+
+def repair_backfill(stack, dag_id: str, first_backfill: int) -> dict[str, Any]:
+    """The one backfill the coverage check created (every backfill of the DAG but the test's own)."""
+    backfills = stack.api("GET", "/backfills", params={"dag_id": dag_id}).json()["backfills"]
+    repairs = [b for b in backfills if b["id"] != first_backfill]
+    assert len(repairs) == 1, backfills
+    return repairs[0]
+
+
 def test_case1_windows_that_never_ran_are_detected_alerted_and_backfilled(
     airflow_stack, smtp_server, slack_receiver
 ) -> None:
@@ -213,19 +233,16 @@ def _reproduce_detect_and_repair(stack, smtp, slack) -> None:
     # Detected and alerted ...
     assert stack.api("PATCH", "/dags/sync_coverage", json={"is_paused": False}).status_code == 200
     run_coverage_check(stack)
-    assert len(slack.posts) == 1 and len(smtp.messages) == 1
-    email = smtp.messages[0]
-    for text in (email.subject + "\n" + email.body, json.dumps(slack.posts[0].json, ensure_ascii=False)):
-        assert "3 windows not synced in 1 stream" in text
-        assert "orders: 3 windows never ran, 2026-01-07T00:00Z → 2026-01-07T03:00Z" in text
-        assert DAG_ID in text and "repair: backfill" in text
-        assert SLACK_TOKEN not in text and SMTP_PASSWORD not in text
+    assert_one_coverage_alert(
+        smtp,
+        slack,
+        windows=3,
+        summary="orders: 3 windows never ran, 2026-01-07T00:00Z → 2026-01-07T03:00Z",
+        dag_id=DAG_ID,
+    )
 
     # ... and repaired: one backfill of the gap, through the REST API.
-    backfills = stack.api("GET", "/backfills", params={"dag_id": DAG_ID}).json()["backfills"]
-    repairs = [b for b in backfills if b["id"] != first_backfill]
-    assert len(repairs) == 1, backfills
-    repair = repairs[0]
+    repair = repair_backfill(stack, DAG_ID, first_backfill)
     assert repair["from_date"].startswith("2026-01-07T00:00") and repair["to_date"].startswith(
         "2026-01-07T02:00"
     )

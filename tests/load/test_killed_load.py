@@ -8,12 +8,7 @@ built) and the refill of an emptied table (rows COPYed straight into it).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +23,8 @@ from apisync.spec import load_spec
 from apisync.staging.raw_pages import extract_to_files
 from apisync.transform import Lineage, normalize_files
 from tests.load.datapath_fixtures import WINDOW, Target, sync_records
+from tests.load.killed_child import kill_at_marker
 from tests.transform.order_records import make_order, make_orders, pages_of
-
-REPO = Path(__file__).resolve().parents[2]
 
 # The child runs the real load; the only change is a pause after the parent rows are sent (to the
 # staging table or straight to the target), before the rest and the commit, announced through a
@@ -75,34 +69,13 @@ def _kill_mid_load(
     """Run the load in a child, call ``while_stalled()`` once its parent rows are sent, SIGKILL it;
     return how many parent rows it had sent."""
     env = {
-        **os.environ,
-        "PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}",
-        "MARKER": str(marker),
         "URL": postgres_url,
         "SCHEMA": pg_schema,
         "VALIDATED": str(validated),
         "START": WINDOW[0].isoformat(),
         "END": WINDOW[1].isoformat(),
     }
-    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else "child exited"
-            assert time.monotonic() < deadline, "child never sent its rows"
-            time.sleep(0.1)
-        sent = int(marker.read_text())
-        while_stalled()
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stderr:
-            child.stderr.close()
-    assert child.returncode == -signal.SIGKILL
-    return sent
+    return int(kill_at_marker(CHILD, env, marker, reached="sent its rows", while_stalled=while_stalled))
 
 
 def _retry_and_replay(

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +14,8 @@ from apisync.spec import load_spec
 from apisync.staging.layout import RunPaths
 from apisync.staging.raw_pages import extract_to_files
 from tests.load.datapath_fixtures import WINDOW, Target, sync_records
+from tests.load.killed_child import kill_at_marker
 from tests.transform.order_records import make_order, make_orders, pages_of
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _sync_runs(target: Target) -> list[tuple[object, ...]]:
@@ -118,31 +112,13 @@ def test_case10_a_kill_between_the_load_and_its_audit_row_leaves_both_or_neither
     extract_to_files(pages_of(records, 100), RunPaths(root).raw)
     marker = tmp_path / "at-sync-runs"
     env = {
-        **os.environ,
-        "PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}",
-        "MARKER": str(marker),
         "URL": str(warehouse.engine.url.render_as_string(hide_password=False)),
         "SCHEMA": warehouse.db_schema or "",
         "ROOT": str(root),
         "START": WINDOW[0].isoformat(),
         "END": WINDOW[1].isoformat(),
     }
-    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else "child exited"
-            assert time.monotonic() < deadline, "child never reached the sync_runs row"
-            time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stderr:
-            child.stderr.close()
-    assert child.returncode == -signal.SIGKILL
+    kill_at_marker(CHILD, env, marker, reached="reached the sync_runs row")
 
     loaded = (
         warehouse.scalar(f"SELECT count(*) FROM {warehouse.table('orders')}")

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +22,7 @@ from apisync.pipeline.runner import WindowRun, run_window
 from apisync.quality.quarantine import quarantine_table, raw_record_bytes
 from apisync.spec import load_spec, render_window
 from apisync.staging.layout import RunPaths
+from tests.http.scripted_server import Call, Reply, ScriptedServer, scripted_server
 from tests.load.datapath_fixtures import WINDOW, Target
 from tests.transform.order_records import make_orders
 
@@ -57,44 +55,28 @@ def api(
     """``api(page1, page2)``: serve two pages of orders (cursor_body); the connection id."""
     pages: dict[str, bytes] = {}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            query = parse_qs(urlsplit(self.path).query)
-            if query.get("api_key") != [API_KEY]:
-                self.send_response(401)
-                self.end_headers()
-                return
-            body = pages["2" if "starting_after" in query else "1"]
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(call: Call, _: ScriptedServer) -> Reply:
+        if call.query.get("api_key") != API_KEY:
+            return Reply(b"", status=401)
+        return Reply(pages["2" if "starting_after" in call.query else "1"])
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    with scripted_server(answer) as server:
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+        def serve(page1: list[bytes], page2: list[bytes]) -> str:
+            pages["1"], pages["2"] = _body(page1, True), _body(page2, False)
+            conn = {
+                "conn_type": "http",
+                "host": server.url,
+                "password": API_KEY,
+                "extra": {
+                    "auth": {"type": "api_key", "query": "api_key"},
+                    "rate_limit": {"path": str(tmp_path / "ratelimit.sqlite")},
+                },
+            }
+            monkeypatch.setenv("AIRFLOW_CONN_BAD_VALUES_API", json.dumps(conn))
+            return "bad_values_api"
 
-    def serve(page1: list[bytes], page2: list[bytes]) -> str:
-        pages["1"], pages["2"] = _body(page1, True), _body(page2, False)
-        conn = {
-            "conn_type": "http",
-            "host": f"http://127.0.0.1:{server.server_address[1]}",
-            "password": API_KEY,
-            "extra": {
-                "auth": {"type": "api_key", "query": "api_key"},
-                "rate_limit": {"path": str(tmp_path / "ratelimit.sqlite")},
-            },
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_BAD_VALUES_API", json.dumps(conn))
-        return "bad_values_api"
-
-    yield serve
-    server.shutdown()
-    server.server_close()
+        yield serve
 
 
 def _sync(conn_id: str, target: Target, root: Path) -> WindowRun:

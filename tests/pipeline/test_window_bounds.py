@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -25,6 +23,7 @@ from apisync.http import ApiHook
 from apisync.pipeline.runner import WindowRun, run_window
 from apisync.spec import StreamSpec, include_dir, load_spec, render_window
 from apisync.staging.layout import RunPaths, window_key
+from tests.http.scripted_server import Call, Reply, ScriptedServer, scripted_server
 from tests.load.datapath_fixtures import Target
 
 DAY = datetime(2026, 1, 5, tzinfo=UTC)
@@ -78,54 +77,35 @@ class FilterServer:
     records: list[dict[str, Any]]
     known: frozenset[str]
     url: str = ""
-    requests: list[dict[str, list[str]]] = field(default_factory=list)
+    requests: list[dict[str, str]] = field(default_factory=list)
 
-    def select(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def select(self, query: dict[str, str]) -> list[dict[str, Any]]:
         chosen = self.records
         for name, check in _OPERATORS.items():
             if name in self.known and name in query:
-                bound = _instant(query[name][0])
+                bound = _instant(query[name])
                 chosen = [r for r in chosen if check(_instant(r["updated_at"]), bound)]
         return sorted(chosen, key=lambda r: (r["updated_at"], r["id"]))
+
+    def answer(self, call: Call, _: ScriptedServer) -> Reply:
+        self.requests.append(call.query)
+        selected = self.select(call.query)
+        offset, limit = int(call.query["offset"]), int(call.query["limit"])
+        return Reply(
+            json.dumps({"items": selected[offset : offset + limit], "total": len(selected)}).encode()
+        )
 
 
 @pytest.fixture
 def filter_server() -> Iterator[Callable[..., FilterServer]]:
-    started: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+    with ExitStack() as servers:
 
-    def start(records: list[dict[str, Any]], known: set[str]) -> FilterServer:
-        server = FilterServer(records, frozenset(known))
+        def start(records: list[dict[str, Any]], known: set[str]) -> FilterServer:
+            server = FilterServer(records, frozenset(known))
+            server.url = servers.enter_context(scripted_server(server.answer)).url
+            return server
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                query = parse_qs(urlsplit(self.path).query)
-                server.requests.append(query)
-                selected = server.select(query)
-                offset, limit = int(query["offset"][0]), int(query["limit"][0])
-                body = json.dumps(
-                    {"items": selected[offset : offset + limit], "total": len(selected)}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        started.append((httpd, thread))
-        return server
-
-    yield start
-    for httpd, thread in started:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+        yield start
 
 
 def _record(number: int, stamp: datetime, lines: int = 1) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import requests
 from apisync.coverage import DEFAULT_API_CONN_ID
 from apisync.coverage.ledger import Ledger, LedgerWindow, Window, as_utc, format_range
 from apisync.errors import AirflowApiError
-from apisync.redaction import redact, register_secret
+from apisync.redaction import body_excerpt, redact, register_secret
 
 __all__ = [
     "ACTIVE_RUN_STATES",
@@ -90,7 +90,7 @@ class AirflowApi:
         if response.status_code not in (200, 201):
             raise AirflowApiError(
                 f"POST {url}: token refused with HTTP {response.status_code} "
-                f"(check login/password of the Airflow API connection): {redact(response.text[:300])}",
+                f"(check login/password of the Airflow API connection): {body_excerpt(response.text, 300)}",
                 method="POST",
                 url=url,
                 status=response.status_code,
@@ -122,7 +122,7 @@ class AirflowApi:
                 continue
             if response.status_code not in ok:
                 raise AirflowApiError(
-                    f"{method} {url}: HTTP {response.status_code}: {redact(response.text[:500])}",
+                    f"{method} {url}: HTTP {response.status_code}: {body_excerpt(response.text, 500)}",
                     method=method,
                     url=url,
                     status=response.status_code,

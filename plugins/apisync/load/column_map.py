@@ -21,6 +21,7 @@ from apisync.errors import ColumnMapConflictError
 from apisync.naming import SourcePath
 from apisync.spec import StreamSpec
 from apisync.staging.column_map import decode_path, stream_tables
+from apisync.staging.tables import ensure_table_columns
 
 __all__ = ["COLUMN_MAP_TABLE", "column_map_table", "column_map_writer", "read_column_maps"]
 
@@ -70,19 +71,6 @@ def read_column_maps(
     return maps
 
 
-def _create(conn: sa.Connection, table: sa.Table) -> None:
-    """Create the table unless it exists; a concurrent first create (PostgreSQL: the loser fails on
-    ``pg_type`` once the winner commits) is rolled back to a savepoint and the winner's table used."""
-    if sa.inspect(conn).has_table(table.name, schema=table.schema):
-        return
-    try:
-        with conn.begin_nested():
-            table.create(conn)
-    except sa.exc.DBAPIError:
-        if not sa.inspect(conn).has_table(table.name, schema=table.schema):
-            raise
-
-
 def column_map_writer(
     spec: StreamSpec,
     entries: Mapping[str, Mapping[str, str]],
@@ -99,7 +87,7 @@ def column_map_writer(
         if not any(entries.values()):
             return
         stored = column_map_table(db_schema)
-        _create(conn, stored)
+        ensure_table_columns(conn, stored)  # race-safe first create, as sync_runs
         added = [
             (names[table], path, column)
             for table, table_entries in entries.items()
