@@ -3,20 +3,21 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | cksum | cut -d' ' -f1)
+REQUIREMENTS := requirements.txt requirements-cluster.txt
+STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) constraints.txt | cksum | cut -d' ' -f1)
 
 .PHONY: help install run test lint format demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt constraints.txt
+$(STAMP): $(REQUIREMENTS) constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS)) -c constraints.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)  ## create .venv and install the pinned stack
+install: $(STAMP)  ## create .venv and install the pinned stack (the Celery stack included)
 
 run: install  ## start the sandbox APIs and Airflow (UI on http://localhost:8080); Ctrl-C stops all
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/run_local.py

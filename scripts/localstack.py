@@ -58,22 +58,15 @@ def sandbox_command(
     return args
 
 
-# Pools the DAGs name: {pool: (slots, description)}.
-POOLS: dict[str, tuple[int, str]] = {
-    "accounts_api": (2, "Parallel pulls from the accounts API (customers_to_warehouse slices)"),
-}
+POOLS_FILE = REPO_ROOT / "include" / "pools.json"  # the one pool definition (apisync.pools reads it)
 
 
 def prepare_metadata_db(env: Mapping[str, str]) -> None:
     """Migrate the metadata DB and create the pools the DAGs use (both idempotent)."""
     subprocess.run(["airflow", "db", "migrate"], env=dict(env), check=True, stdout=subprocess.DEVNULL)
-    for pool, (slots, description) in POOLS.items():
-        subprocess.run(
-            ["airflow", "pools", "set", pool, str(slots), description],
-            env=dict(env),
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    subprocess.run(
+        ["airflow", "pools", "import", str(POOLS_FILE)], env=dict(env), check=True, stdout=subprocess.DEVNULL
+    )
 
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"

@@ -45,6 +45,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.errors": frozenset(),
     "apisync.redaction": frozenset({"apisync.errors"}),
     "apisync.naming": frozenset(),
+    "apisync.pools": frozenset({"apisync.errors", "apisync.spec"}),
     "apisync.lazy_exports": frozenset(),
     "apisync.spec": frozenset({"apisync.errors", "apisync.naming", "apisync.http.pagination"}),
     "apisync.http": _BASE,

@@ -18,6 +18,7 @@ from airflow.sdk import Asset, TaskGroup, get_current_context, task
 
 from apisync.errors import QuarantineThresholdError, WindowError
 from apisync.pipeline.extract import ExtractStreamOperator
+from apisync.pools import check_pool
 from apisync.pipeline.staging import resolve_window, upstream_paths, window_dir
 from apisync.quality.suites import read_suite_file, suite_path
 from apisync.spec import load_spec
@@ -299,6 +300,8 @@ def sync_stream(
         raise ValueError(f"sync_stream({stream!r}): partitions must be >= 1, got {partitions}")
     spec = load_spec(stream)
     read_suite_file(suite_path(spec.quality.suite))
+    if pool:
+        check_pool(pool)
     outlets = [warehouse_asset(spec.destination.table, spec.destination.db_schema or warehouse_schema)]
     pool_args = {"pool": pool} if pool else {}
     with TaskGroup(
