@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 REQUIREMENTS := requirements.txt requirements-cluster.txt
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: help install run test lint format demo bench clean
+.PHONY: help install run cluster test lint format demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ install: $(STAMP)  ## create .venv and install the pinned stack (the Celery stac
 
 run: install  ## start the sandbox APIs and Airflow (UI on http://localhost:8080); Ctrl-C stops all
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/run_local.py
+
+cluster: install  ## the CeleryExecutor stack as processes: PostgreSQL metadata, Redis, 2 workers (no Docker)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/cluster.py
 
 test: install  ## ruff, mypy, then the whole pytest suite
 	$(VENV)/bin/ruff check .
@@ -44,4 +47,4 @@ format: install  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 clean:  ## remove the local Airflow homes and caches (keeps .venv)
-	rm -rf .airflow .airflow-test .pytest_cache .ruff_cache .mypy_cache
+	rm -rf .airflow .airflow-cluster .airflow-test .pytest_cache .ruff_cache .mypy_cache

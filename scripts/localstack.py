@@ -73,12 +73,21 @@ DEFAULT_API_URL = "http://127.0.0.1:8080"
 
 
 def connections_env(
-    urls: Mapping[str, str], airflow_home: Path, api_url: str = DEFAULT_API_URL
+    urls: Mapping[str, str],
+    airflow_home: Path,
+    api_url: str = DEFAULT_API_URL,
+    *,
+    rate_budget: str | None = None,
+    extras: Mapping[str, Mapping[str, object]] | None = None,
 ) -> dict[str, str]:
     """AIRFLOW_CONN_* for every connection the DAGs use, pointed at the given sandbox URLs.
 
     ``airflow_api`` is Airflow's own REST API at ``api_url`` with the home's admin login: the
     sync_coverage DAG asks it which runs are in progress and creates its repair backfills.
+    ``rate_budget`` (a Redis URL) puts every source connection's rate budget in Redis, for
+    components that share no disk or run on several machines; without it the budget is the
+    SQLite file in this machine's temp directory, shared by the processes of one machine.
+    ``extras`` are merged into the named connections' extras (e.g. ``defer_after_s`` for a test).
     """
     conns: dict[str, dict[str, object]] = {
         "shop_api": {
@@ -133,6 +142,17 @@ def connections_env(
             "password": admin_password(airflow_home) if (airflow_home / "passwords.json").exists() else "",
         },
     }
+    for cid, body in conns.items():
+        extra = body.get("extra")
+        if not isinstance(extra, dict):
+            continue
+        if rate_budget:
+            extra["rate_limit"] = {
+                **extra.get("rate_limit", {}),
+                "backend": "redis",
+                "redis_url": rate_budget,
+            }
+        extra.update((extras or {}).get(cid, {}))
     return {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(body) for cid, body in conns.items()}
 
 
@@ -202,9 +222,15 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
 
 @contextmanager
 def running_sandboxes(
-    *, ephemeral_ports: bool = False, log_dir: Path | None = None
+    *,
+    ephemeral_ports: bool = False,
+    log_dir: Path | None = None,
+    overrides: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Iterator[dict[str, str]]:
-    """Start every sandbox service; yield {service name: base URL}; stop them all on exit."""
+    """Start every sandbox service; yield {service name: base URL}; stop them all on exit.
+
+    ``overrides`` changes a service's configuration, e.g. ``{"accounts": {"records": 200_000}}``.
+    """
     procs: list[subprocess.Popen] = []
     urls: dict[str, str] = {}
     try:
@@ -212,6 +238,10 @@ def running_sandboxes(
             port = free_port() if ephemeral_ports else service.port
             log = open(log_dir / f"sandbox-{service.name}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
             try:
+                if overrides and service.name in overrides:
+                    service = SandboxService(
+                        service.name, service.port, {**service.config, **overrides[service.name]}
+                    )
                 proc = subprocess.Popen(
                     sandbox_command(service, port=port),
                     cwd=REPO_ROOT,

@@ -125,6 +125,7 @@ class ExtractStreamOperator(PagedExtractOperator):
             "api_calls": api.get("requests", 0),
             "api_429s": api.get("r429", 0),
             "throttled_seconds": api.get("throttled_s", 0.0),
+            "deferrals": api.get("deferrals", 0),  # long rate-limit waits handed to the triggerer
             "replayed": replayed,
             "partition": self.partition,
             "partitions": self.partitions,

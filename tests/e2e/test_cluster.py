@@ -1,0 +1,242 @@
+"""The distributed stack, as `make cluster` runs it: CeleryExecutor with two workers, for real.
+
+Metadata on the local PostgreSQL, Redis as the Celery broker and the shared rate budget, an
+api-server, a scheduler, a dag-processor, a triggerer and two Celery workers, each its own process
+(scripts/cluster.py, the launcher users run). A backfill of four hourly intervals of the partitioned
+``customers_to_warehouse`` (four mapped slices a window) runs against the rate-limited accounts
+sandbox, whose every 25th API request opens a 12 s 429 storm: longer than the connection's
+``defer_after_s``, so extracts caught in it defer to the triggerer and resume on a worker.
+
+Asserted: every run succeeds; tasks ran on both workers; the warehouse's rows plus the quarantined
+records are exactly the sandbox's ground truth; no page was fetched twice (the sandbox served as
+many pages as the extracts staged, so a resume continued from its saved cursor); at least one
+extract deferred and resumed; outside the storms, 429s stay within the rate-limit bound.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from scripts.cluster import Cluster, running_cluster
+from scripts.localstack import REPO_ROOT, admin_password, free_port
+from tests.e2e.conftest import linked_dags_folder, throwaway_database
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+DAG_ID = "customers_to_warehouse"
+GROUP = "sync_customers"
+FIRST = datetime(2026, 1, 3, 0, tzinfo=UTC)
+HOURS = 4
+WORKERS = ("worker-1", "worker-2")
+STORM_EVERY = 25
+STORM_S = 12
+DEFER_AFTER_S = 3
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(scope="module")
+def warehouse_url(postgres_url: str) -> Iterator[str]:
+    with throwaway_database(postgres_url) as url:
+        yield url.replace("postgresql+psycopg2://", "postgresql://", 1)  # an Airflow connection URI
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str, warehouse_url: str
+) -> Iterator[Cluster]:
+    home = tmp_path_factory.mktemp("cluster-home")
+    with (
+        throwaway_database(postgres_url) as metadata_url,
+        running_cluster(
+            home,
+            metadata_url=metadata_url,
+            redis_url=redis_url,
+            workers=len(WORKERS),
+            worker_concurrency=2,
+            api_port=free_port(),
+            ephemeral_ports=True,
+            broker_prefix=f"apisync-e2e-{uuid.uuid4().hex[:8]}:",
+            dags_folder=linked_dags_folder(home, [REPO_ROOT / "dags" / f"{DAG_ID}.py"]),
+            # ~1,200 customers an hour: ~300 a slice, 3 pages of 100, so storms land mid-extraction.
+            sandbox_overrides={
+                "accounts": {"records": 200_000, "storm_every": STORM_EVERY, "storm_s": STORM_S}
+            },
+            connection_extras={"accounts_api": {"defer_after_s": DEFER_AFTER_S}},
+            extra_env={
+                "AIRFLOW_CONN_WAREHOUSE_DEFAULT": warehouse_url,
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill's runs
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            },
+        ) as running,
+    ):
+        yield running
+
+
+def _session(cluster: Cluster) -> requests.Session:
+    token = requests.post(
+        f"{cluster.api_url}/auth/token",
+        json={"username": "admin", "password": admin_password(cluster.home)},
+        timeout=30,
+    )
+    token.raise_for_status()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    return session
+
+
+def _wait_for_dag(cluster: Cluster, api: requests.Session, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if api.get(f"{cluster.api_url}/api/v2/dags/{DAG_ID}", timeout=30).status_code == 200:
+            return
+        assert not cluster.exited(), f"components exited: {cluster.exited()}"
+        time.sleep(2)
+    errors = api.get(f"{cluster.api_url}/api/v2/importErrors", timeout=30).json()
+    pytest.fail(f"{DAG_ID} not parsed within {timeout_s}s; import errors: {errors}")
+
+
+def _backfill(cluster: Cluster, api: requests.Session, timeout_s: float = 1200) -> list[dict]:
+    base = f"{cluster.api_url}/api/v2"
+    response = api.post(
+        f"{base}/backfills",
+        json={
+            "dag_id": DAG_ID,
+            "from_date": _iso(FIRST),
+            "to_date": _iso(FIRST + timedelta(hours=HOURS - 1)),
+            "reprocess_behavior": "none",
+            "max_active_runs": 2,
+        },
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    backfill_id = response.json()["id"]
+    deadline = time.monotonic() + timeout_s
+    while not api.get(f"{base}/backfills/{backfill_id}", timeout=30).json().get("completed_at"):
+        assert not cluster.exited(), f"components exited: {cluster.exited()}"
+        if time.monotonic() > deadline:
+            pytest.fail(f"backfill {backfill_id} not completed within {timeout_s}s")
+        time.sleep(3)
+    runs = api.get(f"{base}/dags/{DAG_ID}/dagRuns", params={"limit": 100}, timeout=30).json()["dag_runs"]
+    return [run for run in runs if run.get("backfill_id") == backfill_id]
+
+
+def _task_instances(cluster: Cluster, api: requests.Session, run_id: str) -> list[dict]:
+    url = f"{cluster.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances"
+    return api.get(url, params={"limit": 200}, timeout=30).json()["task_instances"]
+
+
+def _xcom(cluster: Cluster, api: requests.Session, run_id: str, task_id: str, map_index: int) -> dict:
+    url = (
+        f"{cluster.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
+        f"return_value"
+    )
+    response = api.get(url, params={"map_index": map_index, "deserialize": True}, timeout=30)
+    response.raise_for_status()
+    return response.json()["value"]
+
+
+def test_backfill_on_two_celery_workers_equals_ground_truth_through_a_deferring_storm(
+    cluster: Cluster, warehouse_url: str
+) -> None:
+    api = _session(cluster)
+    _wait_for_dag(cluster, api)
+    assert api.patch(f"{cluster.api_url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, timeout=30).ok
+
+    started = time.monotonic()
+    runs = _backfill(cluster, api)
+    seconds = time.monotonic() - started
+    assert len(runs) == HOURS, [run["run_id"] for run in runs]
+    assert {run["state"] for run in runs} == {"success"}, [(run["run_id"], run["state"]) for run in runs]
+
+    instances = [ti for run in runs for ti in _task_instances(cluster, api, run["dag_run_id"])]
+    by_worker = Counter(ti["hostname"] for ti in instances)
+    assert set(WORKERS) <= set(by_worker), f"tasks by worker: {dict(by_worker)}"
+    assert set(by_worker) <= set(WORKERS), f"tasks ran outside the Celery workers: {dict(by_worker)}"
+
+    extracts = [
+        _xcom(cluster, api, ti["dag_run_id"], ti["task_id"], ti["map_index"])
+        for ti in instances
+        if ti["task_id"] == f"{GROUP}.extract"
+    ]
+    assert len(extracts) == HOURS * 4
+    deferred = [extract for extract in extracts if extract["deferrals"] > 0]
+    assert deferred, "no extract deferred: the storm never outlasted defer_after_s"
+
+    accounts = cluster.sandbox_urls["accounts"]
+    end = FIRST + timedelta(hours=HOURS)
+    truth = requests.get(
+        f"{accounts}/_sandbox/truth/customers",
+        params={"updated_gte": _iso(FIRST), "updated_lt": _iso(end)},
+        timeout=30,
+    ).json()["records"]
+    engine = sa.create_engine(warehouse_url)
+    try:
+        with engine.connect() as conn:
+            loaded = [row[0] for row in conn.execute(sa.text("SELECT id FROM customers"))]
+            quarantined = [
+                row[0]
+                for row in conn.execute(
+                    sa.text("SELECT record_key FROM quarantine WHERE stream = 'customers'")
+                )
+            ]
+            audit = conn.execute(
+                sa.text(
+                    "SELECT count(*), sum(api_calls), sum(api_429s) FROM sync_runs WHERE status = 'success'"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    stats = requests.get(f"{accounts}/_sandbox/stats", timeout=30).json()
+    served = stats["by_status"]
+    storm_429s = stats["faults"].get("storm", 0)
+    rate_429s = int(served.get("429", 0)) - storm_429s
+    print(
+        f"\nCLUSTER runs={len(runs)} seconds={seconds:.0f} tasks_by_worker={dict(by_worker)} "
+        f"extracts={len(extracts)} deferred={len(deferred)} truth={len(truth)} loaded={len(loaded)} "
+        f"quarantined={len(quarantined)} sync_runs={audit[0]} api_calls={audit[1]} api_429s={audit[2]} "
+        f"served={stats['requests']} by_status={served} storm_429s={storm_429s} rate_429s={rate_429s}"
+    )
+
+    expected = Counter(record["id"] for record in truth)
+    assert len(truth) > 500, "too few customers for the storm and the slices to matter"
+    assert Counter(loaded) + Counter(quarantined) == expected, "warehouse + quarantine != ground truth"
+    assert len(set(loaded)) == len(loaded), "a customer was loaded twice"
+    assert audit[0] == HOURS * 4, "one success row per slice and window"
+
+    pages_staged = sum(extract["pages"] for extract in extracts)
+    assert int(served.get("200", 0)) == pages_staged, "a page was fetched twice or not staged"
+    assert storm_429s > 0, "no storm hit the backfill"
+    # The rate-limit bound (limit learned from headers): at most 1 % of requests answered 429.
+    assert rate_429s <= stats["requests"] // 100, (
+        f"{rate_429s} rate-limit 429s in {stats['requests']} requests"
+    )
+    assert not cluster.exited(), f"components exited: {cluster.exited()}"
+
+
+def test_components_share_one_secret_and_the_redis_budget(cluster: Cluster) -> None:
+    """What `make cluster` documents: one JWT secret and Fernet key for all, Redis for every budget."""
+    import json
+
+    env = cluster.env
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] and env["AIRFLOW__CORE__FERNET_KEY"]
+    secrets = json.loads((cluster.home / "cluster-secrets.json").read_text())
+    assert all(env[key] == value for key, value in secrets.items())
+    assert (cluster.home / "cluster-secrets.json").stat().st_mode & 0o077 == 0
+    http = [json.loads(v) for k, v in env.items() if k.startswith("AIRFLOW_CONN_") and v.startswith("{")]
+    sources = [conn for conn in http if conn["conn_type"] == "http" and "auth" in conn.get("extra", {})]
+    assert sources and all(conn["extra"]["rate_limit"]["backend"] == "redis" for conn in sources)
+    assert Path(cluster.log("worker-1")).exists() and Path(cluster.log("worker-2")).exists()
