@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +24,34 @@ AIRFLOW_COMPONENTS = (
 )
 
 
+# Secrets Airflow 3.3.2 must see identical in every component, else each generates its own:
+# [api_auth] jwt_secret signs the execution-API tokens the scheduler hands to tasks (a worker with
+# another one gets "Invalid auth token"); [core] fernet_key encrypts connections and variables in the
+# metadata DB; [api] secret_key signs the api-server's requests for logs served by the workers.
+SHARED_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY")
+REQUIRED_FROM_ENV_FILE = re.compile(r"^\$\{(?P<var>[A-Z][A-Z0-9_]*):\?[^}]+\}$")
+POOLS_IN_CONTAINER = "/opt/airflow/include/pools.json"
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load((REPO_ROOT / "docker-compose.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def pools_the_dags_use() -> dict[str, set[str]]:
+    """{pool: {dag_id.task_id, …}} over every task of every DAG in dags/, parsed by Airflow's DagBag."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dagbag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    assert dagbag.import_errors == {}, "\n".join(f"{k}: {v}" for k, v in dagbag.import_errors.items())
+    assert dagbag.dags, "dags/ parsed to no DAGs"
+    used: dict[str, set[str]] = {}
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.pool and task.pool != "default_pool":
+                used.setdefault(task.pool, set()).add(f"{dag.dag_id}.{task.task_id}")
+    return used
 
 
 def _env(service: dict) -> dict[str, str]:
@@ -102,3 +131,109 @@ def test_secrets_files_are_ignored() -> None:
     for ignore in (".gitignore", ".dockerignore"):
         lines = (REPO_ROOT / ignore).read_text().split()
         assert {".env", ".venv/", "logs/", "airflow.db", "airflow.cfg"} <= set(lines), ignore
+
+
+def _env_file_keys() -> set[str]:
+    lines = (REPO_ROOT / ".env.example").read_text().splitlines()
+    return {line.split("=", 1)[0] for line in lines if "=" in line and not line.startswith("#")}
+
+
+@pytest.mark.parametrize("key", SHARED_SECRETS)
+def test_every_component_gets_the_same_required_secret(compose: dict, key: str) -> None:
+    """One value from .env for all, and `docker compose up` refuses to start without it."""
+    values = {
+        name: _env(compose["services"][name]).get(key) for name in (*AIRFLOW_COMPONENTS, "airflow-init")
+    }
+    assert len(set(values.values())) == 1, f"{key} differs between components: {values}"
+    value = values["airflow-scheduler"]
+    match = REQUIRED_FROM_ENV_FILE.match(str(value))
+    assert match, (
+        f"{key} is {value!r}: take it from .env as ${{VAR:?message}} so compose refuses to start without it"
+    )
+    assert match["var"] in _env_file_keys(), f".env.example does not list {match['var']} (for {key})"
+
+
+def test_env_example_says_how_to_generate_each_secret(compose: dict) -> None:
+    lines = (REPO_ROOT / ".env.example").read_text().splitlines()
+    for key in SHARED_SECRETS:
+        match = REQUIRED_FROM_ENV_FILE.match(str(_env(compose["services"]["airflow-scheduler"])[key]))
+        assert match, key
+        commands = [
+            line for line in lines if line.startswith("#") and match["var"] in line and "python" in line
+        ]
+        assert commands, f".env.example gives no command generating {match['var']}"
+
+
+def test_init_service_imports_the_pools_file(compose: dict) -> None:
+    init = compose["services"]["airflow-init"]
+    script = "\n".join(init["command"]) if isinstance(init["command"], list) else init["command"]
+    assert f"airflow pools import {POOLS_IN_CONTAINER}" in script, "airflow-init creates no pools"
+    include_mount = [v for v in init["volumes"] if v.endswith(":/opt/airflow/include")]
+    assert include_mount and include_mount[0].rsplit(":", 1)[0].endswith("/include"), init["volumes"]
+
+
+def test_every_pool_a_dag_uses_is_declared(pools_the_dags_use: dict[str, set[str]]) -> None:
+    from apisync.pools import declared_pools
+
+    declared = declared_pools(REPO_ROOT / "include" / "pools.json")
+    undeclared = {pool: sorted(tasks) for pool, tasks in pools_the_dags_use.items() if pool not in declared}
+    assert not undeclared, f"pools used by DAGs but not in include/pools.json: {undeclared}"
+
+
+def test_the_dags_use_the_accounts_api_pool(pools_the_dags_use: dict[str, set[str]]) -> None:
+    """The collection above really finds pools: the mapped customers extract runs in one."""
+    assert "customers_to_warehouse.sync_customers.extract" in pools_the_dags_use.get("accounts_api", set())
+
+
+def test_pools_file_is_valid() -> None:
+    from apisync.pools import declared_pools
+
+    pools = declared_pools(REPO_ROOT / "include" / "pools.json")
+    assert pools, "include/pools.json declares no pools"
+    assert "default_pool" not in pools, "default_pool is Airflow's own: do not redeclare it"
+
+
+def test_airflow_api_connection_logs_in_as_an_admin_the_api_server_knows(compose: dict) -> None:
+    """sync_coverage calls the api-server as `airflow_api`; SimpleAuthManager (Airflow 3.3.2's default)
+    would otherwise know only `admin`, with a password generated inside the api-server's container."""
+    api = _env(compose["services"]["airflow-apiserver"])
+    init = compose["services"]["airflow-init"]
+    conn = json.loads(_env(compose["services"]["airflow-worker"])["AIRFLOW_CONN_AIRFLOW_API"])
+    assert "AIRFLOW__CORE__AUTH_MANAGER" not in api, "the checks below are for SimpleAuthManager"
+    users = dict(u.rsplit(":", 1) for u in api["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(","))
+    assert users.get(conn["login"]) == "admin", f"{conn['login']} is not an admin in {users}"
+    assert _env(init)["_AIRFLOW_WWW_USER_USERNAME"] == conn["login"]
+    assert _env(init)["_AIRFLOW_WWW_USER_PASSWORD"] == conn["password"]
+    passwords_file = Path(api["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    assert _env(init)["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == str(passwords_file)
+    script = "\n".join(init["command"])
+    assert "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in script and "_AIRFLOW_WWW_USER_PASSWORD" in script, (
+        "airflow-init does not write the login's password into the passwords file"
+    )
+
+    def volume_at(service: dict, path: Path) -> str | None:
+        mounts = dict(reversed(v.rsplit(":", 1)) for v in service["volumes"])
+        return mounts.get(str(path))
+
+    shared = volume_at(init, passwords_file.parent)
+    assert shared in compose["volumes"], f"{passwords_file.parent} is not on a named volume in airflow-init"
+    assert volume_at(compose["services"]["airflow-apiserver"], passwords_file.parent) == shared
+
+
+def test_simple_auth_manager_keeps_a_password_written_before_it_starts(tmp_path: Path) -> None:
+    """What the init service relies on: the api-server reads the passwords file, it does not regenerate."""
+    passwords_file = tmp_path / "passwords.json"
+    passwords_file.write_text(json.dumps({"airflow": "from-the-env-file"}))
+    probe = (
+        "import json\n"
+        "from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager\n"
+        "manager = SimpleAuthManager(); manager.init()\n"
+        "print(json.dumps(manager.get_passwords()))\n"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "airflow:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+    }
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"airflow": "from-the-env-file"}

@@ -33,7 +33,10 @@ def pools_file() -> Path:
 def declared_pools(path: Path | None = None) -> dict[str, Pool]:
     """{name: Pool} from the pools file; a malformed entry is an error naming it."""
     path = path or pools_file()
-    raw = json.loads(path.read_text())
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected an object of pools, got {type(raw).__name__}")
     pools: dict[str, Pool] = {}
@@ -43,7 +46,12 @@ def declared_pools(path: Path | None = None) -> dict[str, Pool]:
             raise SpecError(f"{path}: pool {name!r} needs a whole number of slots >= 1, got {slots!r}")
         if not isinstance(body.get("description"), str):
             raise SpecError(f"{path}: pool {name!r} needs a description (airflow pools import requires one)")
-        pools[name] = Pool(name, slots, body["description"], bool(body.get("include_deferred", False)))
+        include_deferred = body.get("include_deferred", False)
+        if not isinstance(include_deferred, bool):  # bool("false") would be True
+            raise SpecError(
+                f"{path}: pool {name!r}: include_deferred must be true or false, got {include_deferred!r}"
+            )
+        pools[name] = Pool(name, slots, body["description"], include_deferred)
     return pools
 
 
