@@ -237,3 +237,19 @@ def test_simple_auth_manager_keeps_a_password_written_before_it_starts(tmp_path:
     }
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"airflow": "from-the-env-file"}
+
+
+def test_the_image_installs_what_make_install_installs() -> None:
+    """The Celery stack is a supported install: the image installs requirements-cluster.txt too."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    requirements = next(line for line in makefile.splitlines() if line.startswith("REQUIREMENTS :="))
+    files = requirements.split(":=", 1)[1].split()
+    assert "requirements-cluster.txt" in files
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    for name in files:
+        assert f"-r /opt/apisync/{name}" in dockerfile, f"the image does not install {name}"
+    assert "-c /opt/apisync/constraints.txt" in dockerfile
+    lock = (REPO_ROOT / "constraints.txt").read_text().splitlines()
+    for line in (REPO_ROOT / "requirements-cluster.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert line in lock, f"{line} is not what constraints.txt locks"
