@@ -145,9 +145,13 @@ def failure_alert(context: Mapping[str, Any]) -> Alert:
         link = None
 
     task_label = f"{task_id}[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else task_id
+    # A mapped task's label from its map_index_template (a sync slice's window), once rendered.
+    rendered = getattr(ti, "rendered_map_index", None)
+    named = (("Slice", rendered),) if isinstance(rendered, str) and rendered.strip() else ()
     fields = (
         ("DAG", str(dag_id)),
         ("Task", str(task_label)),
+        *named,
         ("Run", str(run_id)),
         (
             "Interval",

@@ -4,8 +4,9 @@ check of every sync DAG: ``check_coverage(api_conn_id="airflow_api")``.
 
 Owns the one sequence of a window (:mod:`~apisync.pipeline.steps`: normalize, validate, quarantine
 gate, load with the quarantine in its transaction, accounting, audit row), the Airflow-free runner
-(:mod:`~apisync.pipeline.runner`), the Airflow tasks and extract operator, where a window's staging
-files live (:mod:`~apisync.pipeline.staging`) and the bookkeeping DDL. May import every package of
+(:mod:`~apisync.pipeline.runner`), the Airflow tasks and extract operator, which of their failures
+Airflow retries (:mod:`~apisync.pipeline.retry_policy`), where a window's staging files live
+(:mod:`~apisync.pipeline.staging`) and the bookkeeping DDL. May import every package of
 apisync; only DAG files import it (with :mod:`apisync.defaults`).
 
 Importing this package is cheap (no pandas/GX/SQLAlchemy at import): each name loads its module

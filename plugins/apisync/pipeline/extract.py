@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apisync.http.operator import PagedExtractOperator
-from apisync.pipeline.staging import newest_extraction, resolve_window, staging_paths, window_dir
+from apisync.pipeline.staging import (
+    label_slice,
+    newest_extraction,
+    resolve_window,
+    staging_paths,
+    window_dir,
+)
 from apisync.spec import load_spec, render_window
 from apisync.staging.layout import RunPaths
 from apisync.staging.raw_pages import clear_pages, copy_pages, write_manifest, write_page
@@ -29,9 +35,12 @@ __all__ = ["ExtractStreamOperator"]
 
 class ExtractStreamOperator(PagedExtractOperator):
     """Extract one stream window into ``<staging>/<stream>/<window>/<run>/try-<n>/raw``; the XCom
-    gets that attempt's directory (``staging_dir``) and the counts."""
+    gets that attempt's directory (``staging_dir``) and the counts.
 
-    template_fields = ("endpoint", "staging_url")
+    ``partition`` is templated: in a mapped TaskGroup it is the group's stand-in for the slice
+    number, resolved per map index when the task runs."""
+
+    template_fields = ("endpoint", "staging_url", "partition")
 
     def __init__(
         self,
@@ -70,6 +79,7 @@ class ExtractStreamOperator(PagedExtractOperator):
     def _prepare(self, context: Context) -> None:
         spec = load_spec(self.stream)
         window = resolve_window(context, self.partition, self.partitions)
+        label_slice(context, window)
         fmt, bounds = spec.source.window_format, spec.source.window_bounds
         self.query_params = render_window(dict(spec.source.params), *window, fmt, bounds)
         self.json = render_window(spec.source.json_body, *window, fmt, bounds)

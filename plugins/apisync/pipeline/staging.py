@@ -22,9 +22,16 @@ from apisync.errors import WindowError
 from apisync.staging.layout import RunPaths, window_key
 from apisync.staging.raw_pages import MANIFEST_NAME, read_manifest
 
+# A mapped slice's map_index_template: the window label_slice() put in the task's context, so the
+# UI lists each slice, and a failure alert names it, by its window. Empty until a task has set it.
+SLICE_LABEL = "apisync_slice"
+SLICE_LABEL_TEMPLATE = "{{ " + SLICE_LABEL + " | default('') }}"
+
 __all__ = [
+    "SLICE_LABEL_TEMPLATE",
     "WindowError",
     "attempt_key",
+    "label_slice",
     "newest_extraction",
     "partition_window",
     "resolve_window",
@@ -142,3 +149,9 @@ def resolve_window(context: Any, partition: int = 0, partitions: int = 1) -> tup
         datetime.fromtimestamp(window[1].timestamp(), UTC),
     )
     return window if partitions == 1 else partition_window(window, partition, partitions)
+
+
+def label_slice(context: Any, window: tuple[datetime, datetime]) -> None:
+    """Name the task run's window in its context, for :data:`SLICE_LABEL_TEMPLATE`."""
+    start, end = (moment.isoformat().replace("+00:00", "Z") for moment in window)
+    context[SLICE_LABEL] = f"{start} → {end}"

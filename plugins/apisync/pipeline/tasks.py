@@ -3,9 +3,14 @@
 Each task runs one step of :mod:`apisync.pipeline.steps` (the same steps ``run_window`` runs) and
 passes counts and the run's staging directory on through XCom; the data stays in the extract
 attempt's staging files, so a failed load retries without calling the API again. Heavy imports
-(pandas, GX, SQLAlchemy) happen inside the tasks, never when the DAG file is parsed. Every attempt
-that ends the run writes a ``sync_runs`` row: a success in the load's own transaction, a final
-failure in one of its own.
+(pandas, GX, SQLAlchemy) happen inside the tasks, never when the DAG file is parsed.
+
+A window split into slices is a mapped TaskGroup: slice *i*'s normalize, validate and load depend
+on slice *i*'s tasks only, so one slice failing (its quality gate, its API, its load) leaves the
+others to finish and load; the run still ends failed. A failure another try would meet again
+fails at once (:mod:`apisync.pipeline.retry_policy`). Every slice's run ends with one
+``sync_runs`` row however many tries it took: a success in the load's own transaction, a final
+failure from :class:`AuditOnFailure`, which Airflow calls once a task has failed for good.
 """
 
 from __future__ import annotations
@@ -14,17 +19,28 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import Asset, TaskGroup, get_current_context, task
+from airflow.sdk import Asset, TaskGroup, get_current_context, task, task_group
 
 from apisync.errors import QuarantineThresholdError, WindowError
 from apisync.pipeline.extract import ExtractStreamOperator
+from apisync.pipeline.retry_policy import DeterministicFailurePolicy
+from apisync.pipeline.staging import (
+    SLICE_LABEL_TEMPLATE,
+    label_slice,
+    resolve_window,
+    upstream_paths,
+    window_dir,
+)
 from apisync.pools import check_pool
-from apisync.pipeline.staging import resolve_window, upstream_paths, window_dir
 from apisync.quality.suites import read_suite_file, suite_path
 from apisync.spec import load_spec
 from apisync.staging.layout import RunPaths
 
-__all__ = ["AuditOnFailure", "sync_stream", "warehouse_asset"]
+__all__ = ["FAILED_RUN_COUNTS", "AuditOnFailure", "sync_stream", "warehouse_asset"]
+
+# XCom key under which a task that knows counts of a run it fails (validate, over the threshold)
+# leaves them for AuditOnFailure's row.
+FAILED_RUN_COUNTS = "failed_run_counts"
 
 
 _CARRIED = (
@@ -50,7 +66,9 @@ def _arrived(staged: int | None, upstream: dict[str, Any]) -> int | None:
 
 
 def _window(context: Any, upstream: dict[str, Any]) -> tuple[datetime, datetime]:
-    return resolve_window(context, upstream.get("partition", 0), upstream.get("partitions", 1))
+    window = resolve_window(context, upstream.get("partition", 0), upstream.get("partitions", 1))
+    label_slice(context, window)
+    return window
 
 
 def _paths(
@@ -83,9 +101,10 @@ def warehouse_asset(table: str, db_schema: str | None = None) -> Asset:
 class AuditOnFailure:
     """on_failure_callback: record the failed run in ``sync_runs`` with the error and known counts.
 
-    A :class:`~apisync.errors.QuarantineThresholdError` is left out: the validate task that raises
-    it has already recorded the run (status ``quarantine_threshold_exceeded``, with the counts only
-    it knows), and it raises that error only once the row is written.
+    Airflow calls it once a task has failed for good (a retry calls ``on_retry_callback``), so a
+    slice's failed run gets one row however many tries it took. A breached quarantine threshold
+    is recorded as ``quarantine_threshold_exceeded``, with the counts the validate task left in
+    its XCom (:data:`FAILED_RUN_COUNTS`) before it raised.
     """
 
     def __init__(self, stream: str, warehouse_conn_id: str, partitions: int = 1) -> None:
@@ -97,8 +116,6 @@ class AuditOnFailure:
         from apisync.load import warehouse_from_connection
 
         exception = context.get("exception")
-        if isinstance(exception, QuarantineThresholdError):
-            return
         ti = context["ti"]
         group = ti.task_id.rsplit(".", 1)[0] + "." if "." in ti.task_id else ""
         map_index = getattr(ti, "map_index", -1)
@@ -110,19 +127,26 @@ class AuditOnFailure:
             window = resolve_window(context, *partition)
         except WindowError:
             window = (datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(0, UTC))
+        counts = {
+            "records_pulled": _arrived(validated.get("pulled", extracted.get("records")), extracted),
+            "records_repeated": extracted.get("repeated"),
+            "records_quarantined": validated.get("quarantined"),
+            "records_out_of_window": validated.get("out_of_window"),
+            "api_calls": extracted.get("api_calls"),
+            "api_429s": extracted.get("api_429s"),
+            "throttled_seconds": extracted.get("throttled_seconds"),
+        }
+        status = "failed"
+        if isinstance(exception, QuarantineThresholdError):  # with the counts only validate knows
+            counts.update(ti.xcom_pull(task_ids=ti.task_id, key=FAILED_RUN_COUNTS, **pull) or {})
+            status = "quarantine_threshold_exceeded"
         _audit(
             warehouse_from_connection(self.warehouse_conn_id),
             self.stream,
             window,
             context["run_id"],
-            "failed",
-            records_pulled=_arrived(validated.get("pulled", extracted.get("records")), extracted),
-            records_repeated=extracted.get("repeated"),
-            records_quarantined=validated.get("quarantined"),
-            records_out_of_window=validated.get("out_of_window"),
-            api_calls=extracted.get("api_calls"),
-            api_429s=extracted.get("api_429s"),
-            throttled_seconds=extracted.get("throttled_seconds"),
+            status,
+            **counts,
             error=f"{ti.task_id}: {type(exception).__name__}: {exception}",
         )
 
@@ -180,22 +204,18 @@ def validate_stream(
     warehouse = warehouse_from_connection(warehouse_conn_id)
     try:
         quarantine_gate(spec, result, warehouse.engine, paths, window=window, db_schema=warehouse.db_schema)
-    except QuarantineThresholdError as exc:
-        _audit(
-            warehouse,
-            stream,
-            window,
-            context["run_id"],
-            "quarantine_threshold_exceeded",
-            records_pulled=_arrived(result.pulled, normalized),
-            records_repeated=normalized.get("repeated"),
-            records_deduped=result.deduped,
-            records_quarantined=result.quarantined,
-            records_out_of_window=result.out_of_window,
-            gx_seconds=result.gx_seconds,
-            error=str(exc),
-        )
-        raise  # AuditOnFailure skips this error: the row is written
+    except QuarantineThresholdError:
+        # The row is AuditOnFailure's, written once the task has failed for good: one per run.
+        known = {
+            "records_pulled": _arrived(result.pulled, normalized),
+            "records_repeated": normalized.get("repeated"),
+            "records_deduped": result.deduped,
+            "records_quarantined": result.quarantined,
+            "records_out_of_window": result.out_of_window,
+            "gx_seconds": result.gx_seconds,
+        }
+        context["ti"].xcom_push(FAILED_RUN_COUNTS, known)
+        raise
     return {
         **summary,
         "parts": len(result.parts),
@@ -276,6 +296,45 @@ def _with_inherited_failure_callbacks(group: TaskGroup, audit: AuditOnFailure) -
     return [*callbacks, audit]
 
 
+def _slice_tasks(
+    *,
+    stream: str,
+    partition: Any,
+    partitions: int,
+    source_conn_id: str,
+    warehouse_conn_id: str,
+    staging_url: str | None,
+    outlets: list[Asset],
+    pool: str | None,
+) -> None:
+    """extract -> normalize -> validate -> load of one slice, in the current group. ``partition``
+    is the slice's number, or in a mapped group its stand-in, resolved per map index at run time."""
+    extract = ExtractStreamOperator(
+        task_id="extract",
+        stream=stream,
+        conn_id=source_conn_id,
+        staging_url=staging_url,
+        partition=partition,
+        partitions=partitions,
+        **({"pool": pool} if pool else {}),
+    )
+    # Between tasks flow XComArgs, which the tasks receive resolved (as dicts): Any to mypy.
+    extracted: Any = extract.output
+    normalized: Any = normalize_stream(stream, extracted, source_conn_id, staging_url, warehouse_conn_id)
+    validated: Any = validate_stream(stream, normalized, warehouse_conn_id, staging_url)
+    loaded: Any = load_stream.override(outlets=outlets)(stream, validated, warehouse_conn_id, staging_url)
+    group = extract.task_group
+    assert group is not None, "sync_stream builds the slice inside its TaskGroup"
+    callbacks = _with_inherited_failure_callbacks(
+        group, AuditOnFailure(stream, warehouse_conn_id, partitions)
+    )
+    for slice_task in (extract, normalized.operator, validated.operator, loaded.operator):
+        slice_task.on_failure_callback = callbacks
+        slice_task.retry_policy = DeterministicFailurePolicy(then=slice_task.retry_policy)
+        if partitions > 1:  # the UI lists, and an alert names, a mapped slice by its window
+            slice_task.map_index_template = SLICE_LABEL_TEMPLATE
+
+
 def sync_stream(
     stream: str,
     *,
@@ -292,9 +351,11 @@ def sync_stream(
     The spec and suite are checked here (cheap: YAML + JSON, no GX), so a broken stream fails at
     DAG parse time with the file and field in the message.
 
-    ``partitions > 1`` splits each window into that many equal slices and maps every task over
-    them (dynamic task mapping): the slices are pulled in parallel, all through the same
-    connection and so the same shared rate budget; ``pool`` caps how many run at once.
+    ``partitions > 1`` splits each window into that many equal slices and maps the group over
+    them (a mapped TaskGroup): the slices run in parallel, all through the same connection and so
+    the same shared rate budget; ``pool`` caps how many extracts run at once. The task ids stay
+    ``sync_<stream>.extract`` ... ``.load``, one map index per slice, and slice *i*'s tasks wait
+    for slice *i* only.
     """
     if partitions < 1:
         raise ValueError(f"sync_stream({stream!r}): partitions must be >= 1, got {partitions}")
@@ -302,50 +363,25 @@ def sync_stream(
     read_suite_file(suite_path(spec.quality.suite))
     if pool:
         check_pool(pool)
-    outlets = [warehouse_asset(spec.destination.table, spec.destination.db_schema or warehouse_schema)]
-    pool_args = {"pool": pool} if pool else {}
-    with TaskGroup(
-        group_id=group_id or f"sync_{stream}", tooltip=f"sync {stream} -> {spec.destination.table}"
-    ) as group:
-        audit = _with_inherited_failure_callbacks(
-            group, AuditOnFailure(stream, warehouse_conn_id, partitions)
-        )
-        extract_args: dict[str, Any] = {
-            "task_id": "extract",
-            "stream": stream,
-            "conn_id": source_conn_id,
-            "staging_url": staging_url,
-            "on_failure_callback": audit,
-            **pool_args,
-        }
-        normalize = normalize_stream.override(on_failure_callback=audit)
-        validate = validate_stream.override(on_failure_callback=audit)
-        load = load_stream.override(on_failure_callback=audit, outlets=outlets)
-        # Between tasks flow XComArgs, which the tasks receive resolved (as dicts): Any to mypy.
-        extracted: Any
-        normalized: Any
-        validated: Any
-        if partitions == 1:
-            extracted = ExtractStreamOperator(**extract_args).output
-            normalized = normalize(stream, extracted, source_conn_id, staging_url, warehouse_conn_id)
-            validated = validate(stream, normalized, warehouse_conn_id, staging_url)
-            load(stream, validated, warehouse_conn_id, staging_url)
-        else:
-            extracted = (
-                ExtractStreamOperator.partial(partitions=partitions, **extract_args)
-                .expand(partition=list(range(partitions)))
-                .output
-            )
-            normalized = normalize.partial(
-                stream=stream,
-                source_conn_id=source_conn_id,
-                staging_url=staging_url,
-                warehouse_conn_id=warehouse_conn_id,
-            ).expand(extracted=extracted)
-            validated = validate.partial(
-                stream=stream, warehouse_conn_id=warehouse_conn_id, staging_url=staging_url
-            ).expand(normalized=normalized)
-            load.partial(stream=stream, warehouse_conn_id=warehouse_conn_id, staging_url=staging_url).expand(
-                validated=validated
-            )
-    return group
+    slice_arguments: dict[str, Any] = {
+        "stream": stream,
+        "partitions": partitions,
+        "source_conn_id": source_conn_id,
+        "warehouse_conn_id": warehouse_conn_id,
+        "staging_url": staging_url,
+        "outlets": [warehouse_asset(spec.destination.table, spec.destination.db_schema or warehouse_schema)],
+        "pool": pool,
+    }
+    group_id = group_id or f"sync_{stream}"
+    tooltip = f"sync {stream} -> {spec.destination.table}"
+    if partitions == 1:
+        with TaskGroup(group_id=group_id, tooltip=tooltip) as group:
+            _slice_tasks(partition=0, **slice_arguments)
+        return group
+    mapped = (
+        task_group(group_id=group_id, tooltip=tooltip)(_slice_tasks)
+        .partial(**slice_arguments)
+        .expand(partition=list(range(partitions)))
+    )
+    assert isinstance(mapped, TaskGroup), "a task group function returning None gives its group"
+    return mapped
