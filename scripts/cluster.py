@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +38,7 @@ if __package__ in (None, ""):  # `python scripts/cluster.py`: make `scripts.loca
 
 from scripts.localstack import (
     REPO_ROOT,
+    StopSignals,
     admin_password,
     airflow_env,
     connections_env,
@@ -307,15 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_API_PORT)
     args = parser.parse_args(argv)
     home = DEFAULT_CLUSTER_HOME
-    stopping = False
-
-    def request_stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = StopSignals()
     print(
         f"starting the cluster in {home} (metadata {args.metadata_url}, Redis {args.redis_url})…", flush=True
     )
@@ -340,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     except KeyboardInterrupt:
         print("\nstopping the cluster…", flush=True)
-    return 0 if stopping else 1
+    return 0 if stop.requested else 1
 
 
 if __name__ == "__main__":

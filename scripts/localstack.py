@@ -262,6 +262,21 @@ def running_sandboxes(
             stop_process_group(proc, grace_s=5)
 
 
+class StopSignals:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, so ``with`` blocks stop what
+    they started; ``requested`` says whether one came. Explicit handlers: a shell that starts us in
+    the background sets SIGINT to "ignore"."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.requested = True
+        raise KeyboardInterrupt
+
+
 def run_dag_once(dag: object, interval_end: object) -> object:
     """`dag.test()` for the data interval ending at `interval_end`; returns the DagRun.
 

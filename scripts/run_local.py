@@ -14,6 +14,7 @@ import sys
 from localstack import (
     DEFAULT_AIRFLOW_HOME,
     REPO_ROOT,
+    StopSignals,
     admin_password,
     airflow_env,
     connections_env,
@@ -31,16 +32,7 @@ def main() -> int:
     home.mkdir(exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     password = admin_password(home)
-    stopping = False
-
-    def request_stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        raise KeyboardInterrupt
-
-    # Explicit handlers: a shell that starts us in the background sets SIGINT to "ignore".
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = StopSignals()
     with running_sandboxes(log_dir=home / "logs") as urls:
         env = {**os.environ, **airflow_env(home), **connections_env(urls, home)}
         print("preparing the Airflow metadata DB and pools…", flush=True)
@@ -59,7 +51,7 @@ def main() -> int:
             print("\nstopping Airflow and the sandbox…", flush=True)
         finally:
             stop_process_group(airflow, grace_s=20)
-    return 0 if stopping or airflow.returncode in (0, None, -signal.SIGTERM) else airflow.returncode
+    return 0 if stop.requested or airflow.returncode in (0, None, -signal.SIGTERM) else airflow.returncode
 
 
 if __name__ == "__main__":
