@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -30,14 +32,52 @@ from scripts.localstack import (
 )
 
 
+def iso(moment: datetime) -> str:
+    """``2026-01-07T03:00:00Z``: how the REST API takes a moment."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 900) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what``.
+
+    A poll that times out (the API server of a loaded 2-core machine can take 30 s to answer) is
+    just asked again.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except requests.RequestException:
+            value = None
+        if value:
+            return value
+        time.sleep(2)
+    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def logged_in_session(api_url: str, home: Path) -> requests.Session:
+    """A session carrying the home's admin JWT from ``POST /auth/token``."""
+    token = requests.post(
+        f"{api_url}/auth/token", json={"username": "admin", "password": admin_password(home)}, timeout=30
+    )
+    token.raise_for_status()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    return session
+
+
 @dataclass
 class AirflowStack:
-    """Handles for one running stack: the REST API, the sandbox URLs and the Airflow home."""
+    """Handles for one running stack: the REST API, the sandbox URLs and the Airflow home.
+
+    ``log`` is the log whose tail a timeout shows (standalone's, or a cluster's dag-processor).
+    """
 
     api_url: str
     home: Path
     sandbox_urls: dict[str, str]
     session: requests.Session
+    log: Path | None = None
 
     def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
         return self.session.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
@@ -51,9 +91,17 @@ class AirflowStack:
                 return response.json()
             time.sleep(2)
         errors = self.api("GET", "/importErrors").json()
-        log_tail = (self.home / "logs" / "standalone.log").read_text(errors="replace")[-3000:]
+        log = self.log or self.home / "logs" / "standalone.log"
+        log_tail = log.read_text(errors="replace")[-3000:]
         raise TimeoutError(
-            f"{dag_id} not parsed within {timeout_s}s; import errors: {errors}; standalone log:\n{log_tail}"
+            f"{dag_id} not parsed within {timeout_s}s; import errors: {errors}; {log.name}:\n{log_tail}"
+        )
+
+    def wait_for_backfill(self, backfill_id: int, timeout_s: float = 900) -> None:
+        wait_until(
+            lambda: self.api("GET", f"/backfills/{backfill_id}").json().get("completed_at"),
+            f"backfill {backfill_id} to complete",
+            timeout_s,
         )
 
 
@@ -113,7 +161,7 @@ def running_airflow(
     and catchup runs like in production, so ``dag_files`` must be bounded in time.
     """
     (home / "logs").mkdir()
-    password = admin_password(home)
+    admin_password(home)  # the passwords file exists before the api-server reads it
     port = free_port()
     with running_sandboxes(ephemeral_ports=True, log_dir=home / "logs") as urls:
         env = {
@@ -144,12 +192,7 @@ def running_airflow(
         try:
             api_url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{api_url}/api/v2/monitor/health", 300, proc)
-            token = requests.post(
-                f"{api_url}/auth/token", json={"username": "admin", "password": password}, timeout=30
-            )
-            token.raise_for_status()
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            session = logged_in_session(api_url, home)
             yield AirflowStack(api_url=api_url, home=home, sandbox_urls=urls, session=session)
         finally:
             stop_process_group(proc, grace_s=30)

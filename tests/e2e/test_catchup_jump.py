@@ -28,7 +28,7 @@ import pytest
 
 from scripts.localstack import REPO_ROOT
 from tests.alerts.conftest import slack_receiver, smtp_server
-from tests.e2e.conftest import E2E_DAGS, AirflowStack, running_airflow, throwaway_database
+from tests.e2e.conftest import E2E_DAGS, AirflowStack, iso, running_airflow, throwaway_database, wait_until
 from tests.e2e.test_coverage import (
     add_alert_connections,
     assert_one_coverage_alert,
@@ -36,8 +36,6 @@ from tests.e2e.test_coverage import (
     ledger,
     repair_backfill,
     run_coverage_check,
-    wait_for_backfill,
-    wait_until,
 )
 
 __all__ = ["slack_receiver", "smtp_server"]
@@ -48,10 +46,6 @@ DAY = datetime(2026, 1, 7, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 WINDOWS = [(DAY + h * HOUR, DAY + (h + 1) * HOUR) for h in range(12)]
 BACKFILLED = WINDOWS[7:10]  # 07:00 .. 09:00, the UI dialog's three hourly intervals
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ledger_time(moment: datetime) -> str:
@@ -134,8 +128,8 @@ def test_case1_a_backfill_then_catchup_skips_intervals_and_the_gap_is_detected_a
         "/backfills",
         json={
             "dag_id": DAG_ID,
-            "from_date": _iso(BACKFILLED[0][0]),
-            "to_date": _iso(BACKFILLED[-1][0]),
+            "from_date": iso(BACKFILLED[0][0]),
+            "to_date": iso(BACKFILLED[-1][0]),
             "reprocess_behavior": "none",
             "max_active_runs": 3,
         },
@@ -191,7 +185,7 @@ def test_case1_a_backfill_then_catchup_skips_intervals_and_the_gap_is_detected_a
     repair = repair_backfill(stack, DAG_ID, first_backfill)
     assert (_moment(repair["from_date"]), _moment(repair["to_date"])) == (gap[0][0], gap[-1][0]), repair
     assert repair["reprocess_behavior"] == "none"  # the gap's hours have no run at all
-    wait_for_backfill(stack, repair["id"])
+    stack.wait_for_backfill(repair["id"])
 
     # Filled: every hour has a green run, and the warehouse equals the ground truth hour by hour.
     per_window = runs_per_window(dag_runs(stack))

@@ -27,8 +27,15 @@ import requests
 import sqlalchemy as sa
 
 from scripts.cluster import Cluster, running_cluster
-from scripts.localstack import REPO_ROOT, admin_password, free_port
-from tests.e2e.conftest import linked_dags_folder, throwaway_database
+from scripts.localstack import REPO_ROOT, free_port
+from tests.e2e.conftest import (
+    AirflowStack,
+    iso,
+    linked_dags_folder,
+    logged_in_session,
+    throwaway_database,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,10 +47,6 @@ WORKERS = ("worker-1", "worker-2")
 STORM_EVERY = 25
 STORM_S = 12
 DEFER_AFTER_S = 3
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture(scope="module")
@@ -85,65 +88,49 @@ def cluster(
         yield running
 
 
-def _session(cluster: Cluster) -> requests.Session:
-    token = requests.post(
-        f"{cluster.api_url}/auth/token",
-        json={"username": "admin", "password": admin_password(cluster.home)},
-        timeout=30,
+def _stack(cluster: Cluster) -> AirflowStack:
+    """The e2e tests' handle on a running Airflow, for this cluster."""
+    return AirflowStack(
+        api_url=cluster.api_url,
+        home=cluster.home,
+        sandbox_urls=cluster.sandbox_urls,
+        session=logged_in_session(cluster.api_url, cluster.home),
+        log=cluster.log("dag-processor"),
     )
-    token.raise_for_status()
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-    return session
 
 
-def _wait_for_dag(cluster: Cluster, api: requests.Session, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if api.get(f"{cluster.api_url}/api/v2/dags/{DAG_ID}", timeout=30).status_code == 200:
-            return
-        assert not cluster.exited(), f"components exited: {cluster.exited()}"
-        time.sleep(2)
-    errors = api.get(f"{cluster.api_url}/api/v2/importErrors", timeout=30).json()
-    pytest.fail(f"{DAG_ID} not parsed within {timeout_s}s; import errors: {errors}")
-
-
-def _backfill(cluster: Cluster, api: requests.Session, timeout_s: float = 1200) -> list[dict]:
-    base = f"{cluster.api_url}/api/v2"
-    response = api.post(
-        f"{base}/backfills",
+def _backfill(cluster: Cluster, stack: AirflowStack, timeout_s: float = 1200) -> list[dict]:
+    response = stack.api(
+        "POST",
+        "/backfills",
         json={
             "dag_id": DAG_ID,
-            "from_date": _iso(FIRST),
-            "to_date": _iso(FIRST + timedelta(hours=HOURS - 1)),
+            "from_date": iso(FIRST),
+            "to_date": iso(FIRST + timedelta(hours=HOURS - 1)),
             "reprocess_behavior": "none",
             "max_active_runs": 2,
         },
-        timeout=30,
     )
     assert response.status_code == 200, response.text
     backfill_id = response.json()["id"]
-    deadline = time.monotonic() + timeout_s
-    while not api.get(f"{base}/backfills/{backfill_id}", timeout=30).json().get("completed_at"):
+
+    def completed() -> bool:
         assert not cluster.exited(), f"components exited: {cluster.exited()}"
-        if time.monotonic() > deadline:
-            pytest.fail(f"backfill {backfill_id} not completed within {timeout_s}s")
-        time.sleep(3)
-    runs = api.get(f"{base}/dags/{DAG_ID}/dagRuns", params={"limit": 100}, timeout=30).json()["dag_runs"]
+        return bool(stack.api("GET", f"/backfills/{backfill_id}").json().get("completed_at"))
+
+    wait_until(completed, f"backfill {backfill_id} to complete", timeout_s)
+    runs = stack.api("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 100}).json()["dag_runs"]
     return [run for run in runs if run["run_type"] == "backfill"]  # the scheduler makes no other runs here
 
 
-def _task_instances(cluster: Cluster, api: requests.Session, run_id: str) -> list[dict]:
-    url = f"{cluster.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances"
-    return api.get(url, params={"limit": 200}, timeout=30).json()["task_instances"]
+def _task_instances(stack: AirflowStack, run_id: str) -> list[dict]:
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances"
+    return stack.api("GET", path, params={"limit": 200}).json()["task_instances"]
 
 
-def _xcom(cluster: Cluster, api: requests.Session, run_id: str, task_id: str, map_index: int) -> dict:
-    url = (
-        f"{cluster.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
-        f"return_value"
-    )
-    response = api.get(url, params={"map_index": map_index, "deserialize": True}, timeout=30)
+def _xcom(stack: AirflowStack, run_id: str, task_id: str, map_index: int) -> dict:
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+    response = stack.api("GET", path, params={"map_index": map_index, "deserialize": True})
     response.raise_for_status()
     return response.json()["value"]
 
@@ -152,25 +139,25 @@ def _xcom(cluster: Cluster, api: requests.Session, run_id: str, task_id: str, ma
 def test_backfill_on_two_celery_workers_equals_ground_truth_through_a_deferring_storm(
     cluster: Cluster, warehouse_url: str
 ) -> None:
-    api = _session(cluster)
-    _wait_for_dag(cluster, api)
-    assert api.patch(f"{cluster.api_url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, timeout=30).ok
+    stack = _stack(cluster)
+    stack.wait_for_dag(DAG_ID, timeout_s=300)
+    assert stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).ok
 
     started = time.monotonic()
-    runs = _backfill(cluster, api)
+    runs = _backfill(cluster, stack)
     seconds = time.monotonic() - started
     assert len(runs) == HOURS, [run["dag_run_id"] for run in runs]
     assert {run["state"] for run in runs} == {"success"}, [(run["dag_run_id"], run["state"]) for run in runs]
-    assert min(run["data_interval_start"] for run in runs).startswith(_iso(FIRST)[:16])
-    assert max(run["data_interval_end"] for run in runs).startswith(_iso(FIRST + timedelta(hours=HOURS))[:16])
+    assert min(run["data_interval_start"] for run in runs).startswith(iso(FIRST)[:16])
+    assert max(run["data_interval_end"] for run in runs).startswith(iso(FIRST + timedelta(hours=HOURS))[:16])
 
-    instances = [ti for run in runs for ti in _task_instances(cluster, api, run["dag_run_id"])]
+    instances = [ti for run in runs for ti in _task_instances(stack, run["dag_run_id"])]
     by_worker = Counter(ti["hostname"] for ti in instances)
     assert set(WORKERS) <= set(by_worker), f"tasks by worker: {dict(by_worker)}"
     assert set(by_worker) <= set(WORKERS), f"tasks ran outside the Celery workers: {dict(by_worker)}"
 
     extracts = [
-        _xcom(cluster, api, ti["dag_run_id"], ti["task_id"], ti["map_index"])
+        _xcom(stack, ti["dag_run_id"], ti["task_id"], ti["map_index"])
         for ti in instances
         if ti["task_id"] == f"{GROUP}.extract"
     ]
@@ -182,7 +169,7 @@ def test_backfill_on_two_celery_workers_equals_ground_truth_through_a_deferring_
     end = FIRST + timedelta(hours=HOURS)
     truth = requests.get(
         f"{accounts}/_sandbox/truth/customers",
-        params={"updated_gte": _iso(FIRST), "updated_lt": _iso(end)},
+        params={"updated_gte": iso(FIRST), "updated_lt": iso(end)},
         timeout=30,
     ).json()["records"]
     engine = sa.create_engine(warehouse_url)

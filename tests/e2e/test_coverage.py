@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +23,7 @@ import pytest
 import requests
 
 from tests.alerts.conftest import SLACK_TOKEN, SMTP_PASSWORD, slack_receiver, smtp_server
+from tests.e2e.conftest import iso, wait_until
 from tests.e2e.test_backfill import warehouse_orders
 
 __all__ = ["slack_receiver", "smtp_server"]
@@ -34,35 +33,6 @@ DAG_ID = "orders_coverage_e2e"
 DAY = datetime(2026, 1, 7, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 WINDOWS = [(DAY + h * HOUR, DAY + (h + 1) * HOUR) for h in range(6)]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout_s: float = 900) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what``.
-
-    A poll that times out (the API server of a loaded 2-core machine can take 30 s to answer) is
-    just asked again.
-    """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except requests.RequestException:
-            value = None
-        if value:
-            return value
-        time.sleep(2)
-    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def wait_for_backfill(stack, backfill_id: int) -> None:
-    wait_until(
-        lambda: stack.api("GET", f"/backfills/{backfill_id}").json().get("completed_at"),
-        f"backfill {backfill_id} to complete",
-    )
 
 
 def run_coverage_check(stack, dag_id: str = DAG_ID) -> dict[str, Any]:
@@ -143,11 +113,11 @@ def assert_warehouse_equals_truth(stack, windows: list[tuple[datetime, datetime]
     for start, end in windows:
         truth = requests.get(
             f"{shop}/_sandbox/truth/orders",
-            params={"updated_gte": _iso(start), "updated_lt": _iso(end)},
+            params={"updated_gte": iso(start), "updated_lt": iso(end)},
             timeout=30,
         ).json()["records"]
         assert truth, f"the sandbox has no orders in {start:%H:%M}: the test would prove nothing"
-        loaded = warehouse_orders(stack, _iso(start)[:-1], _iso(end)[:-1])
+        loaded = warehouse_orders(stack, iso(start)[:-1], iso(end)[:-1])
         assert [(r[0], r[1], r[2]) for r in loaded] == sorted(
             (r["id"], r["amount"], r["status"]) for r in truth
         ), f"window {start:%H:%M} differs from ground truth"
@@ -198,9 +168,9 @@ def _reproduce_detect_and_repair(stack, smtp, slack) -> None:
         f"/dags/{DAG_ID}/dagRuns",
         json={
             "dag_run_id": "marked_success_by_hand",
-            "logical_date": _iso(WINDOWS[1][0]),
-            "data_interval_start": _iso(WINDOWS[1][0]),
-            "data_interval_end": _iso(WINDOWS[1][1]),
+            "logical_date": iso(WINDOWS[1][0]),
+            "data_interval_start": iso(WINDOWS[1][0]),
+            "data_interval_end": iso(WINDOWS[1][1]),
         },
     )
     assert marked.status_code == 200, marked.text
@@ -213,15 +183,15 @@ def _reproduce_detect_and_repair(stack, smtp, slack) -> None:
         "/backfills",
         json={
             "dag_id": DAG_ID,
-            "from_date": _iso(WINDOWS[3][0]),
-            "to_date": _iso(WINDOWS[5][0]),
+            "from_date": iso(WINDOWS[3][0]),
+            "to_date": iso(WINDOWS[5][0]),
             "reprocess_behavior": "none",
             "max_active_runs": 3,
         },
     )
     assert backfill.status_code == 200, backfill.text
     first_backfill = backfill.json()["id"]
-    wait_for_backfill(stack, first_backfill)
+    stack.wait_for_backfill(first_backfill)
     runs = stack.api("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 100}).json()["dag_runs"]
     assert {r["state"] for r in runs} == {"success"}, [(r["dag_run_id"], r["state"]) for r in runs]
 
@@ -248,7 +218,7 @@ def _reproduce_detect_and_repair(stack, smtp, slack) -> None:
     )
     # The 01:00 run is success in Airflow without a synced window: "none" would skip it.
     assert repair["reprocess_behavior"] == "completed"
-    wait_for_backfill(stack, repair["id"])
+    stack.wait_for_backfill(repair["id"])
 
     # Filled: every window synced, and the warehouse equals the ground truth window by window.
     after = ledger(stack)
