@@ -10,12 +10,13 @@ checks count what the server saw (429s) and what the hook counted, never elapsed
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from apisync.http import ApiAuthError, ApiClientError, ApiConfigError, ApiHook
+from apisync.http import ApiAuthError, ApiClientError, ApiConfigError, ApiHook, ApiHttpOperator, ApiHttpSensor
 
 SERVER_LIMIT = {"rate": 1, "burst": 2}  # the sandbox: 1 request/s, 2 back-to-back at most
 CLIENT_LIMIT = {"requests": 1, "period_s": 1, "burst": 1}  # the connection declares the same rate
@@ -113,3 +114,127 @@ def test_options_the_door_does_not_take_per_call_are_refused_by_name(sandbox, ap
     assert hook.run("/v1/orders", extra_options=accepted).status_code == 200
     assert sb.stats()["requests"] == 1  # the refused calls sent nothing
     json.dumps(hook.stats())
+
+
+# -- the provider's operator and sensor, on ApiHook -----------------------------------------------
+def _next_order_page(response: requests.Response) -> dict[str, Any] | None:
+    """HttpOperator's pagination_function for the Stripe dialect: one order per page."""
+    body = response.json()
+    if not body["has_more"]:
+        return None
+    return {"data": {"limit": 1, "starting_after": body["data"][-1]["id"]}}
+
+
+class StatsRecordingOperator(ApiHttpOperator):
+    """Writes its hook's stats where the test reads them (dag.test() keeps only the XCom)."""
+
+    stats_path: Path
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return super().execute(context)
+        finally:
+            self.stats_path.write_text(json.dumps(self.hook.stats()))
+
+
+class StatsRecordingSensor(ApiHttpSensor):
+    stats_path: Path
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return super().execute(context)
+        finally:
+            self.stats_path.write_text(json.dumps(self.hook.stats()))
+
+
+POKES: list[int] = []
+
+
+def _fifth_poke(response: requests.Response) -> bool:
+    """Not there yet until the fifth poke."""
+    assert response.status_code == 200
+    POKES.append(len(response.json()["data"]))
+    return len(POKES) >= CALLS
+
+
+def _run_dag_test(dag: Any) -> Any:
+    """dag.test() for a DAG built in a test: Airflow 3.3 only runs DAGs already serialized in the DB."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(Path(__file__).parent), collect_dags=False)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag.test()
+
+
+@pytest.mark.slow
+def test_operator_pages_through_the_door_in_a_dag_run(sandbox, api_conn, tmp_path, airflow_db) -> None:
+    import pendulum
+    from airflow.sdk import DAG
+    from airflow.utils.state import DagRunState
+
+    sb, conn_id = _limited(sandbox, api_conn)
+    StatsRecordingOperator.stats_path = tmp_path / "operator_stats.json"
+    with DAG(dag_id=f"door_op_{conn_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        StatsRecordingOperator(
+            task_id="orders",
+            http_conn_id=conn_id,
+            method="GET",
+            endpoint="/v1/orders",
+            data={"limit": 1},
+            pagination_function=_next_order_page,
+        )
+    run = _run_dag_test(dag)
+    assert run.state == DagRunState.SUCCESS
+    assert _served(sb) == {"200": CALLS}  # five pages, none refused
+    assert json.loads(StatsRecordingOperator.stats_path.read_text())["requests"] == CALLS
+
+
+@pytest.mark.slow
+def test_sensor_pokes_are_paced_and_counted_in_a_dag_run(sandbox, api_conn, tmp_path, airflow_db) -> None:
+    import pendulum
+    from airflow.sdk import DAG
+    from airflow.utils.state import DagRunState
+
+    sb, conn_id = _limited(sandbox, api_conn)
+    POKES.clear()
+    StatsRecordingSensor.stats_path = tmp_path / "sensor_stats.json"
+    with DAG(dag_id=f"door_sensor_{conn_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+        StatsRecordingSensor(
+            task_id="orders_ready",
+            http_conn_id=conn_id,
+            endpoint="/v1/orders",
+            request_params={"limit": 1},
+            response_check=_fifth_poke,
+            poke_interval=0,  # poke as fast as the limiter lets it
+            timeout=120,
+        )
+    run = _run_dag_test(dag)
+    assert run.state == DagRunState.SUCCESS
+    assert POKES == [1] * CALLS
+    assert _served(sb) == {"200": CALLS}
+    assert json.loads(StatsRecordingSensor.stats_path.read_text())["requests"] == CALLS
+
+
+def test_sensor_allowlisted_status_is_not_there_yet_and_others_raise(sandbox, api_conn) -> None:
+    sb = sandbox(records=5)
+    conn_id = api_conn(sb)
+    missing = ApiHttpSensor(task_id="missing", http_conn_id=conn_id, endpoint="/v1/unknown")
+    assert missing.poke(context={}) is False  # 404 is in the default allowlist
+    strict = ApiHttpSensor(
+        task_id="strict", http_conn_id=conn_id, endpoint="/v1/unknown", response_error_codes_allowlist=[]
+    )
+    with pytest.raises(ApiClientError, match="HTTP 404"):
+        strict.poke(context={})
+    assert missing.hook.stats()["requests"] == strict.hook.stats()["requests"] == 1
+
+
+def test_paths_past_the_door_are_refused_by_name() -> None:
+    with pytest.raises(ApiConfigError, match=r"ApiHttpOperator does not defer.*deferrable=False"):
+        ApiHttpOperator(task_id="t", http_conn_id="c", endpoint="/x", deferrable=True)
+    with pytest.raises(ApiConfigError, match=r"ApiHttpSensor does not defer.*mode=\"reschedule\""):
+        ApiHttpSensor(task_id="t", http_conn_id="c", endpoint="/x", deferrable=True)
+    with pytest.raises(ApiConfigError, match=r"connection extra 'auth'"):
+        ApiHttpOperator(task_id="t", http_conn_id="c", endpoint="/x", auth_type=requests.auth.HTTPBasicAuth)

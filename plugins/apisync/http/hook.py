@@ -7,6 +7,14 @@ credentials, its extras declare auth style, rate limit, header dialect, timeouts
 body decoding (:mod:`.body`), pagination strategies (:mod:`.pagination`) and counters
 (:meth:`ApiHook.stats`).
 
+Every request goes out through :meth:`ApiHook.request` (one ``_send``: limiter, retries, counters),
+the provider's entry points too: ``run()``, ``run_and_check()`` and ``run_with_advanced_retry()``
+(which calls ``run()``) become one ``request()`` each (see :meth:`ApiHook.run`). The provider's
+``HttpOperator`` and ``HttpSensor`` build a plain ``HttpHook`` for an ``http`` connection and send
+past all of it: use :class:`~apisync.http.provider_operators.ApiHttpOperator` and
+:class:`~apisync.http.provider_operators.ApiHttpSensor`, same arguments, ApiHook inside, no
+deferrable mode (the provider's defers to ``HttpAsyncHook`` on the triggerer, past the door).
+
 Connection extras (all optional)::
 
     auth                 {"type": "api_key", "header"|"query": name} | {"type": "bearer"} |
@@ -227,6 +235,15 @@ class ApiHook(HttpHook):
         the basic user, the OAuth2 client id/secret, or (password) the API key; extras as in
         :data:`EXTRAS_EXAMPLE`.
     :param method: default method for the provider's ``run()``; :meth:`request` takes its own.
+
+    ``run(endpoint, data, headers, extra_options, json=, params=)`` keeps the provider's
+    signature and return type (a ``requests.Response``) but is paced, retried and counted. Its
+    errors are ours, not ``AirflowException("404:Not Found")``: a 4xx raises
+    :class:`ApiClientError` (401/403 :class:`ApiAuthError`), retries that run out
+    :class:`RetriesExhaustedError`. ``extra_options={"check_response": False}`` returns that 4xx
+    or non-retried 5xx instead; 429 and retryable 5xx are retried either way. The other
+    ``extra_options`` (``timeout``, ``verify``, ``stream``...) are refused with
+    :class:`ApiConfigError` naming where each lives (timeouts and TLS are connection extras).
     """
 
     conn_name_attr = "http_conn_id"
