@@ -803,8 +803,8 @@ EXTRA_OPTION_HOMES = {
     "timeout": 'the connection extra \'timeout\' ({"connect": s, "read": s})',
     "verify": "the connection extra 'verify'",
     "verify_ssl": "the connection extra 'verify'",
-    "stream": "nowhere: the hook reads every body whole (paginate() reads page by page)",
-    "allow_redirects": "nowhere: the hook always follows redirects",
+    "stream": "not supported: the hook reads every body whole (paginate() reads page by page)",
+    "allow_redirects": "not supported: the hook always follows redirects",
 }
 
 
