@@ -2,8 +2,9 @@
 
 Owns the one door to the network: the hook (:mod:`.hook`), the shared rate limiter
 (:mod:`.ratelimit`), rate-limit headers (:mod:`.headers`), auth (:mod:`.auth`), retries
-(:mod:`.retry`), body decoding (:mod:`.body`), pagination dialects (:mod:`.pagination`), and the
-deferral operator and trigger. It imports nothing of ours but :mod:`apisync.errors` and
+(:mod:`.retry`), body decoding (:mod:`.body`), pagination dialects (:mod:`.pagination`), the
+deferral operator and trigger, and the http provider's operator and sensor on our hook
+(:mod:`.provider_operators`). It imports nothing of ours but :mod:`apisync.errors` and
 :mod:`apisync.redaction`, and knows no pandas and no warehouse.
 
 The names below load on first use (PEP 562), so ``import apisync.http.pagination`` (the stream
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from apisync.http.headers import RateLimitSnapshot, parse_rate_limit, parse_retry_after
     from apisync.http.hook import EXTRAS_EXAMPLE, ApiHook, Page, add_stats
     from apisync.http.pagination import PAGINATORS, PageRequest, Paginator, make_paginator
+    from apisync.http.provider_operators import ApiHttpOperator, ApiHttpSensor
     from apisync.http.ratelimit import RateLimiter, RedisBackend, SQLiteBackend, make_backend
     from apisync.http.retry import RetryPolicy
 
@@ -51,6 +53,7 @@ _HOME = {
     "apisync.http.headers": ("RateLimitSnapshot", "parse_rate_limit", "parse_retry_after"),
     "apisync.http.hook": ("EXTRAS_EXAMPLE", "ApiHook", "Page", "add_stats"),
     "apisync.http.pagination": ("PAGINATORS", "PageRequest", "Paginator", "make_paginator"),
+    "apisync.http.provider_operators": ("ApiHttpOperator", "ApiHttpSensor"),
     "apisync.http.ratelimit": ("RateLimiter", "RedisBackend", "SQLiteBackend", "make_backend"),
     "apisync.http.retry": ("RetryPolicy",),
 }
@@ -64,6 +67,8 @@ __all__ = [
     "ApiConfigError",
     "ApiError",
     "ApiHook",
+    "ApiHttpOperator",
+    "ApiHttpSensor",
     "ApiResponseError",
     "GraphQLError",
     "MalformedResponseError",

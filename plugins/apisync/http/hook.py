@@ -7,6 +7,14 @@ credentials, its extras declare auth style, rate limit, header dialect, timeouts
 body decoding (:mod:`.body`), pagination strategies (:mod:`.pagination`) and counters
 (:meth:`ApiHook.stats`).
 
+Every request goes out through :meth:`ApiHook.request` (one ``_send``: limiter, retries, counters),
+the provider's entry points too: ``run()``, ``run_and_check()`` and ``run_with_advanced_retry()``
+(which calls ``run()``) become one ``request()`` each (see :meth:`ApiHook.run`). The provider's
+``HttpOperator`` and ``HttpSensor`` build a plain ``HttpHook`` for an ``http`` connection and send
+past all of it: use :class:`~apisync.http.provider_operators.ApiHttpOperator` and
+:class:`~apisync.http.provider_operators.ApiHttpSensor`, same arguments, ApiHook inside, no
+deferrable mode (the provider's defers to ``HttpAsyncHook`` on the triggerer, past the door).
+
 Connection extras (all optional)::
 
     auth                 {"type": "api_key", "header"|"query": name} | {"type": "bearer"} |
@@ -197,6 +205,7 @@ class _Call:
     headers: dict[str, str] | None
     idempotent: bool
     allow_defer: bool
+    check_response: bool = True  # False: a final 4xx/5xx is returned, not raised (the provider's run())
 
 
 def _call_of(retry_state: tenacity.RetryCallState) -> _Call:
@@ -226,6 +235,15 @@ class ApiHook(HttpHook):
         the basic user, the OAuth2 client id/secret, or (password) the API key; extras as in
         :data:`EXTRAS_EXAMPLE`.
     :param method: default method for the provider's ``run()``; :meth:`request` takes its own.
+
+    ``run(endpoint, data, headers, extra_options, json=, params=)`` keeps the provider's
+    signature and return type (a ``requests.Response``) but is paced, retried and counted. Its
+    errors are ours, not ``AirflowException("404:Not Found")``: a 4xx raises
+    :class:`ApiClientError` (401/403 :class:`ApiAuthError`), retries that run out
+    :class:`RetriesExhaustedError`. ``extra_options={"check_response": False}`` returns that 4xx
+    or non-retried 5xx instead; 429 and retryable 5xx are retried either way. The other
+    ``extra_options`` (``timeout``, ``verify``, ``stream``...) are refused with
+    :class:`ApiConfigError` naming where each lives (timeouts and TLS are connection extras).
     """
 
     conn_name_attr = "http_conn_id"
@@ -363,12 +381,14 @@ class ApiHook(HttpHook):
         data: Any = None,
         headers: dict[str, str] | None = None,
         allow_defer: bool = False,
+        check_response: bool = True,
     ) -> requests.Response:
         """Send one request: paced by the shared limiter, retried per :class:`RetryPolicy`.
 
         Returns the 2xx/3xx response. Raises :class:`ApiClientError` at once on other 4xx,
         :class:`RetriesExhaustedError` when retries run out, and (only with ``allow_defer``)
-        :class:`RateLimitWait` when a wait longer than ``defer_after_s`` is needed.
+        :class:`RateLimitWait` when a wait longer than ``defer_after_s`` is needed. With
+        ``check_response=False`` a 4xx or 5xx that is not retried is returned instead of raised.
         """
         self.get_conn()
         assert self.settings is not None and self._retrying is not None
@@ -384,6 +404,7 @@ class ApiHook(HttpHook):
             headers=headers,
             idempotent=self.settings.retry.is_idempotent(method, url, json),
             allow_defer=allow_defer,
+            check_response=check_response,
         )
         try:
             response: requests.Response = self._retrying(self._send, call)
@@ -395,6 +416,80 @@ class ApiHook(HttpHook):
                 method=method,
                 url=call.public_url,
             ) from None
+
+    # -- The provider's entry points ------------------------------------------------------------
+    # HttpHook's run() prepares and sends its own request, past the limiter, the retries and the
+    # counters; HttpOperator and HttpSensor call it. Here each is one call of request().
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: dict[str, Any] | str | None = None,
+        headers: dict[str, Any] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        **request_kwargs: Any,
+    ) -> requests.Response:
+        """The provider's ``run()`` as one :meth:`request` with this hook's ``method``.
+
+        ``data`` is the query of a GET or HEAD (the provider drops it on HEAD) and the body
+        otherwise; ``json=`` and ``params=`` may come as keywords; ``headers`` add to the
+        connection's. ``extra_options`` takes ``check_response`` (see :func:`_check_response_option`).
+        """
+        check_response = _check_response_option("run", extra_options)
+        json_body = request_kwargs.pop("json", None)
+        params = request_kwargs.pop("params", None)
+        if request_kwargs:
+            raise ApiConfigError(
+                f"ApiHook.run() does not send {', '.join(map(repr, sorted(request_kwargs)))}: it sends "
+                "data, json=, params= and headers, as hook.request(method, endpoint, params=, json=, "
+                "data=, headers=) does"
+            )
+        if self.method in ("GET", "HEAD"):
+            if isinstance(data, str):
+                raise ApiConfigError(
+                    f"ApiHook.run(): {self.method} data is the query: pass a dict of parameters, not a string"
+                )
+            params, body = {**(params or {}), **(data or {})} or None, None
+        else:
+            body = data or None
+        return self.request(
+            self.method,
+            endpoint or "",
+            params=params,
+            json=json_body,
+            data=body,
+            headers=headers or None,
+            check_response=check_response,
+        )
+
+    def run_and_check(
+        self,
+        session: requests.Session,
+        prepped_request: requests.PreparedRequest,
+        extra_options: dict[Any, Any],
+    ) -> requests.Response:
+        """The provider's ``run_and_check()``: the prepared request sent as one :meth:`request`.
+
+        ``session`` must be this hook's own (``hook.get_conn()``), whose auth the request already
+        carries: a query-parameter key it added is taken off, and the door adds it back once.
+        """
+        check_response = _check_response_option("run_and_check", extra_options)
+        if session is not self.get_conn():
+            raise ApiConfigError(
+                "ApiHook.run_and_check() sends through the hook's own session: pass hook.get_conn(), "
+                "or call hook.request(method, endpoint, ...)"
+            )
+        if not prepped_request.method or not prepped_request.url:
+            raise ApiConfigError("ApiHook.run_and_check(): the prepared request has no method or URL")
+        return self.request(
+            prepped_request.method,
+            strip_query_params(prepped_request.url, self._secret_params),
+            data=prepped_request.body,
+            headers={
+                name: value.decode("latin-1") if isinstance(value, bytes) else value
+                for name, value in prepped_request.headers.items()
+            },
+            check_response=check_response,
+        )
 
     # -- The retry loop's callbacks (see _make_retrying) ----------------------------------------
     def _before_retry(self, retry_state: tenacity.RetryCallState) -> None:
@@ -488,6 +583,8 @@ class ApiHook(HttpHook):
                 if self.settings.retry.should_retry_status(status, call.idempotent):
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     raise RetryableResponseError(status, retry_after, response)
+            if not call.check_response:
+                return response  # run(extra_options={"check_response": False}): the caller judges it
             self._stats["errors"] += 1
             excerpt = body_excerpt(response.content)
             error_cls = (
@@ -697,6 +794,45 @@ def _read_body(response: requests.Response) -> None:
         response._content = b"".join(response.iter_content(BODY_READ_CHUNK))
     finally:
         response.close()
+
+
+# extra_options of the provider's run() that ask for what the door does anyway (accepted), and
+# where the others live instead.
+DOOR_EXTRA_OPTIONS: dict[str, Any] = {"allow_redirects": True, "stream": False}
+EXTRA_OPTION_HOMES = {
+    "timeout": 'the connection extra \'timeout\' ({"connect": s, "read": s})',
+    "verify": "the connection extra 'verify'",
+    "verify_ssl": "the connection extra 'verify'",
+    "stream": "not supported: the hook reads every body whole (paginate() reads page by page)",
+    "allow_redirects": "not supported: the hook always follows redirects",
+}
+
+
+def _check_response_option(caller: str, extra_options: dict[str, Any] | None) -> bool:
+    """``check_response`` from the provider's ``extra_options`` (default True); refuse the rest.
+
+    True: a 4xx raises :class:`ApiClientError` (:class:`ApiAuthError` for 401/403), like
+    :meth:`ApiHook.request`. False: that response is returned for the caller to judge, as the
+    provider does. Either way 429 and retryable 5xx are retried, and raise
+    :class:`RetriesExhaustedError` when the attempts run out: the door never hands back a 429.
+    Timeouts and TLS verification are connection extras, the same for every request.
+    """
+    options = dict(extra_options or {})
+    check_response = options.pop("check_response", True)
+    if not isinstance(check_response, bool):
+        raise ApiConfigError(f"ApiHook.{caller}(): extra_options 'check_response' must be true or false")
+    for name, value in DOOR_EXTRA_OPTIONS.items():
+        if name in options and options[name] == value:
+            del options[name]
+    if options:
+        homes = "; ".join(
+            f"{name!r}: {EXTRA_OPTION_HOMES.get(name, 'not supported by ApiHook')}"
+            for name in sorted(options)
+        )
+        raise ApiConfigError(
+            f"ApiHook.{caller}(): extra_options are not taken per call, only 'check_response' is; {homes}"
+        )
+    return check_response
 
 
 def _with_params(url: str, params: dict[str, Any] | None) -> str:
