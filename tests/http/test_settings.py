@@ -277,6 +277,12 @@ def test_a_number_timeout_sets_read_and_caps_connect() -> None:
     assert ApiSettings.from_extras({}).timeout == (10.0, 60.0)
 
 
+def test_verify_is_a_bool_or_a_ca_bundle_path() -> None:
+    assert ApiSettings.from_extras({"verify": "false"}).verify is False
+    assert ApiSettings.from_extras({"verify": "/etc/ssl/ca.pem"}).verify == "/etc/ssl/ca.pem"
+    assert ApiSettings.from_extras({}).verify is True
+
+
 def test_the_example_and_the_docstring_name_every_extra() -> None:
     from apisync.http import hook
 
@@ -321,3 +327,18 @@ def test_the_repo_defines_the_connections_we_expect() -> None:
 @pytest.mark.parametrize("key", sorted(REPO_CONNECTIONS))
 def test_every_connection_the_repo_defines_validates(key: str) -> None:
     ApiSettings.from_extras(REPO_CONNECTIONS[key].get("extra") or {}, conn_id=key)
+
+
+def test_every_key_has_words_for_its_errors() -> None:
+    from typing import get_args
+
+    from apisync.http import settings
+    from apisync.http.headers import DIALECTS
+
+    assert get_args(settings.DialectName) == DIALECTS
+    keys = {
+        *settings._keys(ApiSettings),
+        *(f"{name}.{key}" for name, model in settings._NESTED.items() for key in settings._keys(model)),
+        *(f"auth.{key}" for model in settings.AUTH_SETTINGS.values() for key in settings._keys(model)),
+    }
+    assert keys <= set(settings.SHAPES)

@@ -28,7 +28,7 @@ first request: an unknown key or a bad value fails with the key path and what is
     verify               true (TLS verification), false, or a CA bundle path
     headers              {name: value} sent with every request (the only way to add headers:
                          unlike the provider's HttpHook, no other extra becomes a header)
-    test_endpoint        path the UI "Test" button GETs (default: the base URL)
+    test_endpoint        path ApiHook.test_connection() GETs (default: the base URL)
     progress_every_pages 50 (plus a progress line at least every 30 s)
 """
 

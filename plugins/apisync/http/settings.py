@@ -219,6 +219,8 @@ class ApiSettings(_Extras):
     def _bool_or_path(cls, value: Any) -> Any:
         if not isinstance(value, bool | str):
             raise PydanticCustomError("apisync_shape", "not a bool or a path")
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"  # a form field's "false" is not a CA bundle path
         return value
 
     @classmethod
