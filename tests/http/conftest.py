@@ -32,7 +32,7 @@ def api_conn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., s
         conn_id = conn_id or f"api_{uuid.uuid4().hex[:10]}"
         extras.setdefault("auth", auth or API_KEY_HEADER)
         rate_limit = extras.setdefault("rate_limit", {})
-        if rate_limit.get("backend", "sqlite") == "sqlite":
+        if isinstance(rate_limit, dict) and rate_limit.get("backend", "sqlite") == "sqlite":
             rate_limit.setdefault("path", str(tmp_path / "ratelimit.sqlite"))
         conn: dict[str, Any] = {"conn_type": "http", "host": sb.url, "extra": extras}
         if login is not None:

@@ -19,11 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass(frozen=True)
 class Call:
-    """One request the server received: path and query (first value of each parameter)."""
+    """One request the server received: path, query (first value of each parameter), body, headers."""
 
     path: str
     query: dict[str, str]
     body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +52,7 @@ def _handler(script: Script, server: ScriptedServer) -> type[BaseHTTPRequestHand
                 split.path,
                 {k: v[0] for k, v in parse_qs(split.query).items()},
                 self.rfile.read(length) if length else b"",
+                {name.lower(): value for name, value in self.headers.items()},
             )
             server.calls.append(call)
             reply = script(call, server)

@@ -107,7 +107,7 @@ def test_non_idempotent_post_is_not_retried_on_5xx(sandbox, api_conn) -> None:
 
 
 def test_idempotency_rules() -> None:
-    policy = RetryPolicy.from_extras({"idempotent_post_paths": ["/crm/v3/objects/contacts/batch/upsert"]})
+    policy = RetryPolicy.for_connection(8, ["/crm/v3/objects/contacts/batch/upsert"])
     assert policy.is_idempotent("GET", "http://h/v1/orders")
     assert policy.is_idempotent("PUT", "http://h/x") and policy.is_idempotent("DELETE", "http://h/x")
     assert policy.is_idempotent("POST", "http://h/crm/v3/objects/contacts/batch/upsert")

@@ -16,19 +16,23 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from apisync.errors import ApiAuthError, ApiConfigError
+from apisync.http.settings import (
+    DEFAULT_REFRESH_MARGIN_S,
+    ApiKeyAuthSettings,
+    AuthSettings,
+    OAuth2AuthSettings,
+)
 from apisync.redaction import body_excerpt, redact_url, register_secret
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
-
-DEFAULT_REFRESH_MARGIN_S = 60.0
 
 
 class ApiKeyAuth(AuthBase):
@@ -173,22 +177,20 @@ class OAuth2ClientCredentials(AuthBase):
         return request
 
 
-AUTH_TYPES = ("api_key", "bearer", "basic", "oauth2", "none")
-
-
 def make_auth(
-    config: dict[str, Any] | None,
+    config: AuthSettings | None,
     connection: Connection,
     base_url: str,
     *,
     timeout: tuple[float, float],
     verify: bool | str,
 ) -> AuthBase | None:
-    """Auth strategy named by ``extra["auth"]``; without it: basic when login is set, bearer when only
-    a password is, else none."""
-    config = dict(config or {})
-    kind = config.get("type") or (
-        "basic" if connection.login else "bearer" if connection.password else "none"
+    """Auth strategy named by the validated ``extra["auth"]``; without it: basic when login is set,
+    bearer when only a password is, else none."""
+    kind = (
+        config.type
+        if config is not None
+        else ("basic" if connection.login else "bearer" if connection.password else "none")
     )
     login, password = connection.login, connection.password
     if kind == "none":
@@ -198,27 +200,24 @@ def make_auth(
             raise ApiConfigError("auth basic needs the connection login (and password)")
         return BasicAuth(login, password or "")
     if kind in ("api_key", "bearer"):
-        secret = password or config.get("key") or login
+        secret = password or login
         if not secret:
             raise ApiConfigError(f"auth {kind} needs the key in the connection password")
         if kind == "bearer":
             return BearerAuth(secret)
-        if not config.get("header") and not config.get("query"):
-            config["header"] = "X-API-Key"
-        return ApiKeyAuth(secret, header=config.get("header"), query=config.get("query"))
-    if kind == "oauth2":
-        if not login or not password:
-            raise ApiConfigError("auth oauth2 needs client id (login) and client secret (password)")
-        token_url = config.get("token_url") or "/oauth/token"
-        return OAuth2ClientCredentials(
-            urljoin(base_url.rstrip("/") + "/", token_url.lstrip("/"))
-            if "://" not in token_url
-            else token_url,
-            login,
-            password,
-            scope=config.get("scope"),
-            refresh_margin_s=float(config.get("refresh_margin_s", DEFAULT_REFRESH_MARGIN_S)),
-            timeout=timeout,
-            verify=verify,
-        )
-    raise ApiConfigError(f"auth.type must be one of {AUTH_TYPES}, got {kind!r}")
+        header = config.header if isinstance(config, ApiKeyAuthSettings) else None
+        query = config.query if isinstance(config, ApiKeyAuthSettings) else None
+        return ApiKeyAuth(secret, header=header or (None if query else "X-API-Key"), query=query)
+    assert isinstance(config, OAuth2AuthSettings)  # the validated union leaves no other type
+    if not login or not password:
+        raise ApiConfigError("auth oauth2 needs client id (login) and client secret (password)")
+    token_url = config.token_url
+    return OAuth2ClientCredentials(
+        urljoin(base_url.rstrip("/") + "/", token_url.lstrip("/")) if "://" not in token_url else token_url,
+        login,
+        password,
+        scope=config.scope,
+        refresh_margin_s=config.refresh_margin_s,
+        timeout=timeout,
+        verify=verify,
+    )

@@ -15,26 +15,28 @@ past all of it: use :class:`~apisync.http.provider_operators.ApiHttpOperator` an
 :class:`~apisync.http.provider_operators.ApiHttpSensor`, same arguments, ApiHook inside, no
 deferrable mode (the provider's defers to ``HttpAsyncHook`` on the triggerer, past the door).
 
-Connection extras (all optional)::
+Connection extras (all optional; checked by :class:`~apisync.http.settings.ApiSettings` before the
+first request: an unknown key or a bad value fails with the key path and what is expected)::
 
-    auth                 {"type": "api_key", "header"|"query": name} | {"type": "bearer"} |
-                         {"type": "basic"} | {"type": "oauth2", "token_url", "scope",
-                         "refresh_margin_s"} | {"type": "none"}; default: basic if login is set,
+    auth                 {"type": "api_key", "header"|"query": name (one of them; default header
+                         "X-API-Key")} | {"type": "bearer"} | {"type": "basic"} |
+                         {"type": "oauth2", "token_url" ("/oauth/token"), "scope",
+                         "refresh_margin_s" (60)} | {"type": "none"}; default: basic if login is set,
                          bearer if only a password is
-    rate_limit           {"requests", "period_s" (1), "burst" (2), "backend": "sqlite"|"redis",
+    rate_limit           {"requests" (> 0), "period_s" (1), "burst" (2), "backend": "sqlite"|"redis",
                          "path" (sqlite file, default $AIRFLOW_HOME/apisync_ratelimit.sqlite),
-                         "redis_url", "key_prefix", "key" (budget key, default "<conn_id>|<host>")};
-                         without "requests" the limit is learned from response headers
+                         "redis_url", "key_prefix" (redis only), "key" (budget key, default
+                         "<conn_id>|<host>")}; without "requests" the limit is learned from headers
     rate_limit_headers   "auto" | "github" | "ietf" | "ietf-legacy" | "hubspot" | "none" |
                          {"limit", "remaining", "reset", "reset_kind", "window", "window_kind"}
     timeout              {"connect": 10, "read": 60} (seconds; a number sets read)
     max_attempts         8 (attempts per request, first one included)
     defer_after_s        60 (paginate raises RateLimitWait instead of sleeping longer)
     idempotent_post_paths  POST paths safe to retry (e.g. HubSpot batch upsert)
-    verify               true (TLS verification) or a CA bundle path
-    headers              {name: value} sent with every request (other string extras too, as
-                         in the provider's HttpHook)
-    test_endpoint        path the UI "Test" button GETs (default: the base URL)
+    verify               true (TLS verification), false, or a CA bundle path
+    headers              {name: value} sent with every request (the only way to add headers:
+                         unlike the provider's HttpHook, no other extra becomes a header)
+    test_endpoint        path ApiHook.test_connection() GETs (default: the base URL)
     progress_every_pages 50 (plus a progress line at least every 30 s)
 """
 
@@ -64,19 +66,21 @@ from apisync.errors import (
 )
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
-from apisync.http.headers import parse_rate_limit, parse_retry_after, validate_dialect
+from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.pagination import PageRequest, Paginator, make_paginator
 from apisync.http.ratelimit import RateLimiter, make_backend
 from apisync.http.retry import MIN_RETRY_WAIT_S, RetryableResponseError, RetryPolicy
+from apisync.http.settings import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_DEFER_AFTER_S,
+    DEFAULT_READ_TIMEOUT_S,
+    ApiSettings,
+)
 from apisync.redaction import body_excerpt, redact, redact_url, register_secret, strip_query_params
 
 if TYPE_CHECKING:
     from requests.auth import AuthBase
 
-DEFAULT_CONNECT_TIMEOUT_S = 10.0
-DEFAULT_READ_TIMEOUT_S = 60.0
-DEFAULT_DEFER_AFTER_S = 60.0
-PROGRESS_EVERY_PAGES = 50
 PROGRESS_EVERY_S = 30.0
 
 EXTRAS_EXAMPLE: dict[str, Any] = {
@@ -88,15 +92,6 @@ EXTRAS_EXAMPLE: dict[str, Any] = {
     "defer_after_s": DEFAULT_DEFER_AFTER_S,
     "idempotent_post_paths": ["/crm/v3/objects/contacts/batch/upsert"],
 }
-KNOWN_EXTRAS = frozenset(
-    {
-        *EXTRAS_EXAMPLE,
-        "headers",
-        "verify",
-        "test_endpoint",
-        "progress_every_pages",
-    }
-)
 STAT_KEYS = (
     "requests",
     "retries",
@@ -137,55 +132,6 @@ class Page:
 
 # How often a page whose body is not valid JSON (truncated in transit) is read again before failing.
 MALFORMED_REREADS = 3
-
-
-@dataclass
-class ApiSettings:
-    """Connection extras, validated once in :meth:`ApiHook.get_conn`."""
-
-    auth: dict[str, Any] = field(default_factory=dict)
-    rate_limit: dict[str, Any] = field(default_factory=dict)
-    rate_limit_headers: str | dict[str, Any] = "auto"
-    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
-    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
-    defer_after_s: float = DEFAULT_DEFER_AFTER_S
-    verify: bool | str = True
-    headers: dict[str, str] = field(default_factory=dict)
-    test_endpoint: str | None = None
-    progress_every_pages: int = PROGRESS_EVERY_PAGES
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @classmethod
-    def from_extras(cls, extras: dict[str, Any]) -> ApiSettings:
-        extras = dict(extras or {})
-        timeout = extras.get("timeout", {})
-        if isinstance(timeout, int | float):
-            timeout = {"connect": min(float(timeout), DEFAULT_CONNECT_TIMEOUT_S), "read": float(timeout)}
-        rate_limit = extras.get("rate_limit") or {}
-        if not isinstance(rate_limit, dict):
-            raise ApiConfigError("extra 'rate_limit' must be an object")
-        dialect = extras.get("rate_limit_headers", "auto")
-        validate_dialect(dialect)
-        # Provider convention: other string-valued extras are default headers.
-        headers = {k: v for k, v in extras.items() if k not in KNOWN_EXTRAS and isinstance(v, str)}
-        headers.update(extras.get("headers") or {})
-        return cls(
-            auth=dict(extras.get("auth") or {}),
-            rate_limit=rate_limit,
-            rate_limit_headers=dialect,
-            connect_timeout_s=float(timeout.get("connect", DEFAULT_CONNECT_TIMEOUT_S)),
-            read_timeout_s=float(timeout.get("read", DEFAULT_READ_TIMEOUT_S)),
-            defer_after_s=float(extras.get("defer_after_s", DEFAULT_DEFER_AFTER_S)),
-            verify=extras.get("verify", True),
-            headers=headers,
-            test_endpoint=extras.get("test_endpoint"),
-            progress_every_pages=int(extras.get("progress_every_pages", PROGRESS_EVERY_PAGES)),
-            retry=RetryPolicy.from_extras(extras),
-        )
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout_s, self.read_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -303,7 +249,7 @@ class ApiHook(HttpHook):
             return self._session
         connection = self.get_connection(self.http_conn_id)
         self._set_base_url(connection)
-        settings = ApiSettings.from_extras(connection.extra_dejson)
+        settings = ApiSettings.from_extras(connection.extra_dejson, conn_id=self.http_conn_id)
         self.settings = settings
         session = requests.Session()
         session.verify = settings.verify
@@ -325,13 +271,12 @@ class ApiHook(HttpHook):
 
     def _make_limiter(self, settings: ApiSettings, netloc: str) -> RateLimiter:
         config = settings.rate_limit
-        key = config.get("key") or f"{self.http_conn_id}|{netloc}"
         return RateLimiter(
             make_backend(config),
-            key,
-            requests=config.get("requests"),
-            period_s=float(config.get("period_s", 1.0)),
-            burst=int(config.get("burst", 2)),
+            config.key or f"{self.http_conn_id}|{netloc}",
+            requests=config.requests,
+            period_s=config.period_s,
+            burst=config.burst,
         )
 
     def _make_retrying(self, policy: RetryPolicy) -> tenacity.Retrying:
@@ -562,7 +507,7 @@ class ApiHook(HttpHook):
             _read_body(response)
             self._stats["requests"] += 1
             self._stats["bytes"] += len(response.content)
-            self.limiter.observe(parse_rate_limit(response.headers, self.settings.rate_limit_headers))
+            self.limiter.observe(parse_rate_limit(response.headers, self.settings.dialect))
             status = response.status_code
             if status == 401 and isinstance(self._auth, OAuth2ClientCredentials) and not refreshed:
                 self.log.info("401 from %s: refreshing the OAuth2 token and repeating once", method)

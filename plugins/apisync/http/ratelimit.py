@@ -42,13 +42,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from apisync.errors import ApiConfigError
 from apisync.http.headers import RateLimitSnapshot
 
 if TYPE_CHECKING:
     import redis
+
+    from apisync.http.settings import RateLimitSettings
 
 T = TypeVar("T")
 
@@ -320,12 +322,12 @@ class RateLimiter:
         self.backend.update(self.key, clear)
 
 
-def make_backend(config: dict[str, Any]) -> LimiterBackend:
-    """Backend from the ``rate_limit`` extras (``backend``, ``path``, ``redis_url``, ``key_prefix``)."""
-    kind = config.get("backend", "sqlite")
-    if kind == "sqlite":
-        return SQLiteBackend(config.get("path") or default_sqlite_path())
-    if kind == "redis":
-        url = config.get("redis_url") or "redis://127.0.0.1:6379/0"
-        return RedisBackend(url, prefix=config.get("key_prefix", "apisync:ratelimit:"))
-    raise ApiConfigError(f"rate_limit.backend must be 'sqlite' or 'redis', got {kind!r}")
+def make_backend(config: RateLimitSettings) -> LimiterBackend:
+    """Backend from the validated ``rate_limit`` extras (``backend``, ``path``, ``redis_url``,
+    ``key_prefix``)."""
+    if config.backend == "redis":
+        url = config.redis_url or "redis://127.0.0.1:6379/0"
+        return RedisBackend(
+            url, prefix="apisync:ratelimit:" if config.key_prefix is None else config.key_prefix
+        )
+    return SQLiteBackend(config.path or default_sqlite_path())

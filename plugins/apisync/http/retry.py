@@ -103,11 +103,11 @@ class RetryPolicy:
     max_backoff_s: float = MAX_BACKOFF_S
 
     @classmethod
-    def from_extras(cls, extras: dict[str, Any]) -> RetryPolicy:
-        paths: Iterable[str] = extras.get("idempotent_post_paths") or ()
+    def for_connection(cls, max_attempts: int, idempotent_post_paths: Iterable[str] = ()) -> RetryPolicy:
+        """The policy of a connection's validated extras (:class:`~apisync.http.settings.ApiSettings`)."""
         return cls(
-            max_attempts=int(extras.get("max_attempts", DEFAULT_MAX_ATTEMPTS)),
-            idempotent_post_paths=frozenset("/" + p.strip("/") for p in paths),
+            max_attempts=max_attempts,
+            idempotent_post_paths=frozenset("/" + p.strip("/") for p in idempotent_post_paths),
         )
 
     def is_idempotent(self, method: str, url: str, json: Any = None) -> bool:
