@@ -64,6 +64,13 @@ Bodies are decoded before a paginator sees them (:mod:`apisync.http.body`): the 
 usually a :class:`~apisync.http.body.RawRecords`, and a paginator reads only the fields it needs.
 :data:`PAGINATORS` is the one registry of dialect names (the stream spec validates against it), so
 this module stays cheap to import (no requests, no Airflow).
+
+Each dialect's options are a strict, closed pydantic model (``CursorBodyOptions``, ...:
+:attr:`Paginator.options_model`); :func:`pagination_options` checks a config against it and
+:data:`DialectOptions`, their union by ``type``, is a stream spec's ``source.pagination``. An unknown
+option fails naming the closest known one and the dialect's options; a value of the wrong shape
+fails naming what the option expects. So a typo is an error when the spec loads (DAG parse time),
+not on the first page of a run.
 """
 
 from __future__ import annotations
