@@ -213,28 +213,32 @@ def include_dir() -> Path:
     return Path(override) if override else Path(__file__).resolve().parents[2] / "include"
 
 
-def _format_error(path: Path, error: ErrorDetails) -> str:
+# Checks across fields (keys against columns) raise from the model and name their field first.
+_CROSS_FIELD_CHECKS = ("primary_key", "cursor_field")
+
+
+def _format_error(path: Path, error: ErrorDetails, root: type[BaseModel] | None) -> str:
     loc = tuple(error["loc"])
     message = (
         str(error["ctx"]["error"]) if error["type"] == "value_error" and "ctx" in error else error["msg"]
     )
-    if loc == ("source", "pagination") and error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        loc, message = (*loc, "type"), type_error(error["ctx"].get("tag") if "ctx" in error else None)
-    elif loc[:2] == ("source", "pagination") and len(loc) > 2 and loc[2] in PAGINATORS:
-        model = PAGINATORS[str(loc[2])].options_model
-        option, message = option_error(model, {**error, "loc": loc[3:]})
+    pagination = root is StreamSpec and loc[:2] == ("source", "pagination")
+    if pagination and len(loc) == 2 and error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc, message = (*loc, "type"), type_error(error.get("ctx", {}).get("tag"))
+    elif pagination and len(loc) > 2 and loc[2] in PAGINATORS:
+        option, message = option_error(PAGINATORS[str(loc[2])].options_model, {**error, "loc": loc[3:]})
         loc = (*loc[:2], option)
-    elif error["type"] == "extra_forbidden":
-        message += _key_suggestion(loc)
-    elif not loc and message.split(" ", 1)[0] in StreamSpec.model_fields:
-        loc = (message.split(" ", 1)[0],)  # a check across fields (keys vs columns) names its field first
+    elif error["type"] == "extra_forbidden" and root is not None:
+        message += _key_suggestion(root, loc)
+    elif root is StreamSpec and not loc and message.split(" ", 1)[0] in _CROSS_FIELD_CHECKS:
+        loc = (message.split(" ", 1)[0],)
     location = ".".join(str(part) for part in loc) or "<root>"
     return f"{path}: field '{location}': {message}"
 
 
-def _key_suggestion(loc: tuple[Any, ...]) -> str:
-    """For an unknown key: the closest key the spec knows at that place, e.g. ``schema`` for ``shema``."""
-    model: Any = StreamSpec
+def _key_suggestion(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """For an unknown key: the closest key the model knows at that place (``schema`` for ``shema``)."""
+    model = root
     for part in loc[:-1]:
         info = next((i for n, i in model.model_fields.items() if part in (n, i.alias)), None)
         if (
@@ -249,9 +253,10 @@ def _key_suggestion(loc: tuple[Any, ...]) -> str:
     return f"; did you mean {close[0]!r}?" if close else f" (known keys: {keys})"
 
 
-def validation_messages(path: Path, exc: ValidationError) -> str:
-    """One line per pydantic error, each naming the file and the dotted field."""
-    return "\n  ".join(_format_error(path, error) for error in exc.errors())
+def validation_messages(path: Path, exc: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """One line per pydantic error, each naming the file and the dotted field; with the ``root``
+    model that was validated, an unknown key also names the closest known one."""
+    return "\n  ".join(_format_error(path, error, root) for error in exc.errors())
 
 
 def read_yaml_document(
@@ -278,7 +283,7 @@ def load_spec(name_or_path: str | Path, *, streams_dir: Path | None = None) -> S
     try:
         spec = StreamSpec.model_validate({**raw, "path": str(path)})
     except ValidationError as exc:
-        raise SpecError("invalid stream spec:\n  " + validation_messages(path, exc)) from exc
+        raise SpecError("invalid stream spec:\n  " + validation_messages(path, exc, StreamSpec)) from exc
     if spec.name != path.stem:
         raise SpecError(f"{path}: field 'name': {spec.name!r} must match the file name {path.stem!r}")
     _check_window_placeholders(spec, path)
