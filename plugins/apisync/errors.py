@@ -8,6 +8,7 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     │   ├── SpecError                   a stream spec (or a file it names) is invalid: file + field
     │   ├── ApiConfigError              connection extras or a call are misconfigured (also ApiError)
     │   ├── WarehouseConfigError        the warehouse connection cannot become an engine (also LoadError)
+    │   │   └── WarehouseSchemaError    the warehouse schema does not exist (or cannot be created)
     │   ├── CrmMappingError             a CRM mapping file is invalid: file + field (also CrmError)
     │   ├── SuiteError                  an expectation suite cannot be used as written (also QualityError)
     │   └── WindowError                 a run has no usable data interval
@@ -80,6 +81,7 @@ __all__ = [
     "TruncatedBodyError",
     "UnknownFieldsError",
     "WarehouseConfigError",
+    "WarehouseSchemaError",
     "WindowError",
 ]
 
@@ -252,6 +254,11 @@ class LoadError(ApisyncError):
 
 class WarehouseConfigError(LoadError, ConfigError):
     """The warehouse connection is missing or of an unsupported type."""
+
+
+class WarehouseSchemaError(WarehouseConfigError):
+    """The schema a stream writes to does not exist and may not (or cannot) be created: a
+    ConfigError, so the task fails on its first try instead of retrying into the same error."""
 
 
 class SchemaEvolutionError(LoadError):

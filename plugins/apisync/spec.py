@@ -8,7 +8,9 @@ with the file and the field in the message, long before a run touches an API.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -17,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from apisync.errors import ApiConfigError, SpecError
-from apisync.http.pagination import PAGINATORS, make_paginator
+from apisync.errors import SpecError
+from apisync.http.pagination import PAGINATORS, DialectOptions, make_paginator, option_error, type_error
 from apisync.naming import column_name
 
 __all__ = [
@@ -36,9 +38,9 @@ __all__ = [
     "render_window",
 ]
 
-# The dialect names come from the one registry, in http: a dialect added there is valid here too.
-# apisync.http.pagination is cheap to import (no requests, no Airflow; the http package loads its
-# hook lazily), so this costs nothing at DAG parse time.
+# The dialects and their options come from the one registry, in http: a dialect added there is
+# valid here too. apisync.http.pagination is cheap to import (no requests, no Airflow; the http
+# package loads its hook lazily), so this costs nothing at DAG parse time.
 PAGINATION_TYPES = tuple(PAGINATORS)
 FIELD_TYPES = ("string", "integer", "float", "decimal", "boolean", "timestamp", "json")
 WINDOW_START = "{window_start}"
@@ -48,22 +50,6 @@ DEFAULT_MAX_COLUMNS = 500
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class PaginationSpec(BaseModel):
-    """Passed through to ApiHook.paginate; the options are checked by building the dialect's
-    paginator (unknown options, ``max_pages``, ``full_page_without_next``), so a typo fails here."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    type: Literal[PAGINATION_TYPES]  # type: ignore[valid-type]
-
-    @model_validator(mode="after")
-    def _options(self) -> PaginationSpec:
-        try:
-            make_paginator(self.model_dump())
-        except ApiConfigError as exc:
-            raise ValueError(str(exc)) from None
-        return self
 
 
 class WindowBounds(_Strict):
@@ -80,7 +66,9 @@ class WindowBounds(_Strict):
 class SourceSpec(_Strict):
     endpoint: str = Field(min_length=1)
     method: Literal["GET", "POST"] = "GET"
-    pagination: PaginationSpec
+    # The dialect's own options model (apisync.http.pagination), chosen by ``type``: an unknown
+    # option or a value of the wrong shape fails here, naming the option and what it expects.
+    pagination: DialectOptions
     records_path: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
@@ -89,7 +77,7 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _page_size_known(self) -> SourceSpec:
-        paginator = make_paginator(self.pagination.model_dump())
+        paginator = make_paginator(self.pagination)
         if paginator.full_page_undetectable(self.params):
             raise ValueError(
                 f"pagination {self.pagination.type!r} ends a read on a page without a next-page "
@@ -179,11 +167,13 @@ class StreamSpec(_Strict):
     @model_validator(mode="after")
     def _keys_are_columns(self) -> StreamSpec:
         columns = self.columns()
-        for key in self.primary_key:
-            if key not in columns:
-                raise ValueError(f"primary_key column {key!r} is not among the fields' columns")
-        if self.cursor_field not in columns:
-            raise ValueError(f"cursor_field {self.cursor_field!r} is not among the fields' columns")
+        for what, name in [
+            *(("primary_key", key) for key in self.primary_key),
+            ("cursor_field", self.cursor_field),
+        ]:
+            if name not in columns:
+                hint = self.column_hint(name, columns) or f" (the fields' columns: {sorted(columns)})"
+                raise ValueError(f"{what} {name!r} is not a column{hint}")
         if columns[self.cursor_field] not in ("timestamp", "integer"):
             raise ValueError(f"cursor_field {self.cursor_field!r} must be a timestamp or integer field")
         for path, array in self.arrays.items():
@@ -199,6 +189,23 @@ class StreamSpec(_Strict):
         field = self.fields[source_path]
         return column_name(field.column or source_path)
 
+    def column_hint(self, name: str, columns: Iterable[str]) -> str:
+        """The end of a "<name> is not a column" sentence: which column the field ``name`` becomes
+        (a key in the spec is a column name, normalized: ``updatedAt`` -> ``updated_at``), else the
+        closest column; "" when no column is close."""
+        columns = list(columns)
+        for path, field in self.fields.items():
+            if name in (path, field.column):
+                column = self.column_for(path)
+                if column in columns:
+                    return (
+                        f"; the field {path} becomes column {column!r}: use {column!r} "
+                        "(keys and checks name columns, not source fields)"
+                    )
+        candidates = [column_name(name)] if column_name(name) in columns else []
+        close = candidates or difflib.get_close_matches(name, columns, n=1)
+        return f"; did you mean {close[0]!r}?" if close else ""
+
 
 def include_dir() -> Path:
     """Data directory (streams, expectations, sql); APISYNC_INCLUDE_DIR overrides the repo's."""
@@ -206,14 +213,50 @@ def include_dir() -> Path:
     return Path(override) if override else Path(__file__).resolve().parents[2] / "include"
 
 
-def _format_error(path: Path, error: ErrorDetails) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "<root>"
-    return f"{path}: field '{location}': {error['msg']}"
+# Checks across fields (keys against columns) raise from the model and name their field first.
+_CROSS_FIELD_CHECKS = ("primary_key", "cursor_field")
 
 
-def validation_messages(path: Path, exc: ValidationError) -> str:
-    """One line per pydantic error, each naming the file and the dotted field."""
-    return "\n  ".join(_format_error(path, error) for error in exc.errors())
+def _format_error(path: Path, error: ErrorDetails, root: type[BaseModel] | None) -> str:
+    loc = tuple(error["loc"])
+    message = (
+        str(error["ctx"]["error"]) if error["type"] == "value_error" and "ctx" in error else error["msg"]
+    )
+    pagination = root is StreamSpec and loc[:2] == ("source", "pagination")
+    if pagination and len(loc) == 2 and error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc, message = (*loc, "type"), type_error(error.get("ctx", {}).get("tag"))
+    elif pagination and len(loc) > 2 and loc[2] in PAGINATORS:
+        option, message = option_error(PAGINATORS[str(loc[2])].options_model, {**error, "loc": loc[3:]})
+        loc = (*loc[:2], option)
+    elif error["type"] == "extra_forbidden" and root is not None:
+        message += _key_suggestion(root, loc)
+    elif root is StreamSpec and not loc and message.split(" ", 1)[0] in _CROSS_FIELD_CHECKS:
+        loc = (message.split(" ", 1)[0],)
+    location = ".".join(str(part) for part in loc) or "<root>"
+    return f"{path}: field '{location}': {message}"
+
+
+def _key_suggestion(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """For an unknown key: the closest key the model knows at that place (``schema`` for ``shema``)."""
+    model = root
+    for part in loc[:-1]:
+        info = next((i for n, i in model.model_fields.items() if part in (n, i.alias)), None)
+        if (
+            info is None
+            or not isinstance(info.annotation, type)
+            or not issubclass(info.annotation, BaseModel)
+        ):
+            return ""
+        model = info.annotation
+    keys = [info.alias or name for name, info in model.model_fields.items() if not info.exclude]
+    close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f" (known keys: {keys})"
+
+
+def validation_messages(path: Path, exc: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """One line per pydantic error, each naming the file and the dotted field; with the ``root``
+    model that was validated, an unknown key also names the closest known one."""
+    return "\n  ".join(_format_error(path, error, root) for error in exc.errors())
 
 
 def read_yaml_document(
@@ -240,7 +283,7 @@ def load_spec(name_or_path: str | Path, *, streams_dir: Path | None = None) -> S
     try:
         spec = StreamSpec.model_validate({**raw, "path": str(path)})
     except ValidationError as exc:
-        raise SpecError("invalid stream spec:\n  " + validation_messages(path, exc)) from exc
+        raise SpecError("invalid stream spec:\n  " + validation_messages(path, exc, StreamSpec)) from exc
     if spec.name != path.stem:
         raise SpecError(f"{path}: field 'name': {spec.name!r} must match the file name {path.stem!r}")
     _check_window_placeholders(spec, path)

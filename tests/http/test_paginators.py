@@ -7,6 +7,7 @@ next request, the stop after the last page, and a resume from the JSON state of 
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,15 @@ import requests
 
 from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError
 from apisync.http.body import RawRecords, decode_response
-from apisync.http.pagination import PAGINATORS, PageRequest, Paginator, make_paginator
-from apisync.spec import PaginationSpec
+from apisync.http.pagination import (
+    PAGINATORS,
+    DialectOptions,
+    PageRequest,
+    Paginator,
+    make_paginator,
+    pagination_options,
+)
+from apisync.spec import SourceSpec
 
 BASE = "https://api.test/items"
 RECORDS = [{"id": f"r{n:02d}", "n": n} for n in range(1, 26)]  # 25 records: pages of 10, 10, 5
@@ -175,10 +183,16 @@ def _ids(pages: list[list[str]]) -> list[str]:
 
 def test_the_registry_is_the_seven_dialects_and_the_spec_uses_it() -> None:
     assert set(PAGINATORS) == set(DIALECTS)
-    required = {"graphql_relay": {"connection_path": "data.products"}}  # the spec builds the paginator
+    required = {"graphql_relay": {"connection_path": "data.products"}}
     for name in PAGINATORS:
-        assert PaginationSpec(type=name, **required.get(name, {})).type == name
+        options = pagination_options({"type": name, **required.get(name, {})})
+        assert type(options) is PAGINATORS[name].options_model
+        assert type(make_paginator(options)) is PAGINATORS[name]
     assert all(PAGINATORS[name].type == name for name in PAGINATORS)
+    # The spec's source.pagination is the union of exactly these dialects' option models.
+    assert SourceSpec.model_fields["pagination"].annotation == typing.get_args(DialectOptions)[0]
+    union = typing.get_args(typing.get_args(DialectOptions)[0])
+    assert set(union) == {cls.options_model for cls in PAGINATORS.values()}
 
 
 @pytest.mark.parametrize("name", DIALECTS)
@@ -286,10 +300,13 @@ def test_a_body_without_the_records_list_is_malformed() -> None:
 
 
 def test_the_spec_rejects_what_the_paginator_rejects() -> None:
-    with pytest.raises(ValueError, match="needs connection_path"):
-        PaginationSpec(type="graphql_relay")
-    with pytest.raises(ValueError, match="full_page_without_next must be one of"):
-        PaginationSpec(type="link_header", full_page_without_next="ignore")
+    source = {"endpoint": "/x", "params": {"a": "{window_start}", "b": "{window_end}"}}
+    with pytest.raises(ValueError, match="connection_path"):
+        SourceSpec.model_validate({**source, "pagination": {"type": "graphql_relay"}})
+    with pytest.raises(ValueError, match="full_page_without_next"):
+        SourceSpec.model_validate(
+            {**source, "pagination": {"type": "link_header", "full_page_without_next": "ignore"}}
+        )
 
 
 @pytest.mark.parametrize(
@@ -299,10 +316,40 @@ def test_the_spec_rejects_what_the_paginator_rejects() -> None:
         ({"type": "hubspot", "max_pages": 0}, "max_pages must be a whole number"),
         ({"type": "hubspot", "max_pages": True}, "max_pages must be a whole number"),
         ({"type": "next_url", "full_page_without_next": "ok"}, "full_page_without_next must be one of"),
-        ({"type": "offset", "cursor": "x"}, "unknown options"),
+        ({"type": "offset", "cursor": "x"}, "pagination 'offset' has no option 'cursor'"),
         ({"type": "graphql_relay"}, "needs connection_path"),
+        ({"type": "offset", "page_size": "100"}, r"page_size must be a whole number >= 1, got '100'"),
+        ({"type": "page_number", "start_page": 1.5}, "start_page must be a whole number, got 1.5"),
+        ({"type": "next_url", "next_path": ["next"]}, r"next_path must be text, got \['next'\]"),
     ],
 )
 def test_bad_configs_fail_at_once(config: dict[str, Any], message: str) -> None:
     with pytest.raises(ApiConfigError, match=message):
         make_paginator(config)
+
+
+@pytest.mark.parametrize(
+    ("config", "fragments"),
+    [
+        (
+            {"type": "cursor_body", "page_sise": 100},
+            [
+                "pagination.page_sise: pagination 'cursor_body' has no option 'page_sise'",
+                "did you mean 'page_size'?",
+            ],
+        ),
+        (
+            {"type": "link_header", "limit_param": "limit"},
+            ["(an option of cursor_body, hubspot, offset)", "did you mean 'size_param'?", "size_param (text"],
+        ),
+        ({"type": "cursor_bdy"}, ["got 'cursor_bdy'; did you mean 'cursor_body'?"]),
+    ],
+)
+def test_case5_a_an_unknown_option_names_the_closest_one_and_the_dialects_options(
+    config: dict[str, Any], fragments: list[str]
+) -> None:
+    """Issue 13 case 5a, for callers of the hook without a spec: the same checks, the same words."""
+    with pytest.raises(ApiConfigError) as caught:
+        make_paginator(config)
+    for fragment in fragments:
+        assert fragment in str(caught.value)

@@ -38,8 +38,18 @@ def _write(tmp_path: Path, mutate: dict | None = None, drop: str | None = None) 
 @pytest.mark.parametrize(
     ("mutate", "drop", "field", "fragment"),
     [
-        ({"source.pagination.type": "carrier_pigeon"}, None, "source.pagination.type", "Input should be"),
-        ({"primary_key": ["order_number"]}, None, "<root>", "primary_key column 'order_number'"),
+        (
+            {"source.pagination.type": "carrier_pigeon"},
+            None,
+            "source.pagination.type",
+            "pagination type must be one of",
+        ),
+        (
+            {"primary_key": ["order_number"]},
+            None,
+            "primary_key",
+            "primary_key 'order_number' is not a column",
+        ),
         ({"fields.amount.type": "money"}, None, "fields.amount.type", "Input should be"),
         ({"destination.write_mode": "upsert"}, None, "destination.write_mode", "Input should be"),
         (
@@ -59,11 +69,22 @@ def _write(tmp_path: Path, mutate: dict | None = None, drop: str | None = None) 
         (
             {"source.pagination.full_page_without_next": "shrug"},
             None,
-            "source.pagination",
-            "full_page_without_next must be one of ['error', 'warn']",
+            "source.pagination.full_page_without_next",
+            "full_page_without_next must be one of ['error', 'warn'], got 'shrug'",
         ),
-        ({"source.pagination.max_pages": 0}, None, "source.pagination", "max_pages must be a whole number"),
-        ({"source.pagination.page_sise": 10}, None, "source.pagination", "unknown options ['page_sise']"),
+        (
+            {"source.pagination.max_pages": 0},
+            None,
+            "source.pagination.max_pages",
+            "max_pages must be a whole number >= 1, got 0",
+        ),
+        (
+            {"source.pagination.page_sise": 10},
+            None,
+            "source.pagination.page_sise",
+            "has no option 'page_sise'",
+        ),
+        ({"destination.shema": "x"}, None, "destination.shema", "did you mean 'schema'?"),
         (None, "destination", "destination", "Field required"),
     ],
 )
@@ -81,7 +102,7 @@ def test_malformed_spec_error_names_file_and_field(
 def test_pagination_options_of_issue_9_are_accepted(tmp_path: Path) -> None:
     options = {"type": "cursor_body", "page_size": 100, "max_pages": 500, "full_page_without_next": "warn"}
     spec = load_spec(_write(tmp_path, {"source.pagination": options}))
-    assert spec.source.pagination.model_dump() == options
+    assert spec.source.pagination.model_dump(exclude_unset=True) == options
 
 
 def test_missing_window_filter_is_rejected(tmp_path: Path) -> None:
@@ -143,3 +164,76 @@ def test_case3_a_known_page_size_or_a_declared_warning_or_a_total_is_enough(
     tmp_path: Path, mutate: dict
 ) -> None:
     load_spec(_write(tmp_path, mutate))
+
+
+@pytest.mark.parametrize(
+    ("pagination", "key", "fragments"),
+    [
+        (
+            {"type": "cursor_body", "page_sise": 100},
+            "page_sise",
+            [
+                "pagination 'cursor_body' has no option 'page_sise'",
+                "did you mean 'page_size'?",
+                "cursor_param",
+            ],
+        ),
+        (
+            {"type": "link_header", "page_size": 100, "limit_param": "limit"},
+            "limit_param",
+            ["pagination 'link_header' has no option 'limit_param'", "did you mean 'size_param'?"],
+        ),
+        (
+            {"type": "cursor_body", "page_size": "abc"},
+            "page_size",
+            ["must be a whole number >= 1, got 'abc'"],
+        ),
+        (
+            {"type": "page_number", "page_size": 10, "start_page": "one"},
+            "start_page",
+            ["must be a whole number, got 'one'"],
+        ),
+        (
+            {"type": "cursor_body", "page_size": 10, "cursor_param": 5},
+            "cursor_param",
+            ["must be text, got 5"],
+        ),
+    ],
+)
+def test_case5_a_pagination_options_are_checked_per_dialect_naming_the_key(
+    tmp_path: Path, pagination: dict, key: str, fragments: list[str]
+) -> None:
+    """Issue 13 case 5a: each dialect's options are a model; a typo or a value of the wrong shape
+    fails at load time with the file, the key path and what the option expects."""
+    path = _write(tmp_path, {"source.pagination": pagination})
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert f"{path}: field 'source.pagination.{key}'" in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        ({"cursor_field": "Updated"}, "cursor_field 'Updated' is not a column; did you mean 'updated'?"),
+        (
+            {"fields.updatedAt": {"type": "timestamp", "format": "epoch_s"}, "cursor_field": "updatedAt"},
+            "cursor_field 'updatedAt' is not a column; the field updatedAt becomes column 'updated_at'",
+        ),
+        (
+            {"primary_key": ["customer.email"]},
+            "primary_key 'customer.email' is not a column; the field customer.email becomes column "
+            "'customer_email'",
+        ),
+    ],
+)
+def test_case5_d_a_key_given_as_a_source_field_names_its_column(
+    tmp_path: Path, mutate: dict, fragment: str
+) -> None:
+    """Issue 13 case 5d: keys are column names (normalized); the error says which column a field becomes."""
+    path = _write(tmp_path, mutate)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert fragment in str(caught.value)

@@ -64,22 +64,36 @@ Bodies are decoded before a paginator sees them (:mod:`apisync.http.body`): the 
 usually a :class:`~apisync.http.body.RawRecords`, and a paginator reads only the fields it needs.
 :data:`PAGINATORS` is the one registry of dialect names (the stream spec validates against it), so
 this module stays cheap to import (no requests, no Airflow).
+
+Each dialect's options are a strict, closed pydantic model (``CursorBodyOptions``, ...:
+:attr:`Paginator.options_model`); :func:`pagination_options` checks a config against it and
+:data:`DialectOptions`, their union by ``type``, is a stream spec's ``source.pagination``. An unknown
+option fails naming the closest known one and the dialect's options; a value of the wrong shape
+fails naming what the option expects. So a typo is an error when the spec loads (DAG parse time),
+not on the first page of a run.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import difflib
 import hashlib
 import itertools
 import json
 import logging
+import types
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import annotated_types
 import msgspec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError, PaginationError
 from apisync.http.body import RawRecords, dig
@@ -96,6 +110,191 @@ FINGERPRINT_BYTES = 8
 # The repeat guard's memory across a resume: fingerprints of the previous page's last records
 # (rows a server shifts between requests come from the end of the page before).
 REPEAT_GUARD_TAIL = 100
+
+
+# -- options: one model per dialect ---------------------------------------------------------------
+class PaginationOptions(BaseModel):
+    """The options every dialect accepts (see the module docstring); each dialect's model adds its own.
+
+    Strict and closed: a typo (``page_sise``) or a value of the wrong shape (``page_size: "100"``)
+    is an error when the options are read (for a stream: when its spec loads, at DAG parse time),
+    never a surprise on page 1 of a run.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    type: str
+    drop_repeats: bool = Field(default=True, description="drop records repeated from the page before")
+    dedupe_field: str | None = Field(
+        default="id", description="the repeat guard's old switch: null turns it off"
+    )
+    page_size: int | None = Field(default=None, ge=1, description="records asked for per page")
+    max_pages: int | None = Field(
+        default=None, ge=1, description="a read that gets this far with more to come fails"
+    )
+    full_page_without_next: Literal["error", "warn"] = Field(
+        default="error", description="what a full page without a next-page marker does"
+    )
+
+
+class SinglePageOptions(PaginationOptions):
+    """No pagination: one request."""
+
+    type: Literal["single"] = "single"
+
+
+class CursorBodyOptions(PaginationOptions):
+    type: Literal["cursor_body"] = "cursor_body"
+    cursor_param: str = Field(
+        default="starting_after", description="query parameter that carries the last id"
+    )
+    id_field: str = Field(default="id", description="record field whose last value is the cursor")
+    has_more_field: str = Field(default="has_more", description="body field that says more pages follow")
+    limit_param: str = Field(default="limit", description="query parameter that carries page_size")
+
+
+class LinkHeaderOptions(PaginationOptions):
+    type: Literal["link_header"] = "link_header"
+    size_param: str = Field(default="per_page", description="query parameter that carries page_size")
+
+
+class HubSpotOptions(PaginationOptions):
+    type: Literal["hubspot"] = "hubspot"
+    cursor_param: str = Field(default="after", description="query parameter that carries paging.next.after")
+    limit_param: str = Field(default="limit", description="query parameter that carries page_size")
+
+
+class OffsetOptions(PaginationOptions):
+    type: Literal["offset"] = "offset"
+    page_size: int | None = Field(default=100, ge=1, description="records asked for per page")
+    offset_param: str = Field(default="offset", description="query parameter that carries the offset")
+    limit_param: str = Field(default="limit", description="query parameter that carries page_size")
+    total_path: str | None = Field(
+        default="total", description="body field with the total count (null: none)"
+    )
+
+
+class PageNumberOptions(PaginationOptions):
+    type: Literal["page_number"] = "page_number"
+    page_param: str = Field(default="page", description="query parameter that carries the page number")
+    size_param: str = Field(default="page_size", description="query parameter that carries page_size")
+    start_page: int = Field(default=1, description="number of the first page")
+    total_path: str | None = Field(
+        default="count", description="body field with the total count (null: none)"
+    )
+
+
+class NextUrlOptions(PaginationOptions):
+    type: Literal["next_url"] = "next_url"
+    next_path: str = Field(default="next", description="body field with the next page's URL")
+    size_param: str = Field(default="page_size", description="query parameter that carries page_size")
+
+
+class GraphQLRelayOptions(PaginationOptions):
+    type: Literal["graphql_relay"] = "graphql_relay"
+    connection_path: str = Field(
+        min_length=1, description="where the connection sits in the body, e.g. 'data.products'"
+    )
+    first_var: str = Field(default="first", description="query variable that carries page_size")
+    after_var: str = Field(default="after", description="query variable that carries the end cursor")
+
+
+DialectOptions = Annotated[
+    CursorBodyOptions
+    | LinkHeaderOptions
+    | HubSpotOptions
+    | OffsetOptions
+    | PageNumberOptions
+    | NextUrlOptions
+    | GraphQLRelayOptions,
+    Field(discriminator="type"),
+]
+"""A stream's ``source.pagination``: the options model of the dialect its ``type`` names."""
+
+
+def _shape(info: FieldInfo) -> str:
+    """What an option's value must look like, for messages: ``a whole number >= 1``, ``text``..."""
+    annotation = info.annotation
+    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    kinds = [member for member in members if member is not type(None)]
+    kind = kinds[0] if len(kinds) == 1 else None
+    if typing.get_origin(kind) is Literal:
+        return f"one of {list(typing.get_args(kind))}"
+    if kind is bool:
+        return "true or false"
+    if kind is int:
+        minimum = next((m.ge for m in info.metadata if isinstance(m, annotated_types.Ge)), None)
+        return "a whole number" + (f" >= {minimum}" if minimum is not None else "")
+    if kind is str:
+        return "text"
+    return str(annotation)
+
+
+def option_list(model: type[PaginationOptions]) -> str:
+    """A dialect's options with their shapes and defaults, its own first: the expected shape."""
+    own = [name for name in model.model_fields if name not in PaginationOptions.model_fields]
+    described = []
+    for name in [*own, *(name for name in PaginationOptions.model_fields if name != "type")]:
+        info = model.model_fields[name]
+        default = info.get_default() if not info.is_required() else None
+        given = "required" if info.is_required() else f"default {json.dumps(default)}"
+        described.append(f"{name} ({_shape(info)}, {given})")
+    return ", ".join(described)
+
+
+def _suggestion(word: str, candidates: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest candidate, else ``.``: the end of a sentence."""
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f"; did you mean {close[0]!r}?" if close else "."
+
+
+def option_error(model: type[PaginationOptions], error: ErrorDetails) -> tuple[str, str]:
+    """One validation error of a dialect's options as (option, sentence saying what is expected)."""
+    kind = model.model_fields["type"].get_default()
+    option = ".".join(str(part) for part in error["loc"])
+    fields = {name: info for name, info in model.model_fields.items() if name != "type"}
+    if error["type"] == "extra_forbidden":
+        elsewhere = sorted(name for name, other in _OPTIONS.items() if option in other.model_fields)
+        also = f" (an option of {', '.join(elsewhere)})" if elsewhere else ""
+        return option, (
+            f"pagination {kind!r} has no option {option!r}{also}{_suggestion(option, fields)} "
+            f"Its options: {option_list(model)}"
+        )
+    info = fields.get(str(error["loc"][0])) if error["loc"] else None
+    if info is None:
+        return option, f"pagination {kind!r}: {error['msg']}"
+    if error["type"] == "missing":
+        return option, f"pagination {kind!r} needs {option} ({_shape(info)}: {info.description})"
+    return option, f"{option} must be {_shape(info)}, got {error['input']!r} ({info.description})"
+
+
+def type_error(kind: Any) -> str:
+    """The sentence for a pagination ``type`` that names no dialect."""
+    suggestion = _suggestion(kind, PAGINATORS) if isinstance(kind, str) else "."
+    return f"pagination type must be one of {sorted(PAGINATORS)}, got {kind!r}{suggestion.rstrip('.')}"
+
+
+def pagination_options(config: PaginationOptions | dict[str, Any] | str | None) -> PaginationOptions:
+    """The checked options of ``{"type": name, **options}`` (or just the name; None: one request).
+
+    Raises :class:`~apisync.errors.ApiConfigError` naming each bad option, what it expects and,
+    for an unknown one, the closest known option.
+    """
+    if isinstance(config, PaginationOptions):
+        return config
+    if config is None:
+        return SinglePageOptions()
+    if isinstance(config, str):
+        config = {"type": config}
+    kind = config.get("type")
+    model = _OPTIONS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise ApiConfigError(type_error(kind))
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        problems = [option_error(model, error) for error in exc.errors()]
+        raise ApiConfigError("; ".join(f"pagination.{option}: {text}" for option, text in problems)) from None
 
 
 @dataclass
@@ -179,10 +378,15 @@ class _PreviousPage:
         return [_fingerprint(text) for text in texts if text is not None]
 
 
+OptionsModel = type[PaginationOptions]  # (inside Paginator, ``type`` is the dialect's name)
+
+
 class Paginator:
     """Base strategy: one request, no next page."""
 
     type: ClassVar[str] = "single"
+    options_model: ClassVar[OptionsModel] = SinglePageOptions
+    options: PaginationOptions
     default_records_path: ClassVar[str | None] = None
     # The API's normal last page carries no marker at all (GitHub's Link header, HubSpot's
     # paging): only on page 1, where nothing yet shows that the server pages, is a full page
@@ -192,34 +396,18 @@ class Paginator:
     # total): a full page without one is the only sign that the server stopped paging early.
     ends_on_a_marker: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        *,
-        drop_repeats: bool = True,
-        dedupe_field: str | None = "id",
-        page_size: int | None = None,
-        max_pages: int | None = None,
-        full_page_without_next: str = "error",
-        **options: Any,
-    ) -> None:
-        if options:
-            raise ApiConfigError(f"pagination {self.type!r}: unknown options {sorted(options)}")
-        if max_pages is not None and (
-            isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
-        ):
-            raise ApiConfigError(
-                f"pagination {self.type!r}: max_pages must be a whole number >= 1, got {max_pages!r}"
-            )
-        if full_page_without_next not in FULL_PAGE_WITHOUT_NEXT:
-            raise ApiConfigError(
-                f"pagination {self.type!r}: full_page_without_next must be one of "
-                f"{list(FULL_PAGE_WITHOUT_NEXT)}, got {full_page_without_next!r}"
-            )
+    def __init__(self, options: PaginationOptions | None = None) -> None:
+        """``options``: checked by :func:`pagination_options` (:func:`make_paginator` does that)."""
+        if options is None:
+            options = pagination_options({"type": self.type})
+        if type(options) is not self.options_model:
+            raise ApiConfigError(f"pagination {self.type!r} got the options of {options.type!r}")
+        self.options = options
         # dedupe_field: the guard's old switch (null turned it off), kept so older specs load.
-        self.drop_repeats = bool(drop_repeats and dedupe_field)
-        self.page_size = page_size
-        self.max_pages = max_pages
-        self.full_page_without_next = full_page_without_next
+        self.drop_repeats = bool(options.drop_repeats and options.dedupe_field)
+        self.page_size = options.page_size
+        self.max_pages = options.max_pages
+        self.full_page_without_next: str = options.full_page_without_next
         self.has_next = False
         self.next: PageRequest | None = None
         self.arrived = 0  # records on the last page as the server sent them
@@ -405,18 +593,13 @@ class CursorBodyPaginator(Paginator):
     ends_on_a_marker = True
     default_records_path = "data"
 
-    def __init__(
-        self,
-        *,
-        cursor_param: str = "starting_after",
-        id_field: str = "id",
-        has_more_field: str = "has_more",
-        limit_param: str = "limit",
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        self.cursor_param, self.id_field = cursor_param, id_field
-        self.has_more_field, self.limit_param = has_more_field, limit_param
+    options: CursorBodyOptions
+    options_model = CursorBodyOptions
+
+    def __init__(self, options: PaginationOptions | None = None) -> None:
+        super().__init__(options)
+        self.cursor_param, self.id_field = self.options.cursor_param, self.options.id_field
+        self.has_more_field, self.limit_param = self.options.has_more_field, self.options.limit_param
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
@@ -463,9 +646,12 @@ class LinkHeaderPaginator(Paginator):
     ends_on_a_marker = True
     marker_absent_on_last_page = True
 
-    def __init__(self, *, size_param: str = "per_page", **options: Any) -> None:
-        super().__init__(**options)
-        self.size_param = size_param
+    options: LinkHeaderOptions
+    options_model = LinkHeaderOptions
+
+    def __init__(self, options: PaginationOptions | None = None) -> None:
+        super().__init__(options)
+        self.size_param = self.options.size_param
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
@@ -496,9 +682,12 @@ class HubSpotPaginator(Paginator):
     default_records_path = "results"
     marker_absent_on_last_page = True
 
-    def __init__(self, *, cursor_param: str = "after", limit_param: str = "limit", **options: Any) -> None:
-        super().__init__(**options)
-        self.cursor_param, self.limit_param = cursor_param, limit_param
+    options: HubSpotOptions
+    options_model = HubSpotOptions
+
+    def __init__(self, options: PaginationOptions | None = None) -> None:
+        super().__init__(options)
+        self.cursor_param, self.limit_param = self.options.cursor_param, self.options.limit_param
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
@@ -530,17 +719,13 @@ class OffsetPaginator(Paginator):
     type = "offset"
     default_records_path = "items"
 
-    def __init__(
-        self,
-        *,
-        offset_param: str = "offset",
-        limit_param: str = "limit",
-        total_path: str | None = "total",
-        page_size: int | None = 100,
-        **options: Any,
-    ) -> None:
-        super().__init__(page_size=page_size, **options)
-        self.offset_param, self.limit_param, self.total_path = offset_param, limit_param, total_path
+    options: OffsetOptions
+    options_model = OffsetOptions
+
+    def __init__(self, options: PaginationOptions | None = None) -> None:
+        super().__init__(options)
+        self.offset_param, self.limit_param = self.options.offset_param, self.options.limit_param
+        self.total_path = self.options.total_path
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
@@ -577,18 +762,13 @@ class PageNumberPaginator(Paginator):
     type = "page_number"
     default_records_path = "results"
 
-    def __init__(
-        self,
-        *,
-        page_param: str = "page",
-        size_param: str = "page_size",
-        start_page: int = 1,
-        total_path: str | None = "count",
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        self.page_param, self.size_param = page_param, size_param
-        self.start_page, self.total_path = start_page, total_path
+    options: PageNumberOptions
+    options_model = PageNumberOptions
+
+    def __init__(self, options: PaginationOptions | None = None) -> None:
+        super().__init__(options)
+        self.page_param, self.size_param = self.options.page_param, self.options.size_param
+        self.start_page, self.total_path = self.options.start_page, self.options.total_path
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
@@ -623,9 +803,12 @@ class NextUrlPaginator(Paginator):
     ends_on_a_marker = True
     default_records_path = "results"
 
-    def __init__(self, *, next_path: str = "next", size_param: str = "page_size", **options: Any) -> None:
-        super().__init__(**options)
-        self.next_path, self.size_param = next_path, size_param
+    options: NextUrlOptions
+    options_model = NextUrlOptions
+
+    def __init__(self, options: PaginationOptions | None = None) -> None:
+        super().__init__(options)
+        self.next_path, self.size_param = self.options.next_path, self.options.size_param
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
@@ -660,18 +843,13 @@ class GraphQLRelayPaginator(Paginator):
     type = "graphql_relay"
     ends_on_a_marker = True
 
-    def __init__(
-        self,
-        *,
-        connection_path: str | None = None,
-        first_var: str = "first",
-        after_var: str = "after",
-        **options: Any,
-    ) -> None:
-        super().__init__(**options)
-        if not connection_path:
-            raise ApiConfigError("pagination graphql_relay needs connection_path, e.g. 'data.products'")
-        self.connection_path, self.first_var, self.after_var = connection_path, first_var, after_var
+    options: GraphQLRelayOptions
+    options_model = GraphQLRelayOptions
+
+    def __init__(self, options: PaginationOptions | None = None) -> None:
+        super().__init__(options)
+        self.connection_path = self.options.connection_path
+        self.first_var, self.after_var = self.options.first_var, self.options.after_var
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
@@ -743,16 +921,13 @@ PAGINATORS: dict[str, type[Paginator]] = {
 :class:`Paginator`: one request, no next page."""
 
 
-def make_paginator(config: dict[str, Any] | str | None) -> Paginator:
-    """Paginator from ``{"type": name, **options}`` (or just the name); ``None``: a single request."""
-    if config is None:
-        return Paginator()
-    if isinstance(config, str):
-        config = {"type": config}
-    options = dict(config)
-    kind = options.pop("type", None)
-    if kind == Paginator.type:
-        return Paginator(**options)
-    if kind not in PAGINATORS:
-        raise ApiConfigError(f"pagination type must be one of {sorted(PAGINATORS)}, got {kind!r}")
-    return PAGINATORS[kind](**options)
+_DIALECTS: list[type[Paginator]] = [Paginator, *PAGINATORS.values()]
+_OPTIONS: dict[str, OptionsModel] = {cls.type: cls.options_model for cls in _DIALECTS}
+
+
+def make_paginator(config: PaginationOptions | dict[str, Any] | str | None) -> Paginator:
+    """Paginator from ``{"type": name, **options}`` (or just the name, or checked options);
+    ``None``: a single request. Bad options raise :class:`~apisync.errors.ApiConfigError`."""
+    options = pagination_options(config)
+    dialect = PAGINATORS.get(options.type, Paginator)
+    return dialect(options)

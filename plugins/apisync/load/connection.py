@@ -3,6 +3,13 @@
 conn_type ``postgres`` -> ``postgresql+psycopg2://``; ``sqlite`` -> the file in ``host``; any
 connection may instead carry a SQLAlchemy URL in extras (``{"sqlalchemy_url": "..."}``) and a
 target schema (``{"schema": "analytics"}``).
+
+A schema that does not exist fails the task on its first try, naming the schema
+(:class:`~apisync.errors.WarehouseSchemaError`, a ConfigError the retry policy does not retry),
+unless the extras say ``"create_schema": true``: then apisync creates it (``CREATE SCHEMA IF NOT
+EXISTS``). Tables are created as needed either way, but a schema is not made silently: it usually
+carries grants and an owner a person set up, and a typo in its name would otherwise put the data
+where nobody looks. SQLite has no schemas to create (only attached database files).
 """
 
 from __future__ import annotations
@@ -12,9 +19,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from apisync.errors import WarehouseConfigError
+from apisync.errors import WarehouseConfigError, WarehouseSchemaError
 
-__all__ = ["DEFAULT_WAREHOUSE_CONN_ID", "Warehouse", "warehouse_from_connection", "warehouse_url"]
+__all__ = [
+    "DEFAULT_WAREHOUSE_CONN_ID",
+    "Warehouse",
+    "ensure_schema",
+    "warehouse_from_connection",
+    "warehouse_url",
+]
 
 DEFAULT_WAREHOUSE_CONN_ID = "warehouse_default"
 
@@ -23,6 +36,39 @@ DEFAULT_WAREHOUSE_CONN_ID = "warehouse_default"
 class Warehouse:
     engine: sa.Engine
     db_schema: str | None
+    conn_id: str = DEFAULT_WAREHOUSE_CONN_ID
+    create_schema: bool = False
+
+    def ensure_schema(self, name: str | None) -> None:
+        """Make sure schema ``name`` (e.g. a stream's ``destination.schema``) is there; see the module."""
+        ensure_schema(self.engine, name, create=self.create_schema, conn_id=self.conn_id)
+
+
+def ensure_schema(engine: sa.Engine, name: str | None, *, create: bool, conn_id: str) -> None:
+    """Raise :class:`~apisync.errors.WarehouseSchemaError` naming schema ``name`` when it does not
+    exist, or create it when ``create``; ``None`` (the default schema) is always there."""
+    if not name:
+        return
+    with engine.connect() as conn:
+        if sa.inspect(conn).has_schema(name):
+            return
+    where = f"connection {conn_id}: schema {name!r} does not exist"
+    if engine.dialect.name == "sqlite":
+        raise WarehouseSchemaError(
+            f"{where}: SQLite has no schemas, only attached database files; leave out the schema "
+            "(the connection's extra \"schema\", the stream's destination.schema)"
+        )
+    if not create:
+        quoted = engine.dialect.identifier_preparer.quote_identifier(name)
+        raise WarehouseSchemaError(
+            f"{where} in the warehouse; create it (CREATE SCHEMA {quoted}) or set "
+            f'"create_schema": true in the connection\'s extras to let apisync create it'
+        )
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.CreateSchema(name, if_not_exists=True))
+    except sa.exc.DBAPIError as exc:
+        raise WarehouseSchemaError(f"{where} and could not be created: {exc.orig}") from exc
 
 
 def warehouse_url(conn: Any) -> sa.URL | str:
@@ -58,5 +104,18 @@ def warehouse_from_connection(conn_id: str = DEFAULT_WAREHOUSE_CONN_ID) -> Wareh
 
     conn = BaseHook.get_connection(conn_id)
     extra = conn.extra_dejson or {}
+    create_schema = extra.get("create_schema", False)
+    if not isinstance(create_schema, bool):
+        raise WarehouseConfigError(
+            f"connection {conn_id}: extra create_schema must be true or false, got {create_schema!r}"
+        )
     engine = sa.create_engine(warehouse_url(conn), pool_pre_ping=True)
-    return Warehouse(engine=engine, db_schema=extra.get("schema"))
+    warehouse = Warehouse(
+        engine=engine, db_schema=extra.get("schema"), conn_id=conn_id, create_schema=create_schema
+    )
+    try:
+        warehouse.ensure_schema(warehouse.db_schema)
+    except WarehouseSchemaError:
+        engine.dispose()
+        raise
+    return warehouse

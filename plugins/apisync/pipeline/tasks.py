@@ -32,7 +32,7 @@ from apisync.pipeline.staging import (
     window_dir,
 )
 from apisync.pools import check_pool
-from apisync.quality.suites import read_suite_file, suite_path
+from apisync.quality.suites import check_suite
 from apisync.spec import load_spec
 from apisync.staging.layout import RunPaths
 
@@ -239,7 +239,8 @@ def load_stream(
     spec = load_spec(stream)
     window = _window(context, validated)
     paths = _paths(stream, window, validated, staging_url)
-    warehouse = warehouse_from_connection(warehouse_conn_id)
+    warehouse = warehouse_from_connection(warehouse_conn_id)  # checks the connection's schema
+    warehouse.ensure_schema(spec.destination.db_schema)
 
     def success(window_load: WindowLoad) -> RunRecord:
         """The run's sync_runs row, written in the load's transaction."""
@@ -348,8 +349,9 @@ def sync_stream(
 ) -> TaskGroup:
     """Add extract -> normalize -> validate -> load for ``stream`` to the current DAG; return the group.
 
-    The spec and suite are checked here (cheap: YAML + JSON, no GX), so a broken stream fails at
-    DAG parse time with the file and field in the message.
+    The spec, and the suite against the spec (its columns, its expectation types), are checked
+    here (cheap: YAML + JSON, no GX), so a broken stream fails at DAG parse time with the file and
+    field in the message.
 
     ``partitions > 1`` splits each window into that many equal slices and maps the group over
     them (a mapped TaskGroup): the slices run in parallel, all through the same connection and so
@@ -360,7 +362,7 @@ def sync_stream(
     if partitions < 1:
         raise ValueError(f"sync_stream({stream!r}): partitions must be >= 1, got {partitions}")
     spec = load_spec(stream)
-    read_suite_file(suite_path(spec.quality.suite))
+    check_suite(spec)
     if pool:
         check_pool(pool)
     slice_arguments: dict[str, Any] = {

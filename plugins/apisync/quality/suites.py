@@ -3,24 +3,45 @@
 GX drops an expectation whose type it does not know with only a log line, which would silently
 weaken a gate; loading therefore compares the count in the file with the count GX kept and fails
 naming the file and the dropped types.
+
+Before that, at DAG parse time and without importing GX (seconds per parse), :func:`check_suite`
+holds a suite against its stream: every expectation type must be one GX registers
+(:data:`~apisync.quality.expectation_types.GX_EXPECTATION_TYPES`) and every column an expectation
+names must be one the spec gives the stream's table. Otherwise the first run would call the API,
+stage everything and only then fail the batch (``observed None``) or the suite.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apisync.errors import SuiteError
-from apisync.spec import include_dir
+from apisync.naming import column_name
+from apisync.quality.expectation_types import GX_EXPECTATION_TYPES
+from apisync.spec import StreamSpec, include_dir
+from apisync.staging.columns import LINEAGE_COLUMNS
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
 
-__all__ = ["build_suite", "checked_columns", "checks_dtypes", "read_suite_file", "suite_path"]
+__all__ = [
+    "build_suite",
+    "check_suite",
+    "checked_columns",
+    "checks_dtypes",
+    "read_suite_file",
+    "suite_path",
+    "table_columns",
+]
 
 # Keyword arguments by which an expectation names the column(s) it reads.
 _COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+# ... and every keyword argument that names columns, for the check against the spec.
+_NAMING_KWARGS = (*_COLUMN_KWARGS, "column_set")
 # Expectations that read a column's dtype name (Int64 and int64 differ to them).
 _DTYPE_TYPES = {"expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"}
 # Table-level expectations that read no column at all.
@@ -47,6 +68,64 @@ def read_suite_file(path: Path) -> dict[str, Any]:
         if not isinstance(expectation.get("kwargs", {}), dict):
             raise SuiteError(f"{path}: field 'expectations.{index}.kwargs' must be a mapping")
     data.setdefault("name", path.stem)
+    return data
+
+
+def table_columns(spec: StreamSpec) -> list[str]:
+    """The columns the spec gives the stream's table, which its suite checks: the fields' columns,
+    the json arrays' columns and the lineage columns (child tables are not checked by the suite)."""
+    arrays = [column_name(path) for path, array in spec.arrays.items() if array.mode == "json"]
+    return list(dict.fromkeys([*spec.columns(), *arrays, *LINEAGE_COLUMNS]))
+
+
+def _named_columns(kwargs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(dotted key path, value) of every column an expectation's kwargs name."""
+    for key in _NAMING_KWARGS:
+        value = kwargs.get(key)
+        if isinstance(value, list):
+            yield from ((f"{key}.{index}", item) for index, item in enumerate(value))
+        elif value is not None:
+            yield key, value
+
+
+def check_suite(spec: StreamSpec, expectations_dir: Path | None = None) -> dict[str, Any]:
+    """Read the stream's suite and hold it against the spec, without GX (cheap: DAG parse time).
+
+    Raises :class:`~apisync.errors.SuiteError` with a line per problem, each naming the suite
+    file and the field: an expectation type GX does not register, a column the table will not
+    have (with the column the name is close to, or the field's column). A ``{"$PARAMETER": ...}``
+    column is only known at run time and is not checked.
+    """
+    path = suite_path(spec.quality.suite, expectations_dir)
+    data = read_suite_file(path)
+    columns = table_columns(spec)
+    children = [array.table for array in spec.arrays.values() if array.mode == "child_table" and array.table]
+    problems = []
+    for index, expectation in enumerate(data["expectations"]):
+        kind = expectation["type"]
+        if kind not in GX_EXPECTATION_TYPES:
+            close = difflib.get_close_matches(kind, sorted(GX_EXPECTATION_TYPES), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else " (see GX's expectation gallery)"
+            problems.append(
+                f"field 'expectations.{index}.type': {kind!r} is not an expectation type GX knows{hint}"
+            )
+            continue
+        for key, name in _named_columns(expectation.get("kwargs") or {}):
+            if not isinstance(name, str) or name in columns:
+                continue
+            problem = (
+                f"field 'expectations.{index}.kwargs.{key}': column {name!r} is not a column of table "
+                f"{spec.destination.table}"
+            )
+            hint = spec.column_hint(name, columns)
+            if not hint:
+                unchecked = (
+                    f"; the suite does not check child tables ({', '.join(children)})" if children else ""
+                )
+                hint = f". The columns {spec.path or spec.name} gives it: {columns}{unchecked}"
+            problems.append(problem + hint)
+    if problems:
+        raise SuiteError("\n  ".join(f"{path}: {problem}" for problem in problems))
     return data
 
 
