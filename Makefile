@@ -4,17 +4,20 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 REQUIREMENTS := requirements.txt requirements-cluster.txt
-STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) constraints.txt | cksum | cut -d' ' -f1)
+# The provider registration (the `apisync` connection type; see provider/apisync_provider).
+PROVIDER := provider/pyproject.toml provider/apisync_provider/__init__.py
+STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) constraints.txt $(PROVIDER) | cksum | cut -d' ' -f1)
 
 .PHONY: help install run cluster test lint format demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): $(REQUIREMENTS) constraints.txt
+$(STAMP): $(REQUIREMENTS) constraints.txt $(PROVIDER)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS)) -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps ./provider
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)  ## create .venv and install the pinned stack (the Celery stack included)

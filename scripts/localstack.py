@@ -91,13 +91,13 @@ def connections_env(
     """
     conns: dict[str, dict[str, object]] = {
         "shop_api": {
-            "conn_type": "http",
+            "conn_type": "apisync",
             "host": urls["shop"],
             "password": "sandbox-key",
             "extra": {"auth": {"type": "bearer"}, "rate_limit_headers": "ietf"},
         },
         "tracker_api": {
-            "conn_type": "http",
+            "conn_type": "apisync",
             "host": urls["tracker"],
             "password": "sandbox-key",
             "extra": {
@@ -107,21 +107,21 @@ def connections_env(
             },
         },
         "accounts_api": {
-            "conn_type": "http",
+            "conn_type": "apisync",
             "host": urls["accounts"],
             "login": "sandbox-client",
             "password": "sandbox-secret",
             "extra": {"auth": {"type": "oauth2", "token_url": "/oauth/token"}},
         },
         "catalog_api": {
-            "conn_type": "http",
+            "conn_type": "apisync",
             "host": urls["catalog"],
             "login": "sandbox",
             "password": "sandbox",
             "extra": {"auth": {"type": "basic"}},
         },
         "crm_api": {
-            "conn_type": "http",
+            "conn_type": "apisync",
             "host": urls["crm"],
             "password": "sandbox-key",
             "extra": {

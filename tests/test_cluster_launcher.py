@@ -69,7 +69,7 @@ def test_every_source_connection_is_on_the_redis_budget(tmp_path: Path) -> None:
     env = _env(tmp_path, budget_db=4, connection_extras={"accounts_api": {"defer_after_s": 3}})
     conns = {key: json.loads(value) for key, value in env.items() if key.startswith("AIRFLOW_CONN_")}
     sources = {
-        key: c for key, c in conns.items() if c["conn_type"] == "http" and "auth" in c.get("extra", {})
+        key: c for key, c in conns.items() if c["conn_type"] == "apisync" and "auth" in c.get("extra", {})
     }
     assert set(sources) >= {f"AIRFLOW_CONN_{s.name.upper()}_API" for s in SANDBOX_SERVICES}
     for key, conn in sources.items():

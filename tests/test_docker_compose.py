@@ -104,7 +104,7 @@ def test_connections_match_what_the_dags_use(compose: dict) -> None:
             assert conn["host"] == "http://airflow-apiserver:8080", key
             assert "airflow-apiserver" in compose["services"]
             continue
-        if conn["conn_type"] == "http":
+        if conn["conn_type"] == "apisync":
             host = conn["host"]
             service = host.split("//")[1].split(":")[0]
             assert service in compose["services"], f"{key} points at unknown service {service}"

@@ -104,7 +104,7 @@ def test_every_http_connection_is_on_one_redis_budget(env: dict[str, dict[str, A
     """Pods share no disk: a SQLite budget would be one per pod, so N pods would send N times the rate."""
     urls = {}
     for name, conn in _json_connections(env).items():
-        if conn["conn_type"] != "http" or name == AIRFLOW_OWN_API:
+        if conn["conn_type"] != "apisync" or name == AIRFLOW_OWN_API:
             continue
         rate_limit = conn.get("extra", {}).get("rate_limit", {})
         assert rate_limit.get("backend") == "redis", f"{name}: pods must share the rate budget through Redis"

@@ -311,8 +311,8 @@ def _repo_connections() -> dict[str, dict[str, Any]]:
             found[f"kubernetes:{entry['name']}"] = json.loads(entry["value"])
     readme = (REPO_ROOT / "README.md").read_text()
     for conn_id, extra in re.findall(r"^\| `(\w+_api)` \|[^|]*\|[^|]*\| `(\{.*?\})`", readme, re.MULTILINE):
-        found[f"README:{conn_id}"] = {"conn_type": "http", "extra": json.loads(extra)}
-    return {key: conn for key, conn in found.items() if conn.get("conn_type") == "http"}
+        found[f"README:{conn_id}"] = {"conn_type": "apisync", "extra": json.loads(extra)}
+    return {key: conn for key, conn in found.items() if conn.get("conn_type") == "apisync"}
 
 
 REPO_CONNECTIONS = _repo_connections()

@@ -194,7 +194,7 @@ class ApiHook(HttpHook):
 
     conn_name_attr = "http_conn_id"
     default_conn_name = "api_default"
-    conn_type = "http"
+    conn_type = "apisync"  # registered by provider/ (apisync-provider), so the UI Test button builds ApiHook
     hook_name = "API (apisync)"
 
     def __init__(self, http_conn_id: str = default_conn_name, *, method: str = "GET", **kwargs: Any) -> None:
