@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from scripts.localstack import (
     REPO_ROOT,
     admin_password,
     airflow_env,
+    bind_env,
     connections_env,
     free_port,
     running_sandboxes,
@@ -71,6 +72,8 @@ class AirflowStack:
     """Handles for one running stack: the REST API, the sandbox URLs and the Airflow home.
 
     ``log`` is the log whose tail a timeout shows (standalone's, or a cluster's dag-processor).
+    ``process`` is the started ``airflow standalone`` and ``env`` the environment it got, so a test
+    can look at what its process tree listens on.
     """
 
     api_url: str
@@ -78,6 +81,8 @@ class AirflowStack:
     sandbox_urls: dict[str, str]
     session: requests.Session
     log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
         return self.session.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
@@ -167,6 +172,7 @@ def running_airflow(
         env = {
             **os.environ,
             **airflow_env(home),
+            **bind_env(),
             **connections_env(urls, home, api_url=f"http://127.0.0.1:{port}"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(linked_dags_folder(home, dag_files)),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
@@ -193,7 +199,9 @@ def running_airflow(
             api_url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{api_url}/api/v2/monitor/health", 300, proc)
             session = logged_in_session(api_url, home)
-            yield AirflowStack(api_url=api_url, home=home, sandbox_urls=urls, session=session)
+            yield AirflowStack(
+                api_url=api_url, home=home, sandbox_urls=urls, session=session, process=proc, env=env
+            )
         finally:
             stop_process_group(proc, grace_s=30)
             log.close()
