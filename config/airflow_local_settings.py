@@ -41,7 +41,7 @@ def _pin_log_server_host(host: str) -> None:
         if kwargs.get("host") == "":
             kwargs["host"] = host
             # Airflow has just logged "Starting log server on http://[::]:<port>": say where it is.
-            logging.getLogger(__name__).warning("log server bound to %s:%s only", host, kwargs.get("port"))
+            logging.getLogger(__name__).info("log server bound to %s:%s only", host, kwargs.get("port"))
         all_interfaces_run(app, **kwargs)
 
     uvicorn.run = run

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -65,6 +66,45 @@ def logged_in_session(api_url: str, home: Path) -> requests.Session:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
     return session
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def listening_sockets(pids: Iterable[int]) -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket of ``pids`` and their descendants."""
+    sockets: set[tuple[str, int]] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in processes:
+            try:
+                connections = process.net_connections(kind="inet")
+            except psutil.NoSuchProcess:  # a task process that finished meanwhile
+                continue
+            sockets |= {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+    return sockets
+
+
+def assert_listening_on_loopback_only(pids: Iterable[int], servers: dict[str, int]) -> None:
+    """Once every one of ``servers`` ({name: port}) listens, no socket of ``pids``' process trees
+    listens beyond this machine (issue 13 case 6). Waiting for the named servers first keeps the
+    check from passing on a stack that has not opened them yet."""
+    pids = list(pids)
+
+    def all_servers_listening() -> set[tuple[str, int]] | None:
+        sockets = listening_sockets(pids)
+        return sockets if set(servers.values()) <= {port for _, port in sockets} else None
+
+    sockets = wait_until(all_servers_listening, f"{', '.join(servers)} to listen", timeout_s=300)
+    names = {port: name for name, port in servers.items()}
+    exposed = sorted(
+        f"{names.get(port, 'port')} on {ip}:{port}" for ip, port in sockets if ip not in LOOPBACK
+    )
+    assert not exposed, f"listening beyond this machine: {', '.join(exposed)}"
 
 
 @dataclass
