@@ -13,6 +13,9 @@ kubernetes/ do the same):
   once per cluster home and kept in its (git-ignored, 0600) ``cluster-secrets.json``.
 - **The pools the DAGs use**, created from ``include/pools.json`` (`airflow pools import`).
 - **The Redis rate budget on every HTTP connection**: workers share no rate state otherwise.
+- **Servers on this machine only** unless ``APISYNC_BIND`` says otherwise (``bind_env``): the
+  api-server and the triggerer's log server (the scheduler's CeleryExecutor starts none; workers
+  run with ``--skip-serve-logs``).
 - Workers on one machine need distinct names: ``-H worker-N@host`` for Celery, and the task
   hostname Airflow records (``[core] hostname_callable`` = :func:`worker_hostname`).
 """
@@ -41,6 +44,7 @@ from scripts.localstack import (
     StopSignals,
     admin_password,
     airflow_env,
+    bind_env,
     connections_env,
     free_port,
     prepare_metadata_db,
@@ -104,6 +108,7 @@ def cluster_env(
     plain_url = metadata_url.replace("postgresql+psycopg2://", "postgresql://", 1)
     return {
         **airflow_env(home),
+        **bind_env(),
         **connections_env(
             sandbox_urls,
             home,
@@ -122,7 +127,6 @@ def cluster_env(
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": broker_prefix,
         # A task unacknowledged this long is redelivered (Airflow's default, stated so it is not warned).
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "86400",
-        "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": api_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",

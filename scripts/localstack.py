@@ -156,9 +156,34 @@ def connections_env(
     return {f"AIRFLOW_CONN_{cid.upper()}": json.dumps(body) for cid, body in conns.items()}
 
 
+BIND_ENV = "APISYNC_BIND"  # `APISYNC_BIND=0.0.0.0 make run`: the UI for other machines too
+DEFAULT_BIND = "127.0.0.1"
+ALL_INTERFACES = frozenset({"0.0.0.0", "::"})
+
+
+def bind_env(bind: str | None = None) -> dict[str, str]:
+    """Where Airflow's servers listen: ``bind``, else ``$APISYNC_BIND``, else this machine only.
+
+    For the launchers that start servers (`make run`, `make cluster`, the e2e stack), on top of
+    :func:`airflow_env`; not for in-process runs (`make demo`), which serve nothing and lack the
+    ``config/`` import path the hostname callable needs. The api-server takes ``[api] host``; the
+    scheduler's and triggerer's log servers have no host setting in Airflow 3.3.2, so
+    ``config/airflow_local_settings.py`` gives them this one (its docstring says why and how).
+    All interfaces is Airflow's own default, so it needs no pin.
+    """
+    host = bind or os.environ.get(BIND_ENV) or DEFAULT_BIND
+    env = {"AIRFLOW__API__HOST": host}
+    if host not in ALL_INTERFACES:
+        env["APISYNC_LOG_SERVER_HOST"] = host
+        env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "airflow_local_settings.log_server_hostname"
+    return env
+
+
 def airflow_env(airflow_home: Path) -> dict[str, str]:
     """Airflow settings for a repo-local home: SQLite, LocalExecutor, our dags/plugins, no examples."""
     return {
+        # The connection form's "Test" button (Airflow disables it by default).
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
@@ -170,7 +195,9 @@ def airflow_env(airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
         "APISYNC_STAGING_URL": f"file://{airflow_home}/staging",
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "plugins"), str(REPO_ROOT)]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO_ROOT / "plugins"), str(REPO_ROOT), str(REPO_ROOT / "config")]
+        ),
         "GX_ANALYTICS_ENABLED": "False",
     }
 

@@ -17,6 +17,7 @@ from localstack import (
     StopSignals,
     admin_password,
     airflow_env,
+    bind_env,
     connections_env,
     prepare_metadata_db,
     running_sandboxes,
@@ -34,7 +35,7 @@ def main() -> int:
     password = admin_password(home)
     stop = StopSignals()
     with running_sandboxes(log_dir=home / "logs") as urls:
-        env = {**os.environ, **airflow_env(home), **connections_env(urls, home)}
+        env = {**os.environ, **airflow_env(home), **bind_env(), **connections_env(urls, home)}
         print("preparing the Airflow metadata DB and pools…", flush=True)
         prepare_metadata_db(env)
         print("sandbox APIs:", ", ".join(f"{name}={url}" for name, url in urls.items()), flush=True)

@@ -122,9 +122,14 @@ def test_sandbox_services_match_the_local_stack(compose: dict) -> None:
 
 
 def test_published_ports_bind_loopback_only(compose: dict) -> None:
+    """Like `make run`, the compose stack answers this machine only (issue 13 case 6)."""
+    published = {}
     for name, service in compose["services"].items():
+        assert service.get("network_mode") != "host", f"{name} shares the host's network: every interface"
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
+            published[str(port)] = name
+    assert published.get("127.0.0.1:8080:8080") == "airflow-apiserver", published  # not vacuous
 
 
 def test_secrets_files_are_ignored() -> None:

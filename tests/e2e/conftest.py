@@ -12,11 +12,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 
@@ -24,6 +25,7 @@ from scripts.localstack import (
     REPO_ROOT,
     admin_password,
     airflow_env,
+    bind_env,
     connections_env,
     free_port,
     running_sandboxes,
@@ -66,11 +68,52 @@ def logged_in_session(api_url: str, home: Path) -> requests.Session:
     return session
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def listening_sockets(pids: Iterable[int]) -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket of ``pids`` and their descendants."""
+    sockets: set[tuple[str, int]] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in processes:
+            try:
+                connections = process.net_connections(kind="inet")
+            except psutil.NoSuchProcess:  # a task process that finished meanwhile
+                continue
+            sockets |= {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+    return sockets
+
+
+def assert_listening_on_loopback_only(pids: Iterable[int], servers: dict[str, int]) -> None:
+    """Once every one of ``servers`` ({name: port}) listens, no socket of ``pids``' process trees
+    listens beyond this machine (issue 13 case 6). Waiting for the named servers first keeps the
+    check from passing on a stack that has not opened them yet."""
+    pids = list(pids)
+
+    def all_servers_listening() -> set[tuple[str, int]] | None:
+        sockets = listening_sockets(pids)
+        return sockets if set(servers.values()) <= {port for _, port in sockets} else None
+
+    sockets = wait_until(all_servers_listening, f"{', '.join(servers)} to listen", timeout_s=300)
+    names = {port: name for name, port in servers.items()}
+    exposed = sorted(
+        f"{names.get(port, 'port')} on {ip}:{port}" for ip, port in sockets if ip not in LOOPBACK
+    )
+    assert not exposed, f"listening beyond this machine: {', '.join(exposed)}"
+
+
 @dataclass
 class AirflowStack:
     """Handles for one running stack: the REST API, the sandbox URLs and the Airflow home.
 
     ``log`` is the log whose tail a timeout shows (standalone's, or a cluster's dag-processor).
+    ``process`` is the started ``airflow standalone`` and ``env`` the environment it got, so a test
+    can look at what its process tree listens on.
     """
 
     api_url: str
@@ -78,6 +121,8 @@ class AirflowStack:
     sandbox_urls: dict[str, str]
     session: requests.Session
     log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
         return self.session.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
@@ -167,6 +212,7 @@ def running_airflow(
         env = {
             **os.environ,
             **airflow_env(home),
+            **bind_env(),
             **connections_env(urls, home, api_url=f"http://127.0.0.1:{port}"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(linked_dags_folder(home, dag_files)),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
@@ -193,7 +239,9 @@ def running_airflow(
             api_url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{api_url}/api/v2/monitor/health", 300, proc)
             session = logged_in_session(api_url, home)
-            yield AirflowStack(api_url=api_url, home=home, sandbox_urls=urls, session=session)
+            yield AirflowStack(
+                api_url=api_url, home=home, sandbox_urls=urls, session=session, process=proc, env=env
+            )
         finally:
             stop_process_group(proc, grace_s=30)
             log.close()

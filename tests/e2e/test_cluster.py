@@ -30,6 +30,7 @@ from scripts.cluster import Cluster, running_cluster
 from scripts.localstack import REPO_ROOT, free_port
 from tests.e2e.conftest import (
     AirflowStack,
+    assert_listening_on_loopback_only,
     iso,
     linked_dags_folder,
     logged_in_session,
@@ -140,6 +141,14 @@ def test_backfill_on_two_celery_workers_equals_ground_truth_through_a_deferring_
     cluster: Cluster, warehouse_url: str
 ) -> None:
     stack = _stack(cluster)
+    # `make cluster` answers this machine only (the scheduler's CeleryExecutor serves no logs).
+    assert_listening_on_loopback_only(
+        [proc.pid for proc in cluster.processes.values()],
+        {
+            "api-server": int(cluster.api_url.rsplit(":", 1)[1]),
+            "triggerer log server": int(cluster.env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"]),
+        },
+    )
     stack.wait_for_dag(DAG_ID, timeout_s=300)
     assert stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).ok
 
