@@ -295,7 +295,7 @@ def test_no_secret_is_stored_anywhere_for_any_auth_type_in_success_or_failure(
                     "GET",
                     f"/dags/{dag_id}/dagRuns/{runs[dag_id]}/taskInstances/sync_orders.extract/logs/1",
                     params={"full_content": True},
-                    headers={"Accept": "text/plain"},
+                    headers={"Accept": "application/x-ndjson"},
                 ).text,
             )
             for dag_id in schemas
