@@ -331,10 +331,21 @@ def test_no_secret_is_stored_anywhere_for_any_auth_type_in_success_or_failure(
         "staging:orders",
         "metadata.xcom",
         "metadata.log",
+        "metadata.rendered_task_instance_fields",
+        "metadata.task_instance",
+        "metadata.dag_run",
         "email 0",
         "slack 0",
     ):
         assert expected in names, f"no artifact named like {expected!r}"
+    must_hold = (
+        "metadata.xcom",
+        "metadata.task_instance",
+        "metadata.log",
+        "metadata.rendered_task_instance_fields",
+    )
+    empty = [a.name for a in artifacts if a.name in must_hold and not a.text]
+    assert not empty, f"empty artifacts: {empty}"
     assert len(smtp.messages) == len(slack.posts) == len(AUTH_TYPES), "one alert per failed sync and channel"
     assert all("ApiAuthError" in a.text for a in api_logs), [a.text[:300] for a in api_logs]
     order_id = leak_setup["boxes"]["ok"].truth(
