@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sandbox.config import (
+    AUTH_ERROR_BODIES,
     RATELIMIT_HEADER_MODES,
     RETRY_AFTER_MODES,
     ConfigError,
@@ -23,6 +24,7 @@ CHOICES = {
     "ratelimit_headers": RATELIMIT_HEADER_MODES,
     "crm_ratelimit_headers": RATELIMIT_HEADER_MODES,
     "retry_after": RETRY_AFTER_MODES,
+    "auth_error_body": AUTH_ERROR_BODIES,
 }
 
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from sandbox import crm, dialects, graphql, truth
-from sandbox.auth import client_from_token_request
+from sandbox.auth import client_from_token_request, echo_of_request
 from sandbox.config import SandboxConfig
 from sandbox.errors import SandboxError
 from sandbox.guard import Guard
@@ -30,11 +30,14 @@ def create_app(config: SandboxConfig | None = None) -> Guard:
         form = dict(parse_qsl((await request.body()).decode("latin-1")))
         if form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-        client_id, error = client_from_token_request(form, request.headers.get("authorization", ""))
+        client_id, error = client_from_token_request(
+            form, request.headers.get("authorization", ""), state.config
+        )
         if client_id is None:
-            return JSONResponse(
-                {"error": error}, status_code=401, headers={"WWW-Authenticate": 'Basic realm="sandbox"'}
-            )
+            body: dict[str, Any] = {"error": error}
+            if state.config.auth_error_body == "echo":
+                body["request"] = echo_of_request(request.scope, form)
+            return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": 'Basic realm="sandbox"'})
         token: dict[str, Any] = state.tokens.issue(client_id, state.config.token_ttl)
         if form.get("scope"):
             token["scope"] = form["scope"]

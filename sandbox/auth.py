@@ -42,16 +42,18 @@ def _refuse(error: str, message: str, challenge: str) -> AuthResult:
 
 
 class TokenStore:
-    """Issued bearer tokens with a monotonic expiry."""
+    """Issued bearer tokens with a monotonic expiry; ``issued`` keeps every one (ground truth)."""
 
     def __init__(self) -> None:
         self._tokens: dict[str, tuple[str, float]] = {}
+        self.issued: list[str] = []
         self._lock = threading.Lock()
 
     def issue(self, client_id: str, ttl_s: float) -> dict[str, object]:
         token = "sbx_" + secrets.token_urlsafe(24)
         with self._lock:
             self._tokens[token] = (client_id, time.monotonic() + ttl_s)
+            self.issued.append(token)
         return {"access_token": token, "token_type": "Bearer", "expires_in": max(1, math.ceil(ttl_s))}
 
     def client_of(self, token: str) -> str | None:
@@ -65,6 +67,10 @@ class TokenStore:
 
 def api_keys(config: SandboxConfig) -> set[str]:
     return {DEFAULT_API_KEY, *config.api_keys}
+
+
+def _pairs(defaults: dict[str, str], extra: list[str]) -> dict[str, str]:
+    return {**defaults, **dict(pair.split(":", 1) for pair in extra)}
 
 
 def _basic_pair(value: str) -> tuple[str, str] | None:
@@ -95,7 +101,7 @@ def authenticate(
             return AuthResult(f"client:{client}")
         if scheme == "basic":
             pair = _basic_pair(value)
-            if pair is None or BASIC_USERS.get(pair[0]) != pair[1]:
+            if pair is None or _pairs(BASIC_USERS, config.basic_users).get(pair[0]) != pair[1]:
                 return _refuse(
                     "invalid_credentials", "Bad basic auth user or password", 'Basic realm="sandbox"'
                 )
@@ -117,7 +123,9 @@ def authenticate(
     )
 
 
-def client_from_token_request(form: dict[str, str], authorization: str) -> tuple[str | None, str]:
+def client_from_token_request(
+    form: dict[str, str], authorization: str, config: SandboxConfig
+) -> tuple[str | None, str]:
     """Client id if the token request's client credentials are valid, else (None, error code)."""
     client_id = form.get("client_id")
     client_secret = form.get("client_secret")
@@ -128,6 +136,22 @@ def client_from_token_request(form: dict[str, str], authorization: str) -> tuple
             client_id, client_secret = pair
     if client_id is None or client_secret is None:
         return None, "invalid_client"
-    if CLIENTS.get(client_id) != client_secret:
+    if _pairs(CLIENTS, config.clients).get(client_id) != client_secret:
         return None, "invalid_client"
     return client_id, ""
+
+
+def echo_of_request(scope: dict[str, object], form: dict[str, str] | None = None) -> dict[str, object]:
+    """What ``auth_error_body: echo`` adds to a 401: the request as the server saw it."""
+    headers = scope.get("headers") or []
+    query = scope.get("query_string") or b""
+    assert isinstance(headers, list) and isinstance(query, bytes)
+    echo: dict[str, object] = {
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "query": dict(parse_qsl(query.decode("latin-1"))),
+        "headers": {name.decode("latin-1"): value.decode("latin-1") for name, value in headers},
+    }
+    if form is not None:
+        echo["form"] = form
+    return echo

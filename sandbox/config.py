@@ -25,6 +25,9 @@ DEFAULT_BASIC_PASSWORD = "sandbox"
 
 RATELIMIT_HEADER_MODES = ("github", "ietf", "ietf-legacy", "hubspot", "none")
 RETRY_AFTER_MODES = ("delta", "date", "zero", "none")
+# "echo": a 401 body also carries the request's method, path, query and headers, as some real APIs'
+# do (a client must not copy such a body into its errors unredacted).
+AUTH_ERROR_BODIES = ("plain", "echo")
 # A record id is packed into the low bits of a sort key; this bounds the record count.
 MAX_RECORDS = (1 << 24) - 1
 
@@ -61,16 +64,28 @@ class SandboxConfig:
     crm_burst: int = DEFAULT_CRM_BURST
     crm_ratelimit_headers: str = "hubspot"
     api_keys: list[str] = field(default_factory=list)
+    clients: list[str] = field(default_factory=list)  # extra OAuth2 clients, "id:secret"
+    basic_users: list[str] = field(default_factory=list)  # extra basic users, "user:password"
+    auth_error_body: str = "plain"
+    reject_after: int = 0  # > 0: every credential's API requests after its first N get a 401
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("seed", "records", "max_page_size", "burst", "crm_burst", "storm_every"):
+        for name in ("seed", "records", "max_page_size", "burst", "crm_burst", "storm_every", "reject_after"):
             if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be an integer, got {getattr(self, name)!r}")
         if not isinstance(self.api_keys, list) or not all(isinstance(k, str) for k in self.api_keys):
             raise ConfigError("api_keys must be a list of strings")
+        for name in ("clients", "basic_users"):
+            pairs = getattr(self, name)
+            if not isinstance(pairs, list) or not all(isinstance(p, str) and ":" in p for p in pairs):
+                raise ConfigError(f"{name} must be a list of 'name:secret' strings")
+        if self.auth_error_body not in AUTH_ERROR_BODIES:
+            raise ConfigError(f"auth_error_body must be one of {AUTH_ERROR_BODIES}")
+        if self.reject_after < 0:
+            raise ConfigError("reject_after must be >= 0 (0 = off)")
         if not 1 <= self.records <= MAX_RECORDS:
             raise ConfigError(f"records must be in 1..{MAX_RECORDS}, got {self.records}")
         if self.max_page_size < 1:

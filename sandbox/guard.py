@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from sandbox.auth import authenticate
+from sandbox.auth import authenticate, echo_of_request
 from sandbox.faults import MALFORMED_KEEP_SHARE, RETRY_AFTER_503_S
 from sandbox.ratelimit import retry_after_header
 from sandbox.state import SandboxState
@@ -80,8 +80,13 @@ class Guard:
         auth = authenticate(dict(scope["headers"]), scope.get("query_string", b""), config, state.tokens)
         credential = auth.credential
         stats.request(credential, "crm" if is_crm else "source")
-        if auth.error is not None:
-            status, body, headers = auth.error
+        error = auth.error
+        if error is None and config.reject_after and stats.requests_of(credential) > config.reject_after:
+            error = (401, {"error": "invalid_token", "message": "Credentials revoked"}, [])
+        if error is not None:
+            status, body, headers = error
+            if config.auth_error_body == "echo":
+                body = {**body, "request": echo_of_request(scope)}
             stats.status(credential, status)
             await send_json(send, status, body, headers)
             return

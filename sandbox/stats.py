@@ -27,6 +27,11 @@ class Stats:
             if credential is not None:
                 self.by_credential.setdefault(credential, Counter())["requests"] += 1
 
+    def requests_of(self, credential: str | None) -> int:
+        """API requests made so far with ``credential`` (the one being served included)."""
+        with self._lock:
+            return self.by_credential.get(credential or "", Counter())["requests"]
+
     def status(self, credential: str | None, status: int) -> None:
         with self._lock:
             self.by_status[str(status)] += 1

@@ -104,6 +104,10 @@ class SandboxHandle:
             body["at"] = at
         return self.post_json("/_sandbox/mutate", body, auth=False)
 
+    def issued_tokens(self) -> list[str]:
+        """Every OAuth2 access token this server issued (for tests that grep for leaks)."""
+        return list(self.get_json("/_sandbox/tokens", auth=False)["issued"])
+
     def storm(self, seconds: float) -> None:
         self.post_json("/_sandbox/storm", {"seconds": seconds}, auth=False)
 

@@ -59,6 +59,10 @@ def build_router(state: SandboxState) -> APIRouter:
         body = msgspec.json.encode({"records": records, "count": len(records)})
         return Response(body, media_type="application/json")
 
+    @router.get("/tokens")
+    async def tokens() -> JSONResponse:
+        return JSONResponse({"issued": list(state.tokens.issued)})
+
     @router.get("/stats")
     async def stats() -> JSONResponse:
         snapshot = state.stats.snapshot()

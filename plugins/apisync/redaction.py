@@ -3,8 +3,11 @@
 Secrets get here two ways. Values the code knows (a connection password, an API key, an OAuth2
 token when it is received) are registered with :func:`register_secret`, which tells Airflow's
 secrets masker (task logs) and keeps them for :func:`redact` (every other text, in any process).
-Values nobody registered but that look like credentials (``Bearer xyz``, ``password=...``,
-``user:pass@`` in a URL, secret query parameters, Slack webhook paths) are masked by pattern.
+Values nobody registered but that look like credentials are masked by pattern: ``Bearer xyz`` /
+``Basic xyz``, ``password=...``, ``user:pass@`` in a URL, secret query parameters, JWTs
+(``eyJ...``), Slack webhook paths, and the value of every secret-named header or key
+(Authorization, Cookie, Set-Cookie, X-API-Key, any name with api-key/token/secret/auth...) in an
+echoed request, whether written as JSON, as a Python repr or as a header line.
 
 :func:`body_excerpt` redacts *before* it shortens a body, so a secret straddling the cut cannot
 survive as a prefix.
@@ -24,6 +27,8 @@ __all__ = [
     "SECRET_QUERY_PARAMS",
     "aregister_secret",
     "body_excerpt",
+    "cut_redacted",
+    "is_secret_name",
     "redact",
     "redact_url",
     "register_secret",
@@ -32,6 +37,9 @@ __all__ = [
 
 MASK = "***"
 BODY_EXCERPT_CHARS = 500
+# Shorter values are not masked (as Airflow's masker, [logging] min_length_masked_secret): masking
+# "1" or "dark" everywhere would garble every text while protecting nothing.
+MIN_SECRET_CHARS = 5
 
 # Query parameters whose value is a credential, wherever they appear (lower case).
 SECRET_QUERY_PARAMS = frozenset(
@@ -50,7 +58,53 @@ SECRET_QUERY_PARAMS = frozenset(
     }
 )
 
+# A header or key whose name contains one of these holds a credential ("X-Auth-Token", "x-api-key",
+# "Set-Cookie", "client_secret", "refresh_token"...); so does one named exactly like SECRET_WORDS.
+SECRET_NAME_PARTS = (
+    "apikey",
+    "api-key",
+    "api_key",
+    "token",
+    "secret",
+    "auth",
+    "cookie",
+    "password",
+    "passwd",
+)
+SECRET_WORDS = frozenset(
+    {"key", "sig", "signature", "pwd", "session", "sessionid", "credentials", *SECRET_QUERY_PARAMS}
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a header, query parameter or JSON key named ``name`` carries a credential."""
+    lowered = name.lower()
+    return lowered in SECRET_WORDS or any(part in lowered for part in SECRET_NAME_PARTS)
+
+
+# "name": "value" / 'name': 'value' (JSON or a Python repr), the value's escapes kept whole.
+_QUOTED_PAIR = re.compile(
+    r"""(?P<q>["'])(?P<name>[A-Za-z0-9_.-]{1,80})(?P=q)(?P<sep>\s*:\s*)"""
+    r"""(?P<v>["'])(?P<value>(?:\\.|(?!(?P=v))[^\\])*)(?P=v)"""
+)
+# An HTTP header line ("Cookie: a=1; session=x"): only names that are headers, so prose such as
+# "ApiAuthError: ..." keeps its text.
+_HEADER_LINE = re.compile(
+    r"(?P<p>(?<![\w-])(?:proxy-authorization|authorization|set-cookie|cookie"
+    r"|x-[\w-]*(?:api-?key|token|secret|auth)[\w-]*|[\w-]*api-key)[ \t]*:[ \t]*)[^\r\n\"']+",
+    re.IGNORECASE,
+)
+
+
+def _mask_quoted_pair(match: re.Match[str]) -> str:
+    if not is_secret_name(match["name"]) or not match["value"]:
+        return match.group(0)
+    return f"{match['q']}{match['name']}{match['q']}{match['sep']}{match['v']}{MASK}{match['v']}"
+
+
 _CREDENTIAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # JWTs: three base64url segments, the first a JSON header ("eyJ")
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"), MASK),
     # scheme://user:password@host
     (re.compile(r"(?P<p>[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.IGNORECASE), r"\g<p>***:***@"),
     # Authorization: Bearer xyz / Basic xyz
@@ -86,6 +140,8 @@ class _Registry:
 
     @classmethod
     def add(cls, value: str) -> bool:
+        if len(value) < MIN_SECRET_CHARS:
+            return False
         with cls.lock:
             if value in cls.secrets:
                 return False
@@ -132,6 +188,8 @@ def redact(text: str) -> str:
     text = masked if isinstance(masked, str) else str(masked)
     for secret in _Registry.secrets:
         text = text.replace(secret, MASK)
+    text = _QUOTED_PAIR.sub(_mask_quoted_pair, text)
+    text = _HEADER_LINE.sub(r"\g<p>" + MASK, text)
     for pattern, replacement in _CREDENTIAL_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -164,6 +222,13 @@ def strip_query_params(url: str, names: set[str] | frozenset[str]) -> str:
         return url
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in names]
     return urlunsplit(parts._replace(query=urlencode(query, safe="[]:,")))
+
+
+def cut_redacted(text: str, limit: int, marker: str = "…") -> str:
+    """``text`` redacted, *then* cut to ``limit`` characters (``marker`` included): every error text
+    that is shortened goes through here, so a secret straddling the cut cannot survive as a prefix."""
+    text = redact(text)
+    return text if len(text) <= limit else text[: max(0, limit - len(marker))] + marker
 
 
 def body_excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS) -> str:

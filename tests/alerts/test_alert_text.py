@@ -115,3 +115,19 @@ def test_importing_alerts_pulls_in_no_heavy_or_transport_modules() -> None:
     offenders = [m for m in added if m.split(".")[0] in heavy or m.startswith(providers)]
     assert "apisync.alerts" in added
     assert offenders == []
+
+
+def test_error_first_line_redacts_before_it_cuts() -> None:
+    """A secret straddling the 500-character cut must not survive as a prefix (issue 13 case 1)."""
+    import uuid
+
+    from apisync.redaction import register_secret
+
+    key = f"alertKey{uuid.uuid4().hex}"
+    register_secret(key)
+    leaked = []
+    for offset in range(440, 500):
+        line = error_first_line(ValueError("x" * offset + key + " tail"))
+        if any(key[:n] in line for n in range(6, len(key) + 1)):
+            leaked.append(offset)
+    assert leaked == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import uuid
 
 import pytest
 
@@ -103,3 +105,82 @@ def test_redact_url() -> None:
     redacted = redact_url(url)
     assert "s3cr3t" not in redacted and "abc" not in redacted and "pw" not in redacted
     assert "limit=5" in redacted
+
+
+# -- Issue 13 case 1: an API whose 401 body echoes the request (sandbox auth_error_body=echo) --------
+
+
+def _secret(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:20]}"
+
+
+def _leaks(text: str, *secrets: str) -> list[str]:
+    """The secrets (or their base64, or an 8-character prefix of either) found in ``text``."""
+    found = []
+    for secret in secrets:
+        for form in (secret, base64.b64encode(secret.encode()).decode()):
+            if form[:8] in text:
+                found.append(form)
+    return found
+
+
+def test_oauth2_access_tokens_echoed_in_a_401_body_are_masked(sandbox, api_conn) -> None:
+    client_secret = _secret("cs_")
+    sb = sandbox(records=30, clients=[f"leak-client:{client_secret}"], auth_error_body="echo", reject_after=1)
+    hook = ApiHook(
+        api_conn(sb, auth={"type": "oauth2"}, login="leak-client", password=client_secret),
+    )
+    with pytest.raises(ApiAuthError) as info:
+        list(hook.paginate("/api/orders", pagination=PAGINATION))
+    tokens = sb.issued_tokens()
+    assert len(tokens) == 2, "the 401 made the hook fetch a second token and repeat once"
+    message = str(info.value)
+    assert '"authorization":"***"' in message, "the echoed token reached the message, masked"
+    assert _leaks(message + info.value.body, client_secret, *tokens) == []
+
+
+def test_basic_credentials_echoed_in_a_401_body_are_masked(sandbox, api_conn) -> None:
+    password = _secret("bpw_")
+    sb = sandbox(records=5, auth_error_body="echo")
+    hook = ApiHook(api_conn(sb, auth={"type": "basic"}, login="leak-user", password=password))
+    with pytest.raises(ApiAuthError) as info:
+        hook.request("GET", "/v1/orders")
+    basic = base64.b64encode(f"leak-user:{password}".encode()).decode()
+    message = str(info.value)
+    assert "leak-user" not in basic and basic[:8] not in message and password[:8] not in message
+    assert "authorization" in message.lower(), "the echo really reached the message"
+
+
+def test_secret_query_parameters_and_cookies_never_reach_hook_errors(sandbox, api_conn) -> None:
+    key, sig, password, other_key, cookie = (_secret(p) for p in ("ak_", "sig_", "pw_", "k_", "ck_"))
+    sb = sandbox(records=5, auth_error_body="echo")
+    hook = ApiHook(
+        api_conn(
+            sb,
+            auth={"type": "api_key", "query": "api_key"},
+            password=key,
+            headers={"Cookie": f"theme=dark; session={cookie}"},
+        )
+    )
+    with pytest.raises(ApiAuthError) as info:
+        hook.request("GET", f"/v1/orders?sig={sig}&password={password}&key={other_key}")
+    message = str(info.value)
+    assert "sig=***" in message and "password=***" in message and "key=***" in message
+    assert _leaks(message + info.value.url + info.value.body, key, sig, password, other_key, cookie) == []
+    assert '"cookie":"***"' in message, "the echoed cookie header reached the message"
+
+
+def test_a_key_straddling_the_body_cut_never_survives_in_the_error(sandbox, api_conn) -> None:
+    """The echoed X-API-Key lands at every position around the 500-character cut in turn."""
+    key = _secret("straddle_")
+    sb = sandbox(records=5, auth_error_body="echo")
+    hook = ApiHook(api_conn(sb, auth={"type": "api_key", "header": "X-API-Key"}, password=key))
+    leaked = []
+    for pad in range(0, 420):
+        with pytest.raises(ApiAuthError) as info:
+            hook.request("GET", "/v1/orders", headers={"X-Pad": "p" * pad})
+        message = str(info.value)
+        if any(key[:n] in message for n in range(6, len(key) + 1)):
+            leaked.append(pad)
+    assert leaked == []
+    assert "p" * 400 not in message and message.endswith("…"), "the cut really was reached"

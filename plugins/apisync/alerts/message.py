@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from apisync.redaction import redact
+from apisync.redaction import cut_redacted, redact
 
 __all__ = [
     "MAX_ERROR_CHARS",
@@ -94,8 +94,9 @@ def error_first_line(error: BaseException | str | None) -> str:
     else:
         text = str(error).strip()
         line = text.splitlines()[0] if text else "(empty error)"
-    # A response body dumped into one line must not swamp the message (Slack caps text length).
-    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
+    # A response body dumped into one line must not swamp the message (Slack caps text length);
+    # redacted before the cut, so a secret straddling it leaves no prefix behind.
+    return cut_redacted(line, MAX_ERROR_CHARS)
 
 
 def quality_failures(error: BaseException | None) -> list[str]:

@@ -111,6 +111,8 @@ class OAuth2ClientCredentials(AuthBase):
         self._lock = threading.Lock()
         self.refreshes = 0
         register_secret(client_secret)
+        # The token request sends base64("id:secret") as HTTP basic: an echo must not reveal it.
+        register_secret(base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii"))
 
     def invalidate(self) -> None:
         with self._lock:
@@ -166,6 +168,9 @@ class OAuth2ClientCredentials(AuthBase):
                 status=200,
             ) from None
         register_secret(token)
+        refresh_token = payload.get("refresh_token") if isinstance(payload, dict) else None
+        if isinstance(refresh_token, str):
+            register_secret(refresh_token)
         lifetime = float(payload.get("expires_in") or 3600)
         self._token = token
         self._lifetime = lifetime

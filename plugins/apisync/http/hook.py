@@ -76,12 +76,21 @@ from apisync.http.settings import (
     DEFAULT_READ_TIMEOUT_S,
     ApiSettings,
 )
-from apisync.redaction import body_excerpt, redact, redact_url, register_secret, strip_query_params
+from apisync.redaction import (
+    body_excerpt,
+    cut_redacted,
+    is_secret_name,
+    redact,
+    redact_url,
+    register_secret,
+    strip_query_params,
+)
 
 if TYPE_CHECKING:
     from requests.auth import AuthBase
 
 PROGRESS_EVERY_S = 30.0
+DESCRIBE_CHARS = 300  # an exception's text in a retry line or an error message
 
 EXTRAS_EXAMPLE: dict[str, Any] = {
     "auth": {"type": "api_key", "header": "X-API-Key"},
@@ -261,6 +270,9 @@ class ApiHook(HttpHook):
         )
         session.auth = self._auth
         register_secret(connection.password)
+        for name, value in session.headers.items():
+            if is_secret_name(name):
+                _register_header_value(name, str(value))
         query_param = getattr(self._auth, "query_param", None)
         self._secret_params = {query_param} if query_param else set()
         session = self._configure_session_from_mount_adapters(session)
@@ -485,7 +497,7 @@ class ApiHook(HttpHook):
             return f"HTTP {exc.status}"
         if exc is None:
             return "unknown error"
-        return self.redact(f"{type(exc).__name__}: {exc}")[:300]
+        return cut_redacted(f"{type(exc).__name__}: {exc}", DESCRIBE_CHARS)
 
     def _send(self, call: _Call) -> requests.Response:
         """One attempt: wait for a slot, send, and sort the reply (the retry loop's ``fn``)."""
@@ -505,6 +517,8 @@ class ApiHook(HttpHook):
                 stream=True,
             )
             _read_body(response)
+            for cookie in response.cookies:  # a session cookie the server set is a credential too
+                register_secret(cookie.value)
             self._stats["requests"] += 1
             self._stats["bytes"] += len(response.content)
             self.limiter.observe(parse_rate_limit(response.headers, self.settings.dialect))
@@ -726,6 +740,14 @@ class ApiHook(HttpHook):
 
 
 BODY_READ_CHUNK = 1 << 20
+
+
+def _register_header_value(name: str, value: str) -> None:
+    """Register a secret header's value, and each cookie of a ``Cookie`` header on its own."""
+    register_secret(value)
+    if "cookie" in name.lower():
+        for part in value.split(";"):
+            register_secret(part.partition("=")[2].strip())
 
 
 def _read_body(response: requests.Response) -> None:

@@ -97,7 +97,7 @@ from pydantic_core import ErrorDetails
 
 from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError, PaginationError
 from apisync.http.body import RawRecords, dig
-from apisync.redaction import redact
+from apisync.redaction import cut_redacted, redact
 
 if TYPE_CHECKING:
     import requests
@@ -877,7 +877,10 @@ class GraphQLRelayPaginator(Paginator):
         if errors:
             messages = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
             raise GraphQLError(
-                f"{method} {url}: GraphQL errors: {messages[:500]}", method=method, url=url, errors=errors
+                f"{method} {url}: GraphQL errors: {cut_redacted(messages, 500)}",
+                method=method,
+                url=url,
+                errors=errors,
             )
 
     def records(self, data: Any, records_path: str | None, *, method: str, url: str) -> Sequence[Any]:

@@ -14,12 +14,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from apisync.redaction import cut_redacted
 from apisync.staging.logical_types import ROW_ID_TYPE
 from apisync.staging.tables import ensure_table_columns
 
 __all__ = ["SYNC_RUNS_TABLE", "RunRecord", "insert_run", "record_run", "sync_runs_table"]
 
 SYNC_RUNS_TABLE = "sync_runs"
+MAX_ERROR_CHARS = 4000
 
 
 def sync_runs_table(db_schema: str | None = None) -> sa.Table:
@@ -81,8 +83,8 @@ def insert_run(conn: sa.Connection, run: RunRecord, db_schema: str | None = None
     changes and their audit row commit together. Creates ``sync_runs`` when missing and adds the
     columns an older release's table lacks."""
     values: dict[str, Any] = asdict(run)
-    if values["error"] and len(values["error"]) > 4000:
-        values["error"] = values["error"][:4000] + "..."
+    if values["error"]:  # redacted here, whoever wrote it, before it is cut
+        values["error"] = cut_redacted(values["error"], MAX_ERROR_CHARS, "...")
     runs = sync_runs_table(db_schema)
     ensure_table_columns(conn, runs)
     conn.execute(runs.insert().values(**values))
