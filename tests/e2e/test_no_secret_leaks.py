@@ -105,7 +105,7 @@ def _connection(
             cookie = secrets.add(f"{name} cookie", _distinct("LeakSession"))
             headers["Cookie"] = f"theme=dark; session={cookie}"
         return {
-            "conn_type": "http",
+            "conn_type": "apisync",
             "host": url,
             "password": key,
             "extra": {"auth": style, "headers": headers},
@@ -116,7 +116,7 @@ def _connection(
         secrets.add(f"{name} basic header", base64.b64encode(f"{user}:{password}".encode()).decode())
         sandbox_config["basic_users"].append(f"{user}:{password}")
         return {
-            "conn_type": "http",
+            "conn_type": "apisync",
             "host": url,
             "login": user,
             "password": password,
@@ -127,7 +127,7 @@ def _connection(
     secrets.add(f"{name} token request", base64.b64encode(f"{client}:{client_secret}".encode()).decode())
     sandbox_config["clients"].append(f"{client}:{client_secret}")
     return {
-        "conn_type": "http",
+        "conn_type": "apisync",
         "host": url,
         "login": client,
         "password": client_secret,

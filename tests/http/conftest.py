@@ -43,3 +43,15 @@ def api_conn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., s
         return conn_id
 
     return make
+
+
+def run_dag_test(dag: Any, dag_folder: Path) -> Any:
+    """dag.test() for a DAG built in a test: Airflow 3.3 only runs DAGs already serialized in the DB."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(dag_folder), collect_dags=False)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag.test()

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from apisync.http.hook import Page
 from apisync.http.operator import PagedExtractOperator
+from tests.http.conftest import run_dag_test
 
 
 class CollectingExtract(PagedExtractOperator):
@@ -38,18 +39,6 @@ class CollectingExtract(PagedExtractOperator):
         result = {**super().finish(context), "deferrals": self.deferrals}
         self.out_path.with_suffix(".result.json").write_text(json.dumps(result))
         return result
-
-
-def _run_dag_test(dag: Any) -> Any:
-    """dag.test() for a DAG built in a test: Airflow 3.3 only runs DAGs already serialized in the DB."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=str(Path(__file__).parent), collect_dags=False)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    return dag.test()
 
 
 async def _first_event(trigger) -> Any:
@@ -135,7 +124,7 @@ def test_dag_test_runs_the_trigger_inline_and_resumes(sandbox, api_conn, tmp_pat
             endpoint="/api/orders",
             pagination={"type": "offset", "page_size": 10},
         )
-    run = _run_dag_test(dag)
+    run = run_dag_test(dag, Path(__file__).parent)
     assert run.state == DagRunState.SUCCESS
     lines = [json.loads(line) for line in CollectingExtract.out_path.read_text().splitlines()]
     ids = [i for line in lines for i in line["ids"]]

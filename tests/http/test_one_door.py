@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from apisync.http import ApiAuthError, ApiClientError, ApiConfigError, ApiHook, ApiHttpOperator, ApiHttpSensor
+from tests.http.conftest import run_dag_test
 
 SERVER_LIMIT = {"rate": 1, "burst": 2}  # the sandbox: 1 request/s, 2 back-to-back at most
 CLIENT_LIMIT = {"requests": 1, "period_s": 1, "burst": 1}  # the connection declares the same rate
@@ -125,10 +126,11 @@ def _next_order_page(response: requests.Response) -> dict[str, Any] | None:
     return {"data": {"limit": 1, "starting_after": body["data"][-1]["id"]}}
 
 
-class StatsRecordingOperator(ApiHttpOperator):
-    """Writes its hook's stats where the test reads them (dag.test() keeps only the XCom)."""
+class RecordsStats:
+    """Writes the task's hook stats where the test reads them (dag.test() keeps only the XCom)."""
 
     stats_path: Path
+    hook: ApiHook
 
     def execute(self, context: Any) -> Any:
         try:
@@ -137,14 +139,12 @@ class StatsRecordingOperator(ApiHttpOperator):
             self.stats_path.write_text(json.dumps(self.hook.stats()))
 
 
-class StatsRecordingSensor(ApiHttpSensor):
-    stats_path: Path
+class StatsRecordingOperator(RecordsStats, ApiHttpOperator):
+    pass
 
-    def execute(self, context: Any) -> Any:
-        try:
-            return super().execute(context)
-        finally:
-            self.stats_path.write_text(json.dumps(self.hook.stats()))
+
+class StatsRecordingSensor(RecordsStats, ApiHttpSensor):
+    pass
 
 
 POKES: list[int] = []
@@ -155,18 +155,6 @@ def _fifth_poke(response: requests.Response) -> bool:
     assert response.status_code == 200
     POKES.append(len(response.json()["data"]))
     return len(POKES) >= CALLS
-
-
-def _run_dag_test(dag: Any) -> Any:
-    """dag.test() for a DAG built in a test: Airflow 3.3 only runs DAGs already serialized in the DB."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=str(Path(__file__).parent), collect_dags=False)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
-    return dag.test()
 
 
 @pytest.mark.slow
@@ -186,7 +174,7 @@ def test_operator_pages_through_the_door_in_a_dag_run(sandbox, api_conn, tmp_pat
             data={"limit": 1},
             pagination_function=_next_order_page,
         )
-    run = _run_dag_test(dag)
+    run = run_dag_test(dag, Path(__file__).parent)
     assert run.state == DagRunState.SUCCESS
     assert _served(sb) == {"200": CALLS}  # five pages, none refused
     assert json.loads(StatsRecordingOperator.stats_path.read_text())["requests"] == CALLS
@@ -211,7 +199,7 @@ def test_sensor_pokes_are_paced_and_counted_in_a_dag_run(sandbox, api_conn, tmp_
             poke_interval=0,  # poke as fast as the limiter lets it
             timeout=120,
         )
-    run = _run_dag_test(dag)
+    run = run_dag_test(dag, Path(__file__).parent)
     assert run.state == DagRunState.SUCCESS
     assert POKES == [1] * CALLS
     assert _served(sb) == {"200": CALLS}

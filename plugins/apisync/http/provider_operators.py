@@ -32,6 +32,18 @@ if TYPE_CHECKING:
     from requests import Response
 
 
+def _api_hook(task: HttpOperator | HttpSensor) -> ApiHook:
+    """The task's :class:`ApiHook`, with the provider's connection and keep-alive arguments."""
+    return ApiHook(
+        task.http_conn_id,
+        method=task.method,
+        tcp_keep_alive=task.tcp_keep_alive,
+        tcp_keep_alive_idle=task.tcp_keep_alive_idle,
+        tcp_keep_alive_count=task.tcp_keep_alive_count,
+        tcp_keep_alive_interval=task.tcp_keep_alive_interval,
+    )
+
+
 def _refuse_deferrable(cls_name: str, deferrable: bool, instead: str) -> None:
     if deferrable:
         raise ApiConfigError(
@@ -65,14 +77,7 @@ class ApiHttpOperator(HttpOperator):
     @functools.cached_property
     def hook(self) -> ApiHook:
         """One :class:`ApiHook` for the task try (HttpOperator builds a new hook at every use)."""
-        return ApiHook(
-            self.http_conn_id,
-            method=self.method,
-            tcp_keep_alive=self.tcp_keep_alive,
-            tcp_keep_alive_idle=self.tcp_keep_alive_idle,
-            tcp_keep_alive_count=self.tcp_keep_alive_count,
-            tcp_keep_alive_interval=self.tcp_keep_alive_interval,
-        )
+        return _api_hook(self)
 
     def execute(self, context: Context) -> Any:
         try:
@@ -116,14 +121,7 @@ class ApiHttpSensor(HttpSensor):
     @functools.cached_property
     def hook(self) -> ApiHook:
         """One :class:`ApiHook` for every poke of the task try."""
-        return ApiHook(
-            self.http_conn_id,
-            method=self.method,
-            tcp_keep_alive=self.tcp_keep_alive,
-            tcp_keep_alive_idle=self.tcp_keep_alive_idle,
-            tcp_keep_alive_count=self.tcp_keep_alive_count,
-            tcp_keep_alive_interval=self.tcp_keep_alive_interval,
-        )
+        return _api_hook(self)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """The provider's ``poke()`` with :class:`ApiHook` (it builds a plain ``HttpHook`` inline)."""
