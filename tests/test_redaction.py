@@ -102,3 +102,13 @@ def test_secret_query_parameters_are_masked_in_urls_and_free_text() -> None:
     for text in (redact_url(url), redact(f"GET {url} -> HTTP 404")):
         assert sig not in text and password not in text and key not in text, text
         assert "limit=5" in text
+
+
+def test_names_that_merely_start_like_auth_are_data() -> None:
+    """``author`` is a record's field, not a credential; ``auth``, ``x-auth-token`` and ``authToken`` are."""
+    text = '{"author": "Ada Lovelace", "authority": "registry", "auth": "k3yV4lue", "authToken": "t0kenV4l"}'
+    assert (
+        redact(text)
+        == '{"author": "Ada Lovelace", "authority": "registry", "auth": "***", "authToken": "***"}'
+    )
+    assert redact("X-Auth-Token: s3cretV4lue") == "X-Auth-Token: ***"

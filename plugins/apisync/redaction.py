@@ -60,19 +60,22 @@ SECRET_QUERY_PARAMS = frozenset(
 
 # A header or key whose name contains one of these holds a credential ("X-Auth-Token", "x-api-key",
 # "Set-Cookie", "client_secret", "refresh_token"...); so does one named exactly like SECRET_WORDS.
+# Not a bare "auth": "author" or "authority" in an echoed record is data, not a credential.
 SECRET_NAME_PARTS = (
     "apikey",
     "api-key",
     "api_key",
     "token",
     "secret",
-    "auth",
+    "authorization",
+    "auth-",
+    "auth_",
     "cookie",
     "password",
     "passwd",
 )
 SECRET_WORDS = frozenset(
-    {"key", "sig", "signature", "pwd", "session", "sessionid", "credentials", *SECRET_QUERY_PARAMS}
+    {"auth", "key", "sig", "signature", "pwd", "session", "sessionid", "credentials", *SECRET_QUERY_PARAMS}
 )
 
 
