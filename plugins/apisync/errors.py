@@ -47,6 +47,8 @@ deferral.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -83,7 +85,15 @@ __all__ = [
     "WarehouseConfigError",
     "WarehouseSchemaError",
     "WindowError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``did you mean 'x'?`` for the candidate closest to a name someone mistyped, else ``""``:
+    the one suggestion every "unknown key / option / column / type" message ends with."""
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f"did you mean {close[0]!r}?" if close else ""
 
 
 class ApisyncError(Exception):

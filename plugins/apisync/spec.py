@@ -8,7 +8,6 @@ with the file and the field in the message, long before a run touches an API.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from apisync.errors import SpecError
+from apisync.errors import SpecError, did_you_mean
 from apisync.http.pagination import PAGINATORS, DialectOptions, make_paginator, option_error, type_error
 from apisync.naming import column_name
 
@@ -202,9 +201,10 @@ class StreamSpec(_Strict):
                         f"; the field {path} becomes column {column!r}: use {column!r} "
                         "(keys and checks name columns, not source fields)"
                     )
-        candidates = [column_name(name)] if column_name(name) in columns else []
-        close = candidates or difflib.get_close_matches(name, columns, n=1)
-        return f"; did you mean {close[0]!r}?" if close else ""
+        if column_name(name) in columns:
+            return f"; did you mean {column_name(name)!r}?"
+        suggestion = did_you_mean(name, columns)
+        return f"; {suggestion}" if suggestion else ""
 
 
 def include_dir() -> Path:
@@ -249,8 +249,8 @@ def _key_suggestion(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
             return ""
         model = info.annotation
     keys = [info.alias or name for name, info in model.model_fields.items() if not info.exclude]
-    close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f" (known keys: {keys})"
+    suggestion = did_you_mean(str(loc[-1]), keys)
+    return f"; {suggestion}" if suggestion else f" (known keys: {keys})"
 
 
 def validation_messages(path: Path, exc: ValidationError, root: type[BaseModel] | None = None) -> str:

@@ -73,18 +73,27 @@ def test_a_pagination_option_typo_is_an_import_error(tmp_path: Path, monkeypatch
     assert "did you mean 'page_size'?" in error
 
 
+def _orders_suite_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, expectation: dict[str, Any]
+) -> str | None:
+    """The import error of orders_to_warehouse.py with ``expectation`` added to its suite."""
+
+    def edit(include: Path) -> None:
+        _edit_json(
+            include / "expectations" / "orders.json", lambda raw: raw["expectations"].append(expectation)
+        )
+
+    return _import_error(tmp_path, monkeypatch, "orders_to_warehouse.py", edit)
+
+
 def test_b_a_suite_column_the_spec_lacks_is_an_import_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def edit(include: Path) -> None:
-        _edit_json(
-            include / "expectations" / "orders.json",
-            lambda raw: raw["expectations"].append(
-                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_mail"}}
-            ),
-        )
-
-    error = _import_error(tmp_path, monkeypatch, "orders_to_warehouse.py", edit)
+    error = _orders_suite_error(
+        tmp_path,
+        monkeypatch,
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_mail"}},
+    )
     assert error is not None
     assert str(tmp_path / "include" / "expectations" / "orders.json") in error
     assert "'customer_mail'" in error
@@ -94,15 +103,9 @@ def test_b_a_suite_column_the_spec_lacks_is_an_import_error(
 def test_c_an_unknown_expectation_type_is_an_import_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def edit(include: Path) -> None:
-        _edit_json(
-            include / "expectations" / "orders.json",
-            lambda raw: raw["expectations"].append(
-                {"type": "expect_column_values_to_not_be_nul", "kwargs": {"column": "id"}}
-            ),
-        )
-
-    error = _import_error(tmp_path, monkeypatch, "orders_to_warehouse.py", edit)
+    error = _orders_suite_error(
+        tmp_path, monkeypatch, {"type": "expect_column_values_to_not_be_nul", "kwargs": {"column": "id"}}
+    )
     assert error is not None
     assert str(tmp_path / "include" / "expectations" / "orders.json") in error
     assert "'expect_column_values_to_not_be_nul'" in error

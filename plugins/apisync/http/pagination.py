@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import difflib
 import hashlib
 import itertools
 import json
@@ -95,7 +94,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError, PaginationError
+from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError, PaginationError, did_you_mean
 from apisync.http.body import RawRecords, dig
 from apisync.redaction import cut_redacted, redact
 
@@ -244,8 +243,8 @@ def option_list(model: type[PaginationOptions]) -> str:
 
 def _suggestion(word: str, candidates: Iterable[str]) -> str:
     """``; did you mean 'x'?`` for the closest candidate, else ``.``: the end of a sentence."""
-    close = difflib.get_close_matches(word, list(candidates), n=1)
-    return f"; did you mean {close[0]!r}?" if close else "."
+    suggestion = did_you_mean(word, candidates)
+    return f"; {suggestion}" if suggestion else "."
 
 
 def option_error(model: type[PaginationOptions], error: ErrorDetails) -> tuple[str, str]:

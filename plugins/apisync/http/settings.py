@@ -11,7 +11,6 @@ text never reaches the user.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -28,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from apisync.errors import ApiConfigError
+from apisync.errors import ApiConfigError, did_you_mean
 from apisync.http.headers import DIALECTS
 from apisync.http.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 
@@ -360,8 +359,8 @@ def _problem(error: ErrorDetails) -> str:
         path, _ = _path(loc)
         name = str(loc[-1])
         known, where = _known_keys(loc)
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        suggestion = did_you_mean(name, known)
+        hint = f" ({suggestion})" if suggestion else ""
         return f"unknown extra {path!r}{hint}; {where}: {', '.join(known)}"
     if kind == "union_tag_not_found":
         path, _ = _path(loc)

@@ -13,13 +13,12 @@ stage everything and only then fail the batch (``observed None``) or the suite.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from apisync.errors import SuiteError
+from apisync.errors import SuiteError, did_you_mean
 from apisync.naming import column_name
 from apisync.quality.expectation_types import GX_EXPECTATION_TYPES
 from apisync.spec import StreamSpec, include_dir
@@ -104,8 +103,8 @@ def check_suite(spec: StreamSpec, expectations_dir: Path | None = None) -> dict[
     for index, expectation in enumerate(data["expectations"]):
         kind = expectation["type"]
         if kind not in GX_EXPECTATION_TYPES:
-            close = difflib.get_close_matches(kind, sorted(GX_EXPECTATION_TYPES), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else " (see GX's expectation gallery)"
+            suggestion = did_you_mean(kind, sorted(GX_EXPECTATION_TYPES))
+            hint = f"; {suggestion}" if suggestion else " (see GX's expectation gallery)"
             problems.append(
                 f"field 'expectations.{index}.type': {kind!r} is not an expectation type GX knows{hint}"
             )
