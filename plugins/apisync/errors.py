@@ -17,6 +17,8 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     │   │   ├── ApiClientError          a 4xx that retrying cannot fix (400, 404, 422...); body excerpt
     │   │   │   └── ApiAuthError        401/403 even after one token refresh
     │   │   ├── RetriesExhaustedError   retryable failures (429, 5xx, timeouts) outlived max_attempts
+    │   │   │   └── SourceUnreachableError  nothing reached the server (refused, unknown host, TLS,
+    │   │   │                           connect timeout) within the connect budget: not retried by Airflow
     │   │   └── MalformedResponseError  the body is not what the pagination dialect expects
     │   │       ├── TruncatedBodyError  not valid JSON (cut off in transit?): the page is read again
     │   │       ├── GraphQLError        HTTP 200 carrying a top-level GraphQL ``errors`` array
@@ -77,6 +79,7 @@ __all__ = [
     "RateLimitWait",
     "RetriesExhaustedError",
     "SchemaEvolutionError",
+    "SourceUnreachableError",
     "SpecError",
     "SuiteError",
     "TooManyColumnsError",
@@ -170,6 +173,27 @@ class RetriesExhaustedError(ApiResponseError):
         super().__init__(message, method=method, url=url, status=status, body=body)
         self.attempts = attempts
         self.waited_s = waited_s
+
+
+class SourceUnreachableError(RetriesExhaustedError):
+    """The request never reached the server: refused, unknown host, rejected TLS certificate,
+    connect timeout. ``cause`` says which in words ("connection refused", "unknown host"...); the
+    message starts with method, URL and that cause. The hook spent its short connect budget on it
+    (``retry.connect_attempts`` / ``retry.connect_budget_s``), so the task fails at once instead of
+    waiting out Airflow's retries: the next run, or a backfill of the gap, syncs the window."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        cause: str,
+        attempts: int,
+        waited_s: float,
+    ) -> None:
+        super().__init__(message, method=method, url=url, status=None, attempts=attempts, waited_s=waited_s)
+        self.cause = cause
 
 
 class MalformedResponseError(ApiResponseError):

@@ -27,6 +27,7 @@ __all__ = [
     "SECRET_QUERY_PARAMS",
     "aregister_secret",
     "body_excerpt",
+    "cut_middle",
     "cut_redacted",
     "is_secret_name",
     "redact",
@@ -228,10 +229,34 @@ def strip_query_params(url: str, names: set[str] | frozenset[str]) -> str:
 
 
 def cut_redacted(text: str, limit: int, marker: str = "…") -> str:
-    """``text`` redacted, *then* cut to ``limit`` characters (``marker`` included): every error text
-    that is shortened goes through here, so a secret straddling the cut cannot survive as a prefix."""
-    text = redact(text)
-    return text if len(text) <= limit else text[: max(0, limit - len(marker))] + marker
+    """``text`` redacted, *then* shortened to ``limit`` characters (``marker`` included) by
+    :func:`cut_middle`: every error text that is shortened goes through here, so a secret
+    straddling the cut cannot survive as a prefix, and the cause at the end of a long message
+    (``... [Errno 111] Connection refused``) survives the cut."""
+    return cut_middle(redact(text), limit, marker)
+
+
+WORD_SNAP_CHARS = 16  # how far a cut moves to land between words rather than in one
+
+
+def cut_middle(text: str, limit: int, marker: str = "…") -> str:
+    """``text`` at most ``limit`` characters long: its head and its tail, the middle replaced by
+    ``marker``. An error's first words say what failed and its last ones why (the root cause),
+    so it is the middle that goes; each cut moves up to a few characters to fall between words."""
+    if len(text) <= limit:
+        return text
+    keep = max(0, limit - len(marker))
+    head_len = (keep + 1) // 2
+    tail_len = keep - head_len
+    head = text[:head_len]
+    tail = text[len(text) - tail_len :] if tail_len else ""
+    space = head.rfind(" ", head_len - WORD_SNAP_CHARS)
+    if 0 < space < head_len - 1:
+        head = head[: space + 1]
+    space = tail.find(" ", 0, WORD_SNAP_CHARS)
+    if 0 <= space < len(tail) - 1:
+        tail = tail[space:]
+    return head + marker + tail
 
 
 def body_excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS) -> str:

@@ -2,9 +2,9 @@
 
 Owns the one door to the network: the hook (:mod:`.hook`), the shared rate limiter
 (:mod:`.ratelimit`), rate-limit headers (:mod:`.headers`), auth (:mod:`.auth`), retries
-(:mod:`.retry`), body decoding (:mod:`.body`), pagination dialects (:mod:`.pagination`), the
-deferral operator and trigger, and the http provider's operator and sensor on our hook
-(:mod:`.provider_operators`). It imports nothing of ours but :mod:`apisync.errors` and
+(:mod:`.retry`, failures sorted by cause in :mod:`.network_failures`), body decoding (:mod:`.body`),
+pagination dialects (:mod:`.pagination`), the deferral operator and trigger, and the http
+provider's operator and sensor on our hook (:mod:`.provider_operators`). It imports nothing of ours but :mod:`apisync.errors` and
 :mod:`apisync.redaction`, and knows no pandas and no warehouse.
 
 The names below load on first use (PEP 562), so ``import apisync.http.pagination`` (the stream
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         MalformedResponseError,
         RateLimitWait,
         RetriesExhaustedError,
+        SourceUnreachableError,
         TruncatedBodyError,
     )
     from apisync.http.headers import RateLimitSnapshot, parse_rate_limit, parse_retry_after
@@ -48,6 +49,7 @@ _HOME = {
         "MalformedResponseError",
         "RateLimitWait",
         "RetriesExhaustedError",
+        "SourceUnreachableError",
         "TruncatedBodyError",
     ),
     "apisync.http.headers": ("RateLimitSnapshot", "parse_rate_limit", "parse_retry_after"),
@@ -82,6 +84,7 @@ __all__ = [
     "RetriesExhaustedError",
     "RetryPolicy",
     "SQLiteBackend",
+    "SourceUnreachableError",
     "TruncatedBodyError",
     "add_stats",
     "make_backend",

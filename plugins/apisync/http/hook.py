@@ -31,6 +31,10 @@ first request: an unknown key or a bad value fails with the key path and what is
                          {"limit", "remaining", "reset", "reset_kind", "window", "window_kind"}
     timeout              {"connect": 10, "read": 60} (seconds; a number sets read)
     max_attempts         8 (attempts per request, first one included)
+    retry                {"connect_attempts": 3, "connect_budget_s": 15}: a request that cannot
+                         reach the server (refused, connect timeout, TLS handshake) gets at most
+                         3 attempts and 15 s of backoff in all; unknown host / rejected TLS
+                         certificate: 1 attempt. Read timeouts, 5xx, 429 keep max_attempts
     defer_after_s        60 (paginate raises RateLimitWait instead of sleeping longer)
     idempotent_post_paths  POST paths safe to retry (e.g. HubSpot batch upsert)
     verify               true (TLS verification), false, or a CA bundle path
@@ -62,10 +66,12 @@ from apisync.errors import (
     ApiResponseError,
     RateLimitWait,
     RetriesExhaustedError,
+    SourceUnreachableError,
     TruncatedBodyError,
 )
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
+from apisync.http.network_failures import NetworkFailure, classify
 from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.pagination import PageRequest, Paginator, make_paginator
 from apisync.http.ratelimit import RateLimiter, make_backend
@@ -78,6 +84,7 @@ from apisync.http.settings import (
 )
 from apisync.redaction import (
     body_excerpt,
+    cut_middle,
     cut_redacted,
     is_secret_name,
     redact,
@@ -91,6 +98,7 @@ if TYPE_CHECKING:
 
 PROGRESS_EVERY_S = 30.0
 DESCRIBE_CHARS = 300  # an exception's text in a retry line or an error message
+URL_CHARS = 200  # a URL in a retry line or an error message (its middle goes; the cause follows it)
 
 EXTRAS_EXAMPLE: dict[str, Any] = {
     "auth": {"type": "api_key", "header": "X-API-Key"},
@@ -215,8 +223,9 @@ class ApiHook(HttpHook):
         self._auth: AuthBase | None = None
         self._secret_params: set[str] = set()
         self._stats: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
-        self._stats["throttled_s"] = 0.0
-        self._stats["backoff_s"] = 0.0
+        self._stats["throttled_s"] = 0.0  # waits for the rate limiter's budget, nothing else
+        self._stats["backoff_s"] = 0.0  # sleeps backing off after an error (429, 5xx, network)
+        self.sleep: Callable[[float], None] = time.sleep  # every wait of the hook; tests plan them
 
     # -- Connection UI --------------------------------------------------------------------------
     @classmethod
@@ -297,7 +306,7 @@ class ApiHook(HttpHook):
         Per-call state lives in tenacity's ``RetryCallState``, so one object serves every request.
         """
         return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(policy.max_attempts),
+            stop=policy.stop,
             wait=policy.wait,
             retry=lambda retry_state: policy.should_retry(
                 _failure_of(retry_state), _call_of(retry_state).idempotent
@@ -366,10 +375,14 @@ class ApiHook(HttpHook):
         try:
             response: requests.Response = self._retrying(self._send, call)
             return response
-        except requests.RequestException as exc:
+        except requests.RequestException as exc:  # a failure the policy does not retry at all
             self._stats["errors"] += 1
+            failure = classify(exc, call.url)
+            if failure is not None and failure.connect_phase:
+                raise self._unreachable(call, failure, attempts=1, elapsed_s=0.0, waited_s=0.0) from None
             raise ApiResponseError(
-                f"{method} {call.public_url}: {self._describe(exc)} (not retried: request is not idempotent)",
+                f"{method} {cut_middle(call.public_url, URL_CHARS)}: {self._describe(exc)} "
+                "(not retried: request is not idempotent)",
                 method=method,
                 url=call.public_url,
             ) from None
@@ -450,54 +463,80 @@ class ApiHook(HttpHook):
 
     # -- The retry loop's callbacks (see _make_retrying) ----------------------------------------
     def _before_retry(self, retry_state: tenacity.RetryCallState) -> None:
-        """Count and log the retry; defer instead when the wait is longer than ``defer_after_s``."""
+        """Count and log the retry; defer instead when the wait is longer than ``defer_after_s``
+        (never for a connect-phase failure: its budget is short, and a resumed task would start it
+        over)."""
         assert self.settings is not None
         call = _call_of(retry_state)
         seconds = retry_state.upcoming_sleep
+        error = _failure_of(retry_state)
         self._stats["retries"] += 1
         self.log.warning(
-            "%s %s: %s; retry %d/%d in %.1f s",
+            "%s %s: backing off %.1f s after %s; attempt %d of at most %d next",
             call.method,
-            call.public_url,
-            self._describe(_failure_of(retry_state)),
-            retry_state.attempt_number,
-            self.settings.retry.max_attempts - 1,
+            cut_middle(call.public_url, URL_CHARS),
             seconds,
+            self._describe(error, call.url),
+            retry_state.attempt_number + 1,
+            self.settings.retry.attempts_for(error),
         )
-        if call.allow_defer and seconds > self.settings.defer_after_s:
+        failure = classify(error, call.url) if error is not None else None
+        connect_phase = failure is not None and failure.connect_phase
+        if call.allow_defer and seconds > self.settings.defer_after_s and not connect_phase:
             raise RateLimitWait(seconds, time.time() + seconds)
 
     def _sleep_before_retry(self, seconds: float) -> None:
-        self._stats["backoff_s"] += seconds
-        self._stats["throttled_s"] += seconds
-        time.sleep(seconds)
+        self._stats["backoff_s"] += seconds  # error backoff only: throttled_s is the limiter's
+        self.sleep(seconds)
 
     def _give_up(self, retry_state: tenacity.RetryCallState) -> requests.Response:
+        """The attempts are spent: one error whose first line is method, URL, cause, then counts."""
         call = _call_of(retry_state)
         exc = _failure_of(retry_state)
+        elapsed = time.monotonic() - retry_state.start_time
+        attempts, idle = retry_state.attempt_number, retry_state.idle_for
+        self._stats["errors"] += 1
+        failure = classify(exc, call.url) if exc is not None else None
+        if failure is not None and failure.connect_phase:
+            raise self._unreachable(call, failure, attempts=attempts, elapsed_s=elapsed, waited_s=idle)
         response = exc.response if isinstance(exc, RetryableResponseError) else None
         status = exc.status if isinstance(exc, RetryableResponseError) else None
         body = body_excerpt(response.content) if response is not None else ""  # a 429 Response is falsy
-        waited = time.monotonic() - retry_state.start_time
-        self._stats["errors"] += 1
         raise RetriesExhaustedError(
-            f"{call.method} {call.public_url} failed after {retry_state.attempt_number} attempts "
-            f"(waited {retry_state.idle_for:.1f} s between attempts, {waited:.1f} s in total); "
-            f"last: {self._describe(exc)}" + (f"; body: {self.redact(body)}" if body else ""),
+            f"{call.method} {cut_middle(call.public_url, URL_CHARS)}: {self._describe(exc, call.url)} "
+            f"{_after(attempts, elapsed, idle)}" + (f"; body: {self.redact(body)}" if body else ""),
             method=call.method,
             url=call.public_url,
             status=status,
-            attempts=retry_state.attempt_number,
-            waited_s=round(retry_state.idle_for, 3),
+            attempts=attempts,
+            waited_s=round(idle, 3),
             body=self.redact(body),
         )
 
-    def _describe(self, exc: BaseException | None) -> str:
+    def _unreachable(
+        self, call: _Call, failure: NetworkFailure, *, attempts: int, elapsed_s: float, waited_s: float
+    ) -> SourceUnreachableError:
+        cause = cut_redacted(failure.describe(), DESCRIBE_CHARS)
+        return SourceUnreachableError(
+            f"{call.method} {cut_middle(call.public_url, URL_CHARS)}: {cause} "
+            f"{_after(attempts, elapsed_s, waited_s)}",
+            method=call.method,
+            url=call.public_url,
+            cause=str(failure.cause),
+            attempts=attempts,
+            waited_s=round(waited_s, 3),
+        )
+
+    def _describe(self, exc: BaseException | None, url: str = "") -> str:
+        """The failure's cause first, in few words: ``HTTP 503``, ``connection refused (...)``."""
         if isinstance(exc, RetryableResponseError):
-            return f"HTTP {exc.status}"
+            after = f" (Retry-After {exc.retry_after:g} s)" if exc.retry_after else ""
+            return f"HTTP {exc.status}{after}"
         if exc is None:
             return "unknown error"
-        return cut_redacted(f"{type(exc).__name__}: {exc}", DESCRIBE_CHARS)
+        failure = classify(exc, url)
+        text = failure.describe() if failure is not None else f"{type(exc).__name__}: {exc}"
+        return cut_redacted(text, DESCRIBE_CHARS)
 
     def _send(self, call: _Call) -> requests.Response:
         """One attempt: wait for a slot, send, and sort the reply (the retry loop's ``fn``)."""
@@ -565,7 +604,7 @@ class ApiHook(HttpHook):
             raise RateLimitWait(reservation.wait_s, time.time() + reservation.wait_s)
         if reservation.wait_s > 0:
             self._stats["throttled_s"] += reservation.wait_s
-            time.sleep(reservation.wait_s)
+            self.sleep(reservation.wait_s)
 
     # -- Pagination -----------------------------------------------------------------------------
     def paginate(
@@ -700,9 +739,10 @@ class ApiHook(HttpHook):
 
     # -- Observability --------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Counters for this hook: requests, retries, r429, r5xx, errors, throttled_s, backoff_s,
-        pages, records, repeated (byte-identical repeats the paginator dropped), bytes,
-        token_refreshes."""
+        """Counters for this hook: requests, retries, r429, r5xx, errors, throttled_s (waits for the
+        rate limiter's budget only), backoff_s (sleeps after a 429, 5xx or network error only: the
+        two never overlap), pages, records, repeated (byte-identical repeats the paginator
+        dropped), bytes, token_refreshes."""
         stats = dict(self._stats)
         stats["throttled_s"] = round(stats["throttled_s"], 3)
         stats["backoff_s"] = round(stats["backoff_s"], 3)
@@ -713,12 +753,14 @@ class ApiHook(HttpHook):
     def log_summary(self) -> None:
         s = self.stats()
         self.log.info(
-            "%s summary: %d requests, %d retries, %d x 429, %.1f s throttled, %d pages, %d records, %d bytes",
+            "%s summary: %d requests, %d retries, %d x 429, %.1f s throttled (rate limit), "
+            "%.1f s backing off (errors), %d pages, %d records, %d bytes",
             self.http_conn_id,
             s["requests"],
             s["retries"],
             s["r429"],
             s["throttled_s"],
+            s["backoff_s"],
             s["pages"],
             s["records"],
             s["bytes"],
@@ -800,6 +842,13 @@ def _check_response_option(caller: str, extra_options: dict[str, Any] | None) ->
             f"ApiHook.{caller}(): extra_options are not taken per call, only 'check_response' is; {homes}"
         )
     return check_response
+
+
+def _after(attempts: int, elapsed_s: float, waited_s: float) -> str:
+    """``after 3 attempts in 7.2 s (waited 6.9 s backing off)``; ``after 1 attempt (not retried)``."""
+    if attempts <= 1:
+        return "after 1 attempt (not retried)"
+    return f"after {attempts} attempts in {elapsed_s:.1f} s (waited {waited_s:.1f} s backing off)"
 
 
 def _with_params(url: str, params: dict[str, Any] | None) -> str:

@@ -12,34 +12,47 @@ What is retried:
 - Anything else (other 4xx) fails at once with a body excerpt.
 
 Retryability is decided by exception *type* (:meth:`RetryPolicy.should_retry`): a 429/5xx is a
-:class:`RetryableResponseError`; "never sent" is a ``requests.ConnectTimeout`` or a
-``requests.ConnectionError`` caused by urllib3's ``NewConnectionError`` (refused, name resolution)
-or a ``ConnectionRefusedError``, found by walking the wrapped exceptions.
+:class:`RetryableResponseError`; a transport failure is sorted by :func:`~.network_failures.classify`
+(refused, unknown host, TLS, timeouts...), walking the wrapped exceptions.
+
+How often: a request gets at most ``max_attempts`` (8) attempts, but a failure in the *connect
+phase* (refused, connect timeout, temporary DNS failure, TLS handshake) ends it much sooner: at most
+``connect_attempts`` (3) attempts and ``connect_budget_s`` (15 s) of backoff in all, since a source
+that refuses connections is down, not slow, and minutes of retries only delay the alert. An unknown
+host and a rejected TLS certificate are not retried at all: they are answers, not silence. Read
+timeouts, 5xx and 429 keep ``max_attempts``.
 
 How long (:class:`BackoffAtLeastRetryAfter`): exponential backoff with full jitter (tenacity's
 ``wait_exponential_jitter``: 0.5 s, 1 s, 2 s... capped at 60 s), and never less than the server's
 ``Retry-After``. ``Retry-After: 0`` or a date in the past cannot produce a hot loop: the backoff
-term is at least ``MIN_RETRY_WAIT_S``.
+term is at least ``MIN_RETRY_WAIT_S``. Connect-phase failures back off from
+``CONNECT_INITIAL_BACKOFF_S`` (2 s, 4 s...: a restarting server gets a few seconds), each wait
+clipped to what is left of the budget, and the attempts stop when the budget is spent.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, wait_exponential_jitter
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
-from urllib3.exceptions import NewConnectionError
+
+from apisync.http.network_failures import NetworkFailure, classify
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MIN_RETRY_WAIT_S = 0.5
 MAX_BACKOFF_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_CONNECT_ATTEMPTS = 3
+DEFAULT_CONNECT_BUDGET_S = 15.0
+CONNECT_INITIAL_BACKOFF_S = 2.0
 
 _GRAPHQL_COMMENT = re.compile(r"#[^\n]*")
 
@@ -76,13 +89,52 @@ class BackoffAtLeastRetryAfter(wait_base):
     :class:`RetryableResponseError` when that is longer.
     """
 
-    def __init__(self, *, multiplier: float = MIN_RETRY_WAIT_S, max_s: float = MAX_BACKOFF_S) -> None:
+    def __init__(
+        self,
+        *,
+        multiplier: float = MIN_RETRY_WAIT_S,
+        max_s: float = MAX_BACKOFF_S,
+        connect_budget_s: float = DEFAULT_CONNECT_BUDGET_S,
+    ) -> None:
         self.backoff = wait_exponential_jitter(
             multiplier=multiplier, max=max_s, jitter=1.0, min=MIN_RETRY_WAIT_S
         )
+        self.connect_backoff = wait_exponential_jitter(
+            multiplier=CONNECT_INITIAL_BACKOFF_S, max=max_s, jitter=1.0
+        )
+        self.connect_budget_s = connect_budget_s
 
     def __call__(self, retry_state: RetryCallState) -> float:
+        failure = _network_failure(retry_state)
+        if failure is not None and failure.connect_phase:
+            left = max(0.0, self.connect_budget_s - retry_state.idle_for)
+            return min(self.connect_backoff(retry_state), left)
         return max(self.backoff(retry_state), _retry_after(retry_state))
+
+
+class StopWhenSpent(stop_base):
+    """tenacity stop strategy: ``max_attempts`` for every failure; for a connect-phase failure also
+    ``connect_attempts``, or no budget left (runs after the wait: ``upcoming_sleep`` is known)."""
+
+    def __init__(self, max_attempts: int, connect_attempts: int, connect_budget_s: float) -> None:
+        self.max_attempts = max_attempts
+        self.connect_attempts = connect_attempts
+        self.connect_budget_s = connect_budget_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if retry_state.attempt_number >= self.max_attempts:
+            return True
+        failure = _network_failure(retry_state)
+        if failure is None or not failure.connect_phase:
+            return False
+        spent = retry_state.idle_for >= self.connect_budget_s - 1e-9
+        return retry_state.attempt_number >= self.connect_attempts or spent
+
+
+def _network_failure(retry_state: RetryCallState) -> NetworkFailure | None:
+    outcome = retry_state.outcome
+    error = outcome.exception() if outcome is not None and outcome.failed else None
+    return classify(error) if error is not None else None
 
 
 def _retry_after(retry_state: RetryCallState) -> float:
@@ -101,14 +153,32 @@ class RetryPolicy:
     idempotent_post_paths: frozenset[str] = field(default_factory=frozenset)
     initial_backoff_s: float = MIN_RETRY_WAIT_S
     max_backoff_s: float = MAX_BACKOFF_S
+    connect_attempts: int = DEFAULT_CONNECT_ATTEMPTS
+    connect_budget_s: float = DEFAULT_CONNECT_BUDGET_S
 
     @classmethod
-    def for_connection(cls, max_attempts: int, idempotent_post_paths: Iterable[str] = ()) -> RetryPolicy:
+    def for_connection(
+        cls,
+        max_attempts: int,
+        idempotent_post_paths: Iterable[str] = (),
+        *,
+        connect_attempts: int = DEFAULT_CONNECT_ATTEMPTS,
+        connect_budget_s: float = DEFAULT_CONNECT_BUDGET_S,
+    ) -> RetryPolicy:
         """The policy of a connection's validated extras (:class:`~apisync.http.settings.ApiSettings`)."""
         return cls(
             max_attempts=max_attempts,
             idempotent_post_paths=frozenset("/" + p.strip("/") for p in idempotent_post_paths),
+            connect_attempts=connect_attempts,
+            connect_budget_s=connect_budget_s,
         )
+
+    def attempts_for(self, exc: BaseException | None) -> int:
+        """How many attempts a request that keeps failing with ``exc`` gets at most."""
+        failure = classify(exc) if exc is not None else None
+        if failure is not None and failure.connect_phase:
+            return 1 if not failure.retried else min(self.max_attempts, self.connect_attempts)
+        return self.max_attempts
 
     def is_idempotent(self, method: str, url: str, json: Any = None) -> bool:
         method = method.upper()
@@ -128,10 +198,12 @@ class RetryPolicy:
 
     @staticmethod
     def should_retry_exception(exc: BaseException, idempotent: bool) -> bool:
-        """A transport failure: retried if the request was never sent, or is safe to repeat."""
-        if isinstance(exc, requests.ConnectTimeout):
-            return True
-        if isinstance(exc, requests.ConnectionError) and never_sent(exc):
+        """A transport failure: retried if the request was never sent, or is safe to repeat; an
+        unknown host or a rejected certificate never."""
+        failure = classify(exc)
+        if failure is None or not failure.retried:
+            return False
+        if failure.connect_phase:
             return True
         return idempotent and isinstance(exc, requests.ConnectionError | requests.Timeout)
 
@@ -143,7 +215,13 @@ class RetryPolicy:
 
     @property
     def wait(self) -> BackoffAtLeastRetryAfter:
-        return BackoffAtLeastRetryAfter(multiplier=self.initial_backoff_s, max_s=self.max_backoff_s)
+        return BackoffAtLeastRetryAfter(
+            multiplier=self.initial_backoff_s, max_s=self.max_backoff_s, connect_budget_s=self.connect_budget_s
+        )
+
+    @property
+    def stop(self) -> StopWhenSpent:
+        return StopWhenSpent(self.max_attempts, self.connect_attempts, self.connect_budget_s)
 
     def wait_for(self, attempt: int, retry_after: float | None) -> float:
         """Seconds the retry loop waits after ``attempt`` (1-based) failed with this Retry-After.
@@ -155,24 +233,3 @@ class RetryPolicy:
         error = RetryableResponseError(429, retry_after)
         state.set_exception((RetryableResponseError, error, None))
         return self.wait(state)
-
-
-def never_sent(exc: requests.ConnectionError) -> bool:
-    """True if the connection was never established (refused, DNS failure): nothing reached the server.
-
-    requests wraps urllib3's errors (``ConnectionError(MaxRetryError(reason=NewConnectionError))``),
-    so the wrapped exceptions are walked: ``args``, ``reason``, ``__cause__``, ``__context__``.
-    """
-    return any(isinstance(error, NewConnectionError | ConnectionRefusedError) for error in _wrapped(exc))
-
-
-def _wrapped(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    pending: list[object] = [exc]
-    while pending:
-        error = pending.pop()
-        if not isinstance(error, BaseException) or id(error) in seen:
-            continue
-        seen.add(id(error))
-        yield error
-        pending.extend((*error.args, getattr(error, "reason", None), error.__cause__, error.__context__))

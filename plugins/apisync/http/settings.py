@@ -29,7 +29,12 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from apisync.errors import ApiConfigError, did_you_mean
 from apisync.http.headers import DIALECTS
-from apisync.http.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
+from apisync.http.retry import (
+    DEFAULT_CONNECT_ATTEMPTS,
+    DEFAULT_CONNECT_BUDGET_S,
+    DEFAULT_MAX_ATTEMPTS,
+    RetryPolicy,
+)
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 60.0
@@ -186,6 +191,19 @@ def _timeout_from_number(value: Any) -> Any:
     return value
 
 
+# -- retries -------------------------------------------------------------------------------------
+
+
+class RetrySettings(_Extras):
+    """How soon a request that cannot reach the server gives up (see :mod:`.retry`): connect-phase
+    failures (refused, connect timeout, TLS handshake, temporary DNS failure) get at most
+    ``connect_attempts`` attempts (never more than ``max_attempts``) and ``connect_budget_s`` seconds
+    of backoff in all; ``connect_budget_s: 0`` or ``connect_attempts: 1`` means no retry."""
+
+    connect_attempts: Annotated[Count, Field(ge=1)] = DEFAULT_CONNECT_ATTEMPTS
+    connect_budget_s: Annotated[Number, Field(ge=0)] = DEFAULT_CONNECT_BUDGET_S
+
+
 # -- the extras ------------------------------------------------------------------------------------
 
 
@@ -199,6 +217,7 @@ class ApiSettings(_Extras):
         default_factory=TimeoutSettings, alias="timeout"
     )
     max_attempts: Annotated[Count, Field(ge=1)] = DEFAULT_MAX_ATTEMPTS
+    retries: RetrySettings = Field(default_factory=RetrySettings, alias="retry")
     defer_after_s: Annotated[Number, Field(ge=0)] = DEFAULT_DEFER_AFTER_S
     idempotent_post_paths: tuple[str, ...] = ()
     verify: bool | str = True
@@ -253,7 +272,12 @@ class ApiSettings(_Extras):
 
     @property
     def retry(self) -> RetryPolicy:
-        return RetryPolicy.for_connection(self.max_attempts, self.idempotent_post_paths)
+        return RetryPolicy.for_connection(
+            self.max_attempts,
+            self.idempotent_post_paths,
+            connect_attempts=self.retries.connect_attempts,
+            connect_budget_s=self.retries.connect_budget_s,
+        )
 
 
 # -- error messages ------------------------------------------------------------------------------
@@ -293,6 +317,9 @@ SHAPES: dict[str, str] = {
     "timeout.connect": _SECONDS_ABOVE_0,
     "timeout.read": _SECONDS_ABOVE_0,
     "max_attempts": "a whole number >= 1",
+    "retry": "an object {" + ", ".join(RetrySettings.model_fields) + "}",
+    "retry.connect_attempts": "a whole number >= 1",
+    "retry.connect_budget_s": "a number of seconds >= 0",
     "defer_after_s": "a number of seconds >= 0",
     "idempotent_post_paths": "a list of paths",
     "idempotent_post_paths[]": "a path (string)",
@@ -327,6 +354,7 @@ _NESTED: dict[str, type[BaseModel]] = {
     "rate_limit": RateLimitSettings,
     "rate_limit_headers": HeaderDialectSettings,
     "timeout": TimeoutSettings,
+    "retry": RetrySettings,
 }
 
 
