@@ -12,7 +12,16 @@ import uuid
 
 import pytest
 
-from apisync.redaction import BODY_EXCERPT_CHARS, MASK, body_excerpt, redact, redact_url, register_secret
+from apisync.redaction import (
+    BODY_EXCERPT_CHARS,
+    MASK,
+    body_excerpt,
+    cut_middle,
+    cut_redacted,
+    redact,
+    redact_url,
+    register_secret,
+)
 
 
 def _fresh(prefix: str) -> str:
@@ -112,3 +121,30 @@ def test_names_that_merely_start_like_auth_are_data() -> None:
         == '{"author": "Ada Lovelace", "authority": "registry", "auth": "***", "authToken": "***"}'
     )
     assert redact("X-Auth-Token: s3cretV4lue") == "X-Auth-Token: ***"
+
+
+def test_a_cut_shortens_the_middle_between_words_and_keeps_the_cause() -> None:
+    """Issue 11: an error's last words are its root cause; a cut at the end lost them mid-word."""
+    text = (
+        "GET http://api/v1/orders?"
+        + " ".join(f"word{i}" for i in range(200))
+        + ": [Errno 111] Connection refused"
+    )
+    cut = cut_redacted(text, 120)
+    assert len(cut) <= 120 and cut.startswith("GET http://api/v1/orders?word0 ")
+    assert cut.endswith(": [Errno 111] Connection refused") and cut.count("…") == 1
+    head, tail = cut.split("…")
+    assert head.endswith(" ") and tail.startswith(" ")  # between words, not inside one
+    assert cut_middle("short", 10) == "short" and len(cut_middle("x" * 50, 10)) == 10
+
+
+def test_key_straddling_either_end_of_a_middle_cut_never_survives() -> None:
+    key = _fresh("kMidCut")
+    register_secret(key)
+    leaked = []
+    for offset in range(0, 260, 3):
+        text = "a" * offset + key + " " + "b" * (300 - offset)
+        cut = cut_redacted(text, 200)
+        if any(key[:n] in cut or key[-n:] in cut for n in range(6, len(key) + 1)):
+            leaked.append(offset)
+    assert leaked == [], f"part of the key survived the cut at offsets {leaked}"

@@ -27,7 +27,20 @@ def test_error_first_line_keeps_type_and_first_line_only() -> None:
     assert error_first_line("Task received SIGTERM\nmore") == "Task received SIGTERM"
     assert "no exception" in error_first_line(None)
     long_line = error_first_line(ValueError("x" * 5000))
-    assert len(long_line) == 500 and long_line.endswith("…")
+    assert len(long_line) == 500 and "…" in long_line  # shortened in the middle
+
+
+def test_a_long_first_line_keeps_the_cause_at_its_end() -> None:
+    """Issue 11: the alert read `...Failed to establish a new connection: [Errno 111] C`."""
+    url = "http://127.0.0.1:9/v1/orders?filter=" + "&".join(f"field{i}=value{i}" for i in range(60))
+    error = ConnectionError(
+        f"GET {url}: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: {url} "
+        '(Caused by NewConnectionError("Failed to establish a new connection: '
+        '[Errno 111] Connection refused"))'
+    )
+    line = error_first_line(error)
+    assert len(line) <= 500 and line.startswith("ConnectionError: GET http://127.0.0.1:9/v1/orders?")
+    assert line.endswith('[Errno 111] Connection refused"))')  # before: cut mid-word before the cause
 
 
 def test_quality_failures_follow_the_cause_chain_and_tolerate_odd_entries() -> None:

@@ -106,8 +106,9 @@ def test_an_unknown_host_is_not_retried_and_names_the_host(api_conn) -> None:
     error = _failure(hook)
     assert error.attempts == 1 and sleeps.planned == []
     first = str(error).splitlines()[0]
-    assert first.startswith("GET http://no-such-host.invalid/v1/orders: unknown host 'no-such-host.invalid' (")
-    assert "Name or service not known" in first or "not known" in first
+    request = "GET http://no-such-host.invalid/v1/orders"
+    assert first.startswith(f"{request}: unknown host 'no-such-host.invalid' (")
+    assert "not known" in first or "no address" in first.lower()  # glibc / musl wording
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def self_signed_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             self.send_response(200)
             self.end_headers()
 
@@ -173,7 +174,7 @@ def test_a_rejected_tls_certificate_is_not_retried_and_says_why(api_conn, self_s
 
 def test_read_timeouts_5xx_and_429_keep_max_attempts(api_conn, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only connect-phase failures get the short budget: a slow or failing server keeps 8 attempts."""
-    hook, sleeps = _hook(api_conn, closed_port_url())
+    hook, _ = _hook(api_conn, closed_port_url())
     session = hook.get_conn()
     replies = iter([requests.ReadTimeout("read timed out"), 503, 429, 503, requests.ReadTimeout("x")] * 2)
 
@@ -235,3 +236,87 @@ def test_error_backoff_is_not_counted_as_throttling(
     [summary] = [line for line in lines if "summary:" in line]
     assert "0.0 s throttled (rate limit)" in summary
     assert f"{stats['backoff_s']:.1f} s backing off (errors)" in summary
+
+
+# -- each cause named, and sorted into connect phase or not --------------------------------------------
+
+
+def _through_urllib3(reason: Exception, kind: type[requests.RequestException]) -> requests.RequestException:
+    """As requests raises it: ``kind(MaxRetryError(reason=...))``."""
+    from urllib3.exceptions import MaxRetryError
+
+    return kind(MaxRetryError(None, "/v1/orders", reason=reason))  # type: ignore[arg-type]
+
+
+def _caused(error: Exception, cause: BaseException) -> Exception:
+    error.__cause__ = cause
+    return error
+
+
+def _cases() -> list[Any]:
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
+
+    cert = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    cert.verify_message = "certificate has expired"
+    handshake = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+    no_route = _caused(
+        NewConnectionError(None, "Failed to establish a new connection: [Errno 113] No route to host"),  # type: ignore[arg-type]
+        OSError(113, "No route to host"),
+    )
+    timed_out = ConnectTimeoutError(None, "Connection to api.example.com timed out. (connect timeout=10)")
+    read = ReadTimeoutError(None, "/v1/orders", "Read timed out. (read timeout=60)")  # type: ignore[arg-type]
+    reset = ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer"))
+    return [
+        (
+            _through_urllib3(cert, requests.exceptions.SSLError),
+            "TLS certificate rejected (certificate verify failed: certificate has expired)",
+            True,
+            False,
+        ),
+        (
+            _through_urllib3(handshake, requests.exceptions.SSLError),
+            "TLS handshake failed ([SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006))",
+            True,
+            True,
+        ),
+        (
+            _through_urllib3(no_route, requests.ConnectionError),
+            "host unreachable ([Errno 113] No route to host)",
+            True,
+            True,
+        ),
+        (
+            _through_urllib3(timed_out, requests.ConnectTimeout),
+            "connect timeout (Connection to api.example.com timed out. (connect timeout=10))",
+            True,
+            True,
+        ),
+        (
+            _through_urllib3(read, requests.ReadTimeout),
+            "read timeout (None: Read timed out. (read timeout=60))",
+            False,
+            True,
+        ),
+        (
+            requests.ConnectionError(reset),
+            "connection dropped ([Errno 104] Connection reset by peer)",
+            False,
+            True,
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("error", "described", "connect_phase", "retried"), _cases())
+def test_each_network_failure_is_named_by_its_cause(
+    error: requests.RequestException, described: str, connect_phase: bool, retried: bool
+) -> None:
+    from apisync.http.network_failures import classify
+    from apisync.http.retry import RetryPolicy
+
+    failure = classify(error)
+    assert failure is not None and failure.describe() == described
+    assert (failure.connect_phase, failure.retried) == (connect_phase, retried)
+    policy = RetryPolicy()
+    assert policy.should_retry(error, idempotent=False) is (connect_phase and retried)
+    assert policy.should_retry(error, idempotent=True) is retried
+    assert policy.attempts_for(error) == (3 if connect_phase and retried else 1 if connect_phase else 8)

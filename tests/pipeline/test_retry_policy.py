@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
 
-from apisync.errors import ApiClientError, QuarantineThresholdError, SpecError
+from apisync.errors import ApiClientError, QuarantineThresholdError, SourceUnreachableError, SpecError
 from apisync.http import ApiHook
 from apisync.pipeline.retry_policy import DeterministicFailurePolicy
 from apisync.quality import check_threshold
@@ -63,17 +63,24 @@ def test_a_breached_threshold_and_a_broken_spec_fail_at_once(tmp_path: Any) -> N
     assert _decision(breach) is _decision(missing) is RetryAction.FAIL
 
 
-def test_a_refused_connection_keeps_its_retries_and_an_inherited_policy_is_asked(
+def test_a_refused_connection_fails_at_once_unless_an_inherited_policy_retries_it(
     api_conn: Callable[..., str],
 ) -> None:
+    """Issue 11: 4 Airflow tries of a refused connection made 9 minutes before the alert."""
     with scripted_server(_answer_with(200)) as server:
         url = server.url
     closed = type("Closed", (), {"url": url})()  # the server is gone: its port refuses
     hook = ApiHook(http_conn_id=api_conn(closed, auth={"type": "none"}, password=None, max_attempts=1))
     refused = _raised(lambda: hook.request("GET", "/api/customers"))
-    assert _decision(refused) is RetryAction.DEFAULT
+    assert isinstance(refused, SourceUnreachableError) and refused.cause == "connection refused"
+    decision = DeterministicFailurePolicy().evaluate(refused, try_number=1, max_tries=3)
+    assert decision.action is RetryAction.FAIL  # before: DEFAULT, the task's 3 retries
+    assert decision.reason and "unreachable (connection refused)" in decision.reason
+    # A DAG that wants retries for a down source says so, and gets them.
     inherited = ExceptionRetryPolicy(rules=[RetryRule(exception=type(refused), action=RetryAction.RETRY)])
     assert _decision(refused, DeterministicFailurePolicy(then=inherited)) is RetryAction.RETRY
+    unrelated = ExceptionRetryPolicy(rules=[RetryRule(exception=KeyError, action=RetryAction.RETRY)])
+    assert _decision(refused, DeterministicFailurePolicy(then=unrelated)) is RetryAction.FAIL
     # The inherited policy cannot buy retries for an error that fails the same way every time.
     anything = ExceptionRetryPolicy(rules=[RetryRule(exception=Exception, action=RetryAction.RETRY)])
     not_found = ApiClientError("GET /x -> HTTP 404", method="GET", url="/x", status=404)

@@ -4,8 +4,8 @@ Owns the one door to the network: the hook (:mod:`.hook`), the shared rate limit
 (:mod:`.ratelimit`), rate-limit headers (:mod:`.headers`), auth (:mod:`.auth`), retries
 (:mod:`.retry`, failures sorted by cause in :mod:`.network_failures`), body decoding (:mod:`.body`),
 pagination dialects (:mod:`.pagination`), the deferral operator and trigger, and the http
-provider's operator and sensor on our hook (:mod:`.provider_operators`). It imports nothing of ours but :mod:`apisync.errors` and
-:mod:`apisync.redaction`, and knows no pandas and no warehouse.
+provider's operator and sensor on our hook (:mod:`.provider_operators`). It imports nothing of ours
+but :mod:`apisync.errors` and :mod:`apisync.redaction`, and knows no pandas and no warehouse.
 
 The names below load on first use (PEP 562), so ``import apisync.http.pagination`` (the stream
 spec does it at DAG parse time) does not pull in the hook and the Airflow http provider.

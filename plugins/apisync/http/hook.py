@@ -71,8 +71,8 @@ from apisync.errors import (
 )
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
-from apisync.http.network_failures import NetworkFailure, classify
 from apisync.http.headers import parse_rate_limit, parse_retry_after
+from apisync.http.network_failures import NetworkFailure, classify
 from apisync.http.pagination import PageRequest, Paginator, make_paginator
 from apisync.http.ratelimit import RateLimiter, make_backend
 from apisync.http.retry import MIN_RETRY_WAIT_S, RetryableResponseError, RetryPolicy

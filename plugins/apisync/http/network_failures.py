@@ -125,7 +125,7 @@ def classify(exc: BaseException, url: str = "") -> NetworkFailure | None:
         if isinstance(error, ssl.SSLCertVerificationError):
             return NetworkFailure(Cause.TLS_CERTIFICATE, _words(error), host)
     for error in chain:
-        if isinstance(error, socket.gaierror) or isinstance(error, NameResolutionError):
+        if isinstance(error, socket.gaierror | NameResolutionError):
             gai = next((e for e in chain if isinstance(e, socket.gaierror)), None)
             detail = _words(gai if gai is not None else error)
             unknown = (gai is not None and gai.errno in _NO_SUCH_NAME) or any(
@@ -135,18 +135,22 @@ def classify(exc: BaseException, url: str = "") -> NetworkFailure | None:
     for error in chain:
         if isinstance(error, ConnectionRefusedError):
             return NetworkFailure(Cause.REFUSED, _words(error), host)
-    if isinstance(exc, requests.ConnectTimeout) or any(isinstance(e, ConnectTimeoutError) for e in chain):
-        timeout = next((e for e in chain if isinstance(e, ConnectTimeoutError)), exc)
-        return NetworkFailure(Cause.CONNECT_TIMEOUT, _words(timeout), host)
+    new_connection = next((e for e in chain if isinstance(e, NewConnectionError)), None)
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError (history): not a timeout.
+    connect_timeout = next(
+        (e for e in chain if isinstance(e, ConnectTimeoutError) and not isinstance(e, NewConnectionError)),
+        None,
+    )
+    if connect_timeout is not None or (isinstance(exc, requests.ConnectTimeout) and new_connection is None):
+        return NetworkFailure(Cause.CONNECT_TIMEOUT, _words(connect_timeout or exc), host)
     if isinstance(exc, requests.exceptions.SSLError):
         ssl_error = next((e for e in chain if isinstance(e, ssl.SSLError)), exc)
         return NetworkFailure(Cause.TLS_HANDSHAKE, _words(ssl_error), host)
-    for error in chain:
-        if isinstance(error, NewConnectionError):  # another OSError while connecting: no route...
-            return NetworkFailure(Cause.UNREACHABLE, _words(_os_error(chain) or error), host)
-    if isinstance(exc, requests.ReadTimeout) or any(isinstance(e, ReadTimeoutError) for e in chain):
-        timeout = next((e for e in chain if isinstance(e, ReadTimeoutError)), exc)
-        return NetworkFailure(Cause.READ_TIMEOUT, _words(timeout), host)
+    if new_connection is not None:  # another OSError while connecting: no route, network down...
+        return NetworkFailure(Cause.UNREACHABLE, _words(_os_error(chain) or new_connection), host)
+    read_timeout = next((e for e in chain if isinstance(e, ReadTimeoutError)), None)
+    if read_timeout is not None or isinstance(exc, requests.ReadTimeout):
+        return NetworkFailure(Cause.READ_TIMEOUT, _words(read_timeout or exc), host)
     if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
         root = _os_error(chain) or next((e for e in chain if isinstance(e, ProtocolError)), exc)
         return NetworkFailure(Cause.DROPPED, _words(root), host)
@@ -165,6 +169,8 @@ def _words(error: BaseException) -> str:
     if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
         return f"certificate verify failed: {error.verify_message}"
     text = str(error).strip()
+    if len(error.args) > 1 and isinstance(error.args[-1], str) and text.startswith("("):
+        text = error.args[-1]  # urllib3's ConnectTimeoutError(conn, message) prints as a tuple
     if isinstance(error, NewConnectionError):
         text = text.partition("Failed to establish a new connection: ")[2] or text
     return _POOL_PREFIX.sub("", text)

@@ -216,7 +216,9 @@ class RetryPolicy:
     @property
     def wait(self) -> BackoffAtLeastRetryAfter:
         return BackoffAtLeastRetryAfter(
-            multiplier=self.initial_backoff_s, max_s=self.max_backoff_s, connect_budget_s=self.connect_budget_s
+            multiplier=self.initial_backoff_s,
+            max_s=self.max_backoff_s,
+            connect_budget_s=self.connect_budget_s,
         )
 
     @property
