@@ -75,7 +75,13 @@ from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.network_failures import NetworkFailure, classify
 from apisync.http.pagination import PageRequest, Paginator, make_paginator
 from apisync.http.ratelimit import RateLimiter, make_backend
-from apisync.http.retry import MIN_RETRY_WAIT_S, RetryableResponseError, RetryPolicy
+from apisync.http.retry import (
+    DEFAULT_CONNECT_ATTEMPTS,
+    DEFAULT_CONNECT_BUDGET_S,
+    MIN_RETRY_WAIT_S,
+    RetryableResponseError,
+    RetryPolicy,
+)
 from apisync.http.settings import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_DEFER_AFTER_S,
@@ -106,6 +112,7 @@ EXTRAS_EXAMPLE: dict[str, Any] = {
     "rate_limit_headers": "auto",
     "timeout": {"connect": DEFAULT_CONNECT_TIMEOUT_S, "read": DEFAULT_READ_TIMEOUT_S},
     "max_attempts": 8,
+    "retry": {"connect_attempts": DEFAULT_CONNECT_ATTEMPTS, "connect_budget_s": DEFAULT_CONNECT_BUDGET_S},
     "defer_after_s": DEFAULT_DEFER_AFTER_S,
     "idempotent_post_paths": ["/crm/v3/objects/contacts/batch/upsert"],
 }
