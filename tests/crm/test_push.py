@@ -368,12 +368,13 @@ def test_rate_limited_crm_loses_nothing(scene: Scene) -> None:
 
     result = scene.push("run-1")
 
-    assert result.api_429s >= 1 and result.throttled_seconds > 0
+    # The storm was waited out backing off; throttled_seconds is the limiter's waits only (issue 11).
+    assert result.api_429s >= 1 and result.backoff_seconds > 0 and result.throttled_seconds >= 0
     assert result.selected == result.pushed_ok + result.errored == RECORDS
     emails = scene.warehouse_emails()
     assert set(scene.crm_by_email()) == {emails[k] for k in emails.keys() - set(scene.errors())}
     [audit] = scene.audit()
-    assert audit["api_429s"] == result.api_429s and audit["throttled_seconds"] > 0
+    assert audit["api_429s"] == result.api_429s and audit["throttled_seconds"] == result.throttled_seconds
     assert audit["api_calls"] == result.api_calls > 3
 
 

@@ -79,7 +79,8 @@ class CrmPushResult:
     batches: int = 0
     api_calls: int = 0
     api_429s: int = 0
-    throttled_seconds: float = 0.0
+    throttled_seconds: float = 0.0  # waits for the rate limiter's budget only
+    backoff_seconds: float = 0.0  # sleeps backing off after a 429, 5xx or network error
     accepted_keys_before: int = 0  # keys with an accepted version in crm_push_versions
     accepted_keys_after: int = 0
     duration_seconds: float = 0.0
@@ -154,6 +155,7 @@ def _take_stats(result: CrmPushResult, before: dict[str, Any], after: dict[str, 
     result.api_calls = int(after.get("requests", 0) - before.get("requests", 0))
     result.api_429s = int(after.get("r429", 0) - before.get("r429", 0))
     result.throttled_seconds = round(float(after.get("throttled_s", 0) - before.get("throttled_s", 0)), 3)
+    result.backoff_seconds = round(float(after.get("backoff_s", 0) - before.get("backoff_s", 0)), 3)
 
 
 # ---------------------------------------------------------------- values
