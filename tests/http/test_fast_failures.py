@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from apisync.alerts.message import MAX_ERROR_CHARS, error_first_line
-from apisync.http import ApiHook, RetriesExhaustedError
+from apisync.http import ApiHook, RetriesExhaustedError, SourceUnreachableError
 from tests.http.fake_clock import START, FakeClock
 from tests.http.scripted_server import Call, Reply, ScriptedServer, scripted_server
 
@@ -190,6 +190,19 @@ def test_read_timeouts_5xx_and_429_keep_max_attempts(api_conn, monkeypatch: pyte
     error = _failure(hook)
     assert error.attempts == MAX_ATTEMPTS and hook.stats()["retries"] == MAX_ATTEMPTS - 1
     assert error.status == 429 and "HTTP 429 after 8 attempts" in str(error)
+
+
+def test_an_oauth2_token_endpoint_that_refuses_says_so(api_conn) -> None:
+    """Before: ``ApiAuthError: OAuth2 token request failed: ConnectionError``, no cause."""
+    url = closed_port_url()
+    conn_id = api_conn(Source(url), auth={"type": "oauth2"}, login="client", password="client-secret-1")
+    with pytest.raises(SourceUnreachableError) as info:
+        ApiHook(conn_id).request("GET", "/v1/orders")
+    assert str(info.value) == (
+        f"OAuth2 token request POST {url}/oauth/token: connection refused "
+        "([Errno 111] Connection refused) after 1 attempt (not retried)"
+    )
+    assert info.value.cause == "connection refused"
 
 
 # -- the first line keeps the cause ------------------------------------------------------------------

@@ -22,14 +22,15 @@ from urllib.parse import urljoin
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from apisync.errors import ApiAuthError, ApiConfigError
+from apisync.errors import ApiAuthError, ApiConfigError, SourceUnreachableError
+from apisync.http.network_failures import classify
 from apisync.http.settings import (
     DEFAULT_REFRESH_MARGIN_S,
     ApiKeyAuthSettings,
     AuthSettings,
     OAuth2AuthSettings,
 )
-from apisync.redaction import body_excerpt, redact_url, register_secret
+from apisync.redaction import body_excerpt, cut_redacted, redact_url, register_secret
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -143,10 +144,20 @@ class OAuth2ClientCredentials(AuthBase):
                 headers={"Accept": "application/json"},
             )
         except requests.RequestException as exc:
+            url = redact_url(self.token_url)
+            failure = classify(exc, self.token_url)
+            cause = cut_redacted(failure.describe(), 300) if failure is not None else type(exc).__name__
+            if failure is not None and failure.connect_phase:  # the source is down, not the credentials
+                raise SourceUnreachableError(
+                    f"OAuth2 token request POST {url}: {cause} after 1 attempt (not retried)",
+                    method="POST",
+                    url=url,
+                    cause=str(failure.cause),
+                    attempts=1,
+                    waited_s=0.0,
+                ) from None
             raise ApiAuthError(
-                f"OAuth2 token request failed: {type(exc).__name__}",
-                method="POST",
-                url=redact_url(self.token_url),
+                f"OAuth2 token request POST {url} failed: {cause}", method="POST", url=url
             ) from None
         if response.status_code != 200:
             raise ApiAuthError(
