@@ -479,7 +479,7 @@ class ApiHook(HttpHook):
         error = _failure_of(retry_state)
         self._stats["retries"] += 1
         self.log.warning(
-            "%s %s: backing off %.1f s after %s; attempt %d of at most %d next",
+            "%s %s: backing off %.1f s after %s; then attempt %d of at most %d",
             call.method,
             cut_middle(call.public_url, URL_CHARS),
             seconds,
