@@ -1,0 +1,49 @@
+"""The command line: ``python -m apisync <command>`` (``make cli ARGS="<command>"`` under ``make run``).
+
+One module per subcommand, each with ``register(subparsers)`` adding its parser and setting
+``func`` (``args -> exit code``): :mod:`.gaps`, :mod:`.replay`, :mod:`.test_alert`, and
+``status`` (``cli/status.py``, per stream like the Syncs view). Exit codes: 0 all well, 1 a problem
+found (gaps exist, a channel failed, a replay refused or failed), 2 a usage error (argparse's own).
+
+The commands run in the Airflow environment of the deployment (``AIRFLOW_HOME``, connections from
+``AIRFLOW_CONN_*`` or the metadata DB, the DAGs folder of ``[core] dags_folder``) and change
+nothing the user did not ask for: ``gaps`` reads the ledger without repairing.
+
+Owns: argument parsing, printing. May import everything of ours; nothing imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+
+# The subcommand modules, in the order ``--help`` lists them. Helper "view" adds "status"
+# (apisync/cli/status.py, the same register(subparsers) interface) first in this tuple at merge.
+COMMAND_MODULES = ("gaps", "replay", "test_alert")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m apisync",
+        description="Look at and steer apisync's syncs from the command line.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command; its exit code (2: bad usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exit_.code or 0)
+    code: int = args.func(args)
+    sys.stdout.flush()
+    return code
