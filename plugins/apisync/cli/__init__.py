@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -39,11 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the command; its exit code (2: bad usage)."""
+    # Airflow's INFO lines (DagBag filling, settings) are not the command's output; read when
+    # Airflow configures its logging, so before anything imports it. A level the user set wins.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on bad usage, 0 on --help
         return int(exit_.code or 0)
-    code: int = args.func(args)
-    sys.stdout.flush()
+    try:
+        code: int = args.func(args)
+    except Exception as error:  # a connection or service the command needs: one line, no traceback
+        from apisync.alerts.message import error_first_line
+        from apisync.cli.output import print_error
+
+        print_error(f"{args.command}: {error_first_line(error)}")
+        return 1
+    finally:
+        sys.stdout.flush()
     return code

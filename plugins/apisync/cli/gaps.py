@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apisync.cli.output import print_error, print_table
-from apisync.cli.targets import UnknownStreamError, pick_target, sync_targets_of_dags_folder
+from apisync.cli.targets import UnknownStreamError, connect_api, pick_target, sync_targets_of_dags_folder
 from apisync.coverage import DEFAULT_API_CONN_ID
 from apisync.coverage.ledger import MISSING_STATES, WindowState
 from apisync.errors import ApisyncError
@@ -42,7 +42,6 @@ def _stamp(moment: datetime) -> str:
 
 def run_gaps(args: argparse.Namespace) -> int:
     from apisync.coverage.check import assess_stream
-    from apisync.coverage.repair import AirflowApi
     from apisync.load import warehouse_from_connection
 
     targets = sync_targets_of_dags_folder()
@@ -54,7 +53,7 @@ def run_gaps(args: argparse.Namespace) -> int:
         return 2
     now = datetime.now(UTC)
     try:
-        api = AirflowApi.from_connection(args.api_conn_id)
+        api = connect_api(args.api_conn_id)
         warehouses: dict[str, Any] = {}
         coverages = []
         for target in targets:

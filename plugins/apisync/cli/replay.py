@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apisync.cli.output import print_error, print_table
-from apisync.cli.targets import UnknownStreamError, pick_target, sync_targets_of_dags_folder
+from apisync.cli.targets import UnknownStreamError, connect_api, pick_target, sync_targets_of_dags_folder
 from apisync.coverage import DEFAULT_API_CONN_ID
 from apisync.coverage.check import StreamTarget
 from apisync.coverage.ledger import Window, as_utc, expected_windows, format_range
@@ -60,7 +60,8 @@ def parse_window(text: str, target: StreamTarget) -> Window:
             raise WindowArgumentError(f"window {text!r}: END must be after START")
         return window
     start = _moment(text)
-    found = expected_windows(target.timetable, start=start, end=start, until=start + timedelta(days=3660))
+    # The schedule's first interval from START (a month ahead is enough for any sync schedule).
+    found = expected_windows(target.timetable, start=start, end=None, until=start + timedelta(days=62))
     if not found or found[0][0] != start:
         nearest = f" (the next one starts {found[0][0].isoformat()})" if found else ""
         raise WindowArgumentError(
@@ -71,7 +72,6 @@ def parse_window(text: str, target: StreamTarget) -> Window:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from apisync.coverage.repair import AirflowApi
     from apisync.coverage.replay import replay_window, wait_for_run
 
     try:
@@ -81,7 +81,7 @@ def run_replay(args: argparse.Namespace) -> int:
         print_error(str(error))
         return 2
     try:
-        api = AirflowApi.from_connection(args.api_conn_id)
+        api = connect_api(args.api_conn_id)
         outcome = replay_window(api, target.dag_id, *window)
     except ApisyncError as error:
         print_error(f"cannot replay {args.stream} {format_range(window)}: {error}")

@@ -1,4 +1,4 @@
-"""Which DAG syncs which stream: the sync DAGs of the DAGs folder, as the coverage check sees them.
+"""What the commands act on: which DAG syncs which stream, and Airflow's REST API.
 
 The commands take a stream name (``orders``) and find its DAG here, with
 :func:`apisync.pipeline.coverage.sync_targets` (the same discovery ``sync_coverage`` uses), so the
@@ -7,13 +7,16 @@ CLI, the coverage alert and the Syncs view agree on what a stream's schedule is.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from apisync.coverage.check import StreamTarget
-from apisync.errors import did_you_mean
+from apisync.errors import CoverageError, did_you_mean
 
-__all__ = ["UnknownStreamError", "pick_target", "sync_targets_of_dags_folder"]
+if TYPE_CHECKING:
+    from apisync.coverage.repair import AirflowApi
+
+__all__ = ["UnknownStreamError", "connect_api", "pick_target", "sync_targets_of_dags_folder"]
 
 
 class UnknownStreamError(ValueError):
@@ -28,7 +31,6 @@ def sync_targets_of_dags_folder() -> list[StreamTarget]:
 
     from apisync.pipeline.coverage import sync_targets
 
-    logging.getLogger("airflow").setLevel(logging.WARNING)  # DagBag's "Filling up the DagBag" lines
     bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     if bag.import_errors:
         from apisync.cli.output import print_error
@@ -58,3 +60,20 @@ def pick_target(targets: Sequence[StreamTarget], stream: str, dag_id: str | None
         dags = ", ".join(t.dag_id for t in matching)
         raise UnknownStreamError(f"stream {stream!r} is synced by several DAGs ({dags}): pick one with --dag")
     return matching[0]
+
+
+def connect_api(conn_id: str) -> AirflowApi:
+    """The REST API client of connection ``conn_id``; a missing connection says what it must hold."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from apisync.coverage.repair import AirflowApi
+
+    try:
+        return AirflowApi.from_connection(conn_id)
+    except AirflowNotFoundException:
+        raise CoverageError(
+            f"connection {conn_id!r} is not defined: the command calls Airflow's REST API through it "
+            "(type http, host = the API's base URL such as http://127.0.0.1:8080, login/password of an "
+            f"Airflow user; env var AIRFLOW_CONN_{conn_id.upper()} or the UI). `make cli` sets it for "
+            "`make run`"
+        ) from None

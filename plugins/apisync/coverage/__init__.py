@@ -3,8 +3,9 @@
 Owns the interval ledger (:mod:`.ledger`: expected windows from the DAG's timetable, synced and
 failed windows from ``sync_runs``), the coverage alert (:mod:`.check`), the repair backfill
 through Airflow's REST API (:mod:`.repair`) and the replay of one window from its staged raw files
-(:mod:`.replay`, a clear of its run from normalize onward). Knows nothing of DAG files: the pipeline finds the sync
-DAGs and their streams and hands them in as :class:`~apisync.coverage.check.StreamTarget`. May
+(:mod:`.replay`, a clear of its run from normalize onward). Knows nothing of DAG files: the
+pipeline finds the sync DAGs and their streams and hands them in as
+:class:`~apisync.coverage.check.StreamTarget`. May
 import: load (the ``sync_runs`` table definition only), alerts, spec, staging (the raw pages'
 manifest name only), errors, redaction.
 """
