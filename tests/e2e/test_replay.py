@@ -5,13 +5,17 @@ again, the sandbox sees no new request, the warehouse keeps its rows (no duplica
 gets a new ``sync_runs`` row. A run with a data interval (a backfill of orders, ``START`` form)
 and a run with a conf window of the sliced customers stream (four mapped slices, ``START/END``)
 are replayed; a window without a run, a run still queued and a run whose raw files were deleted
-are refused, each saying why. ``gaps`` lists the ledger around the synced window.
+are refused, each saying why. ``gaps`` lists the ledger around the synced window. On a stack of
+its own, the use case whole: a too-strict suite quarantines a window, the suite is fixed, the
+replay loads the window.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ import requests
 
 from tests.alerts.conftest import SLACK_TOKEN, slack_receiver
 from tests.cli.conftest import CliResult, run_cli
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import REPO_ROOT, running_airflow, throwaway_database, wait_until
 
 __all__ = ["slack_receiver"]
 
@@ -195,3 +199,77 @@ def test_test_alert_reads_a_connection_added_in_airflow(airflow_stack, slack_rec
     assert result.code == 0, result.output
     assert "delivered" in result.stdout and SLACK_TOKEN not in result.output
     assert len(slack_receiver.posts) == 1
+
+
+@pytest.fixture(scope="module")
+def stack_with_own_include(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Any]:
+    """A stack of its own (orders only) whose specs and suites are a copy the test may edit."""
+    include = tmp_path_factory.mktemp("include") / "include"
+    shutil.copytree(REPO_ROOT / "include", include)
+    home = tmp_path_factory.mktemp("airflow-home-replay")
+    with pytest.MonkeyPatch.context() as patch, throwaway_database(postgres_url) as metadata_url:
+        patch.setenv("APISYNC_INCLUDE_DIR", str(include))
+        dag_files = [REPO_ROOT / "dags" / "orders_to_warehouse.py"]
+        with running_airflow(home, metadata_url, dag_files=dag_files, scheduled_runs=False) as stack:
+            stack.include = include  # type: ignore[attr-defined]
+            yield stack
+
+
+@pytest.mark.timeout(2400)
+def test_a_window_quarantined_by_a_bad_suite_loads_after_the_fix_and_a_replay(stack_with_own_include) -> None:
+    """The use case: a too-strict suite quarantines most of a window (the run fails on its
+    threshold, nothing is loaded); the suite is fixed; the replay loads the window, from the raw
+    pages the failed run staged, equal to the sandbox's ground truth."""
+    stack = stack_with_own_include
+    dag_id = "orders_to_warehouse"
+    suite = stack.include / "expectations" / "orders.json"
+    good = suite.read_text()
+    strict = json.loads(good)
+    for expectation in strict["expectations"]:
+        if expectation["kwargs"].get("column") == "currency":
+            expectation["kwargs"]["value_set"] = ["usd"]  # the mistake: one currency only
+    suite.write_text(json.dumps(strict))
+    stack.wait_for_dag(dag_id)
+    assert stack.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+    triggered = stack.api(
+        "POST",
+        f"/dags/{dag_id}/dagRuns",
+        json={"logical_date": None, "conf": {"window_start": START, "window_end": END}},
+    )
+    assert triggered.status_code == 200, triggered.text
+    run_id = triggered.json()["dag_run_id"]
+    assert _finished_run(stack, dag_id, run_id)["state"] == "failed"
+    assert _sync_runs(stack, "orders") == [
+        (run_id, "quarantine_threshold_exceeded", _sync_runs(stack, "orders")[0][2])
+    ]
+    assert (
+        _rows(stack, "SELECT count(*) FROM sqlite_master WHERE name = 'orders'") == [(0,)]
+        or not _rows(stack, "SELECT count(*) FROM orders")[0][0]
+    )
+    quarantined = _rows(stack, "SELECT count(*) FROM quarantine")[0][0]
+    assert quarantined > 0
+    failed = _cli(stack, "gaps", "orders")
+    assert "failed" in failed.stdout and "2026-01-03T10:00Z   2026-01-03T11:00Z" in failed.stdout, (
+        failed.output
+    )
+
+    suite.write_text(good)  # the fix
+    requests_before = _sandbox_requests(stack, "shop")
+    replayed = _cli(stack, "replay", "orders", START, "--wait")
+    assert replayed.code == 0, replayed.output
+    assert "was failed" in replayed.stdout and f"run {run_id} ended success" in replayed.stdout
+
+    assert _sandbox_requests(stack, "shop") == requests_before, "the replay called the source API"
+    assert [row[1] for row in _sync_runs(stack, "orders")] == ["quarantine_threshold_exceeded", "success"]
+    truth = requests.get(
+        f"{stack.sandbox_urls['shop']}/_sandbox/truth/orders",
+        params={"updated_gte": START, "updated_lt": END},
+        timeout=30,
+    ).json()["records"]
+    loaded = _rows(stack, "SELECT id, amount, status FROM orders ORDER BY id")
+    assert loaded == sorted((r["id"], r["amount"], r["status"]) for r in truth)
+    # The window's quarantine rows are the fixed suite's now (the load replaces the window's rows).
+    assert _rows(stack, "SELECT count(*) FROM quarantine")[0][0] < quarantined
+    after = _cli(stack, "gaps", "orders")
+    summary = next(line for line in after.stdout.splitlines() if line.strip().startswith("orders "))
+    assert summary.split()[3:5] == ["1", "0"], summary  # 1 synced, 0 failed

@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Airflow's INFO lines (DagBag filling, settings) are not the command's output; read when
     # Airflow configures its logging, so before anything imports it. A level the user set wins.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    # Connections from the metadata DB too (the UI's Connections page), not only AIRFLOW_CONN_*:
+    # the task SDK reads the DB only in a process that says it is a server, as Airflow's own
+    # `airflow connections get` does.
+    os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
