@@ -18,8 +18,15 @@ logged-in user when the view calls it, so a replay needs the same permission as 
    name a directory whose ``raw/_extract.json`` (the manifest an extraction writes last) still
    exists; otherwise :class:`RawFilesMissingError`, which says a fresh run or backfill is needed;
 3. ``POST /dags/{dag_id}/clearTaskInstances`` with the run's ``…normalize`` tasks (every stream
-   group of the DAG, all map indexes), ``include_downstream`` (validate, load), ``only_failed``
-   off (a successful window can be replayed too) and ``reset_dag_runs`` (the run is queued again).
+   group of the DAG, all map indexes), ``include_downstream`` (validate, load) and ``only_failed``
+   off (a successful window can be replayed too), then ``PATCH`` the run to ``queued`` so the
+   scheduler runs the cleared tasks.
+
+Why not the clear's own ``reset_dag_runs``: in Airflow 3.3.2 it recalculates the run's
+``DAGRUN_QUEUED_AT`` deadlines and fails with HTTP 500 (``TypeError: unsupported type for
+timedelta seconds component: dict``, apache/airflow#70368) whenever such a deadline is not yet
+missed: every sync DAG has one (``sync_deadline``), so a run that failed minutes ago could not be
+cleared. Queuing the run by ``PATCH`` leaves its deadline where it was (queued at + the interval).
 """
 
 from __future__ import annotations
@@ -226,6 +233,13 @@ def _staged_raw_dirs(
     return raw_dirs
 
 
+def _pipeline_order(task_id: str) -> tuple[str, int, str]:
+    """Group, then the data path's order (normalize, validate, load), then anything after."""
+    group, _, step = task_id.rpartition(".")
+    steps = (NORMALIZE_TASK, "validate", "load")
+    return (group, steps.index(step) if step in steps else len(steps), step)
+
+
 def replay_window(api: AirflowApi, dag_id: str, start: datetime, end: datetime) -> ReplayOutcome:
     """Re-run the window ``[start, end)`` of ``dag_id`` from its staged raw files (module docstring).
 
@@ -250,15 +264,17 @@ def replay_window(api: AirflowApi, dag_id: str, start: datetime, end: datetime) 
         "include_downstream": True,
         "include_upstream": False,
         "only_failed": False,
-        "reset_dag_runs": True,
+        "reset_dag_runs": False,  # see the module docstring: the PATCH below queues the run
         "note": REPLAY_NOTE,
     }
     cleared = api.call("POST", f"/dags/{quote(dag_id, safe='')}/clearTaskInstances", json=body) or {}
+    run_path = f"/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run.run_id, safe='')}"
+    api.call("PATCH", run_path, json={"state": "queued"})
     instances = cleared.get("task_instances") or []
     return ReplayOutcome(
         dag_id=dag_id,
         run_id=run.run_id,
-        task_ids=tuple(sorted({str(ti["task_id"]) for ti in instances})),
+        task_ids=tuple(sorted({str(ti["task_id"]) for ti in instances}, key=_pipeline_order)),
         window=run.window,
         raw_dirs=tuple(raw_dirs),
         previous_state=run.state,
