@@ -8,7 +8,7 @@ REQUIREMENTS := requirements.txt requirements-cluster.txt
 PROVIDER := provider/pyproject.toml provider/apisync_provider/__init__.py
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) constraints.txt $(PROVIDER) | cksum | cut -d' ' -f1)
 
-.PHONY: help install run cluster test lint format demo bench clean
+.PHONY: help install run cluster test lint format demo bench cli clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test: install  ## ruff, mypy, then the whole pytest suite
 
 demo: install  ## run every sync DAG once for a fixed interval against the sandbox; print what was synced
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/demo.py
+
+cli: install  ## the command line next to `make run`: make cli ARGS="gaps", ARGS="replay orders 2026-01-03T10:00Z"
+	@$(PY) scripts/cli.py $(ARGS)
 
 bench: install  ## run every benchmark; each prints `BENCH <name> key=value ...`
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done

@@ -18,7 +18,9 @@ Read as arrows (the layers low to high):
 - ``coverage`` (the interval ledger, its alert and repair) reads ``load``'s ``sync_runs`` table
   and sends on ``alerts``' channels; the ``pipeline`` hands it the sync DAGs' streams;
 - ``pipeline`` composes everything; a DAG file imports only ``apisync.pipeline`` and
-  ``apisync.defaults`` themselves (``ENTRY_POINTS_ONLY``), never their inner modules.
+  ``apisync.defaults`` themselves (``ENTRY_POINTS_ONLY``), never their inner modules;
+- ``cli`` (the command line) may import everything and nothing imports it (``NOBODY_IMPORTS``)
+  but ``apisync.__main__``, which runs it.
 
 Modules are parsed with ``ast``, never imported, and every kind of reference counts: top-level and
 function-local imports, imports under ``if TYPE_CHECKING:``, relative imports,
@@ -57,12 +59,19 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.alerts": _BASE,
     "apisync.defaults": _BASE | {"apisync.alerts"},
     # the ledger reads sync_runs through load's table definition and alerts on alerts' channels
-    "apisync.coverage": _BASE | {"apisync.load.audit", "apisync.alerts", "apisync.spec"},
+    # ... and a replay checks a run's raw pages are still there by the extraction's manifest
+    "apisync.coverage": _BASE
+    | {"apisync.load.audit", "apisync.alerts", "apisync.spec", "apisync.staging.raw_pages"},
     "apisync.pipeline": frozenset({"apisync"}),  # everything of ours
+    "apisync.cli": frozenset({"apisync"}),  # everything of ours; nothing imports it (NOBODY_IMPORTS)
+    "apisync.__main__": frozenset({"apisync.cli"}),  # ``python -m apisync``
     "dags": frozenset({"apisync.pipeline", "apisync.defaults"}),
 }
 # Importers that may use the listed modules themselves but not the modules inside them.
 ENTRY_POINTS_ONLY = frozenset({"dags"})
+# Units at the top: whatever ``ALLOWED`` says, no other unit may import them (``apisync.cli`` is
+# the command line; ``apisync.__main__`` runs it).
+NOBODY_IMPORTS = frozenset({"apisync.cli", "apisync.__main__"})
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,12 @@ def violations(modules: Iterable[SourceModule]) -> list[str]:
         for ref in dict.fromkeys(references(module, known)):  # once per line and target
             if unit_of(ref.target) == unit and unit not in ENTRY_POINTS_ONLY:
                 continue
+            top = unit_of(ref.target)
+            if top in NOBODY_IMPORTS and not (unit == "apisync.__main__" and top == "apisync.cli"):
+                found.append(
+                    f"{module.path}:{ref.line}: {module.name} imports {ref.target}; nothing imports {top}"
+                )
+                continue
             if any(_covers(entry, ref.target, exact=exact) for entry in allowed):
                 continue
             may = ", ".join(sorted(allowed)) or "nothing of ours"
@@ -240,3 +255,16 @@ def test_dags_use_the_entry_points_only() -> None:
     ]
     found = violations(modules)
     assert [line.split(": ", 1)[0] for line in found] == ["dags/example.py:3", "dags/example.py:5"], found
+
+
+def test_nothing_imports_the_command_line() -> None:
+    """``pipeline`` may import everything of ours, the command line excepted; ``__main__`` may."""
+    modules = [
+        SourceModule("apisync.pipeline.tasks", "pipeline/tasks.py", "from apisync.cli import main"),
+        SourceModule("apisync.cli", "cli/__init__.py", "from apisync.pipeline import tasks", is_package=True),
+        SourceModule("apisync.__main__", "__main__.py", "from apisync.cli import main"),
+        SourceModule("apisync.pipeline", "pipeline/__init__.py", "", is_package=True),
+    ]
+    found = violations(modules)
+    assert [line.split(": ", 1)[0] for line in found] == ["pipeline/tasks.py:1"], found
+    assert "nothing imports apisync.cli" in found[0]

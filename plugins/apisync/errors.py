@@ -40,7 +40,11 @@ stream); nothing is ever flagged onto an exception object: a different case is a
     ├── CrmError                        a CRM push failed
     │   └── CrmPushError                a CRM reply does not match what was sent, or a push is running
     └── CoverageError                   the interval ledger could not be read or repaired
-        └── AirflowApiError             Airflow's REST API refused or failed a call (method, URL, status)
+        ├── AirflowApiError             Airflow's REST API refused or failed a call (method, URL, status)
+        └── ReplayError                 a window cannot be replayed from its staged raw files
+            ├── NoRunForWindowError     no DAG run has that window (data interval or params)
+            ├── RunStillActiveError     the window's run is queued or running: wait for it
+            └── RawFilesMissingError    the run's raw pages are gone: a fresh run/backfill is needed
 
 ``RateLimitWait`` subclasses ``ApiError`` only so that code catching ``ApiError`` around a plain
 ``hook.request`` sees it too; :class:`~apisync.http.operator.PagedExtractOperator` turns it into a
@@ -72,12 +76,16 @@ __all__ = [
     "GraphQLError",
     "LoadError",
     "MalformedResponseError",
+    "NoRunForWindowError",
     "NormalizeError",
     "PaginationError",
     "QualityError",
     "QuarantineThresholdError",
     "RateLimitWait",
+    "RawFilesMissingError",
+    "ReplayError",
     "RetriesExhaustedError",
+    "RunStillActiveError",
     "SchemaEvolutionError",
     "SourceUnreachableError",
     "SpecError",
@@ -333,3 +341,19 @@ class AirflowApiError(CoverageError):
         self.method = method
         self.url = url
         self.status = status
+
+
+class ReplayError(CoverageError):
+    """A window cannot be replayed from its staged raw files; the message says why and what to do."""
+
+
+class NoRunForWindowError(ReplayError):
+    """No DAG run of the DAG has the window as its data interval or its params window."""
+
+
+class RunStillActiveError(ReplayError):
+    """The window's newest run is queued or running: a replay would race it."""
+
+
+class RawFilesMissingError(ReplayError):
+    """The run's extraction left no complete raw pages (failed, or the files were deleted)."""

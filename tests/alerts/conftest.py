@@ -114,8 +114,10 @@ def smtp_server() -> Iterator[SmtpServer]:
         if isinstance(auth_data, LoginPassword):
             server.logins.append((auth_data.login.decode(), auth_data.password.decode()))
             ok = auth_data.login.decode() == SMTP_USER and auth_data.password.decode() == SMTP_PASSWORD
-            return AuthResult(success=ok)
-        return AuthResult(success=False)
+            # handled=False: aiosmtpd answers a refused login with 535 (handled=True sends nothing
+            # and the client waits for its timeout)
+            return AuthResult(success=ok, handled=False)
+        return AuthResult(success=False, handled=False)
 
     controller = Controller(
         _Recorder(server),

@@ -65,26 +65,48 @@ class Channel(ABC):
 
     def connect(self) -> Connection | None:
         """The channel's connection with its password registered for redaction, or ``None``."""
+        return self.load()[0]
+
+    def load(self) -> tuple[Connection | None, str]:
+        """:meth:`connect`, with why not (redacted) when there is no usable connection."""
         from airflow.sdk import BaseHook
 
         try:
             conn = BaseHook.get_connection(self.conn_id)
         except Exception as error:
             self._warn_unusable(error)
-            return None
+            return None, self._unusable_reason(error)
         register_secret(conn.password)
-        return conn
+        return conn, ""
 
     def send(self, alert: Alert, conn: Connection, context: Mapping[str, Any]) -> bool:
         """Send through the provider's ``notify``; whether it was delivered. Never raises."""
+        return not self.deliver(alert, conn, context)
+
+    def deliver(self, alert: Alert, conn: Connection, context: Mapping[str, Any]) -> str:
+        """:meth:`send`, returning ``""`` when delivered, else why not (redacted). Never raises."""
         try:
             notifier = self.notifier(alert, conn)
             if notifier is None:
-                return False
+                return self.unsendable_reason(conn)
             notifier.notify(cast("Context", context))
         except Exception as error:
-            return self._failed(error)
-        return self._sent()
+            self._failed(error)
+            return redact(error_first_line(error))
+        self._sent()
+        return ""
+
+    def unsendable_reason(self, conn: Connection) -> str:
+        """Why :meth:`notifier` gave no notifier for ``conn``."""
+        return f"{self.name} connection {self.conn_id!r} cannot carry an alert"
+
+    def _unusable_reason(self, error: BaseException) -> str:
+        if _is_missing_connection(error):
+            return (
+                f"connection {self.conn_id!r} is not defined (add it, or env var "
+                f"AIRFLOW_CONN_{self.conn_id.upper()})"
+            )
+        return f"connection {self.conn_id!r} could not be loaded: {redact(error_first_line(error))}"
 
     def _warn_unusable(self, error: BaseException) -> None:
         """A missing or broken alert connection costs this channel only, and says so at run time."""
@@ -167,6 +189,12 @@ class EmailChannel(Channel):
             subject=alert.title,
             html_content=alert.as_html(),
             smtp_conn_id=self.conn_id,
+        )
+
+    def unsendable_reason(self, conn: Connection) -> str:
+        return (
+            f"no email recipients (set Variable {ALERT_EMAILS_VARIABLE!r} or extra 'to' on "
+            f"connection {self.conn_id!r})"
         )
 
     def recipients(self, conn: Connection) -> list[str]:
