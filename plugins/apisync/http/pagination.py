@@ -412,6 +412,7 @@ class Paginator:
         self.arrived = 0  # records on the last page as the server sent them
         self.repeated = 0  # of those, dropped by the repeat guard
         self.end_marked = True  # the last update_state found an explicit end (or the dialect needs none)
+        self.total: int | None = None  # records in the whole read, when the last page said (progress/ETA)
         self._previous = _PreviousPage()
         self._requested: dict[bytes, int] = {}  # fingerprint of each request of this read -> page
 
@@ -743,6 +744,7 @@ class OffsetPaginator(Paginator):
         step = min(received, int(limit)) if limit else received
         offset = int(request.params.get(self.offset_param, 0)) + step
         total = dig(data, self.total_path) if self.total_path else None
+        self.total = _count_or_none(total)
         if received == 0:
             more = False
         elif isinstance(total, int):
@@ -783,6 +785,7 @@ class PageNumberPaginator(Paginator):
         page = int(request.params[self.page_param])
         size = request.params.get(self.size_param)
         total = dig(data, self.total_path) if self.total_path else None
+        self.total = _count_or_none(total)
         if received == 0:
             more = False
         elif isinstance(total, int) and size:
@@ -896,6 +899,7 @@ class GraphQLRelayPaginator(Paginator):
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
         info = dig(data, f"{self.connection_path}.pageInfo") or {}
+        self.total = _count_or_none(dig(data, f"{self.connection_path}.totalCount"))  # when the query asks
         self.end_marked = isinstance(info, dict) and info.get("hasNextPage") is not None
         cursor = info.get("endCursor")
         if info.get("hasNextPage") and cursor:
@@ -904,6 +908,11 @@ class GraphQLRelayPaginator(Paginator):
             self.has_next, self.next = True, PageRequest(params=dict(request.params), json=body)
         else:
             self.has_next, self.next = False, None
+
+
+def _count_or_none(value: Any) -> int | None:
+    """A total the body gave, when it is a count (not a bool, not negative)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 PAGINATORS: dict[str, type[Paginator]] = {
