@@ -127,7 +127,10 @@ def test_progress_lines_take_the_total_of_page_number_and_graphql_dialects(
     list(
         hook.paginate("/api/v2/orders", pagination={"type": "page_number", "page_size": 10}, label="tickets")
     )
-    query = "query($first: Int, $after: String) { orders(first: $first, after: $after) { totalCount edges { node { id } } pageInfo { hasNextPage endCursor } } }"
+    query = (
+        "query($first: Int, $after: String) { orders(first: $first, after: $after) "
+        "{ totalCount edges { node { id } } pageInfo { hasNextPage endCursor } } }"
+    )
     list(
         hook.paginate(
             "/graphql",

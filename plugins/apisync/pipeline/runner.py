@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from apisync.load import LoadResult, RunRecord, record_run
 from apisync.pipeline import steps
+from apisync.pipeline.api_cost import api_cost
 from apisync.quality import ValidationResult
 from apisync.quality.expectations import SuiteRunner
 from apisync.spec import StreamSpec
@@ -61,16 +62,13 @@ def run_window(
     counts: dict[str, Any] = {}
 
     def audit(status: str, **more: Any) -> RunRecord:
-        stats = api_stats or {}
         return steps.run_record(
             spec,
             window,
             run_id,
             status,
             **{**counts, **more},  # the load's counts are the last word
-            api_calls=stats.get("requests"),
-            api_429s=stats.get("r429"),
-            throttled_seconds=stats.get("throttled_s"),
+            **(api_cost(api_stats) if api_stats else {}),
             duration_seconds=round(time.perf_counter() - started, 3),
         )
 
