@@ -26,6 +26,7 @@ CREATE TABLE sync_runs (
 	bytes_received BIGINT, 
 	status_counts TEXT, 
 	api_errors BIGINT, 
+	latency_histogram TEXT, 
 	gx_seconds FLOAT, 
 	duration_seconds FLOAT, 
 	error TEXT, 

@@ -20,6 +20,7 @@ ADDED = {
     "bytes_received",
     "status_counts",
     "api_errors",
+    "latency_histogram",
 }
 MOMENT = datetime(2026, 1, 7, 3, tzinfo=UTC)
 

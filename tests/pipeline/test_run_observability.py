@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from apisync.http.latency import latency_percentile
+
 pytestmark = pytest.mark.slow
 
 DAG_ID = "test_apisync_observed_customers"
@@ -202,6 +204,9 @@ def test_a_run_logs_progress_validate_and_load_lines_records_request_metrics_and
     assert row["api_calls"] == pages and row["api_errors"] == 0 and row["backoff_seconds"] == 0
     assert row["bytes_received"] > 0
     assert 0 < row["latency_p50_ms"] <= row["latency_p95_ms"]
+    histogram = json.loads(row["latency_histogram"])
+    assert sum(histogram.values()) == pages
+    assert latency_percentile(histogram, 0.5) == row["latency_p50_ms"]
 
     # StatsD: what Airflow's Stats client sent, tagged names and the names with dag and stream in them.
     counters, timings = statsd.counters(), statsd.timings()

@@ -72,9 +72,10 @@ class PagedExtractOperator(BaseOperator):
     def get_hook(self) -> ApiHook:
         return ApiHook(http_conn_id=self.conn_id)
 
-    def hook_done(self, context: Context, stats: dict[str, Any]) -> None:
-        """Called once per hook with its own stats when it stops: the extraction finished, failed or
-        deferred (each part between deferrals once). Subclasses emit metrics here."""
+    def hook_done(self, context: Context, stats: dict[str, Any], total: dict[str, Any]) -> None:
+        """Called once per hook when it stops: the extraction finished, failed or deferred. ``stats``
+        are this hook's own (each part between deferrals once: emit metrics of these), ``total``
+        the extraction's so far (:func:`add_stats` of every part)."""
 
     @property
     def progress_label(self) -> str:
@@ -140,7 +141,7 @@ class PagedExtractOperator(BaseOperator):
                 kwargs=resume,
             )
         finally:
-            self.hook_done(context, hook.stats())
+            self.hook_done(context, hook.stats(), add_stats(stats, hook.stats()))
         self.api_stats = add_stats(stats, hook.stats())
         self.api_stats["deferrals"] = deferrals
         self.log.info("extraction done: %s", self.api_stats)

@@ -13,7 +13,11 @@ from typing import Any
 
 from apisync.http.latency import latency_percentile
 
-__all__ = ["API_COST_COLUMNS", "api_cost"]
+__all__ = ["API_COST_COLUMNS", "EXTRACT_API_COST", "api_cost"]
+
+# XCom key under which the extract leaves its attempt's API cost as it stops, even when it fails
+# (it has no return value then): the failed run's sync_runs row reads it.
+EXTRACT_API_COST = "api_cost"
 
 API_COST_COLUMNS = (
     "api_calls",
@@ -25,6 +29,7 @@ API_COST_COLUMNS = (
     "bytes_received",
     "status_counts",
     "api_errors",
+    "latency_histogram",
 )
 
 
@@ -43,4 +48,5 @@ def api_cost(stats: Mapping[str, Any]) -> dict[str, Any]:
         "bytes_received": int(stats.get("bytes", 0)),
         "status_counts": json.dumps(dict(sorted(statuses.items()))),
         "api_errors": int(stats.get("api_errors", 0)),
+        "latency_histogram": json.dumps(dict(sorted(latency.items(), key=lambda item: int(item[0])))),
     }

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apisync.http.operator import PagedExtractOperator
-from apisync.pipeline.api_cost import api_cost
+from apisync.pipeline.api_cost import EXTRACT_API_COST, api_cost
 from apisync.pipeline.staging import (
     label_slice,
     newest_extraction,
@@ -110,10 +110,14 @@ class ExtractStreamOperator(PagedExtractOperator):
     def progress_label(self) -> str:
         return self.stream if self.partitions == 1 else f"{self.stream} slice {self.partition}"
 
-    def hook_done(self, context: Context, stats: dict[str, Any]) -> None:
+    def hook_done(self, context: Context, stats: dict[str, Any], total: dict[str, Any]) -> None:
+        """Emit this hook's metrics; leave the attempt's API cost so far for a failed run's row."""
         from apisync.pipeline.metrics import StreamMetrics
 
         StreamMetrics(context["dag"].dag_id, self.stream).api(stats)
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(EXTRACT_API_COST, api_cost(total))
 
     def handle_page(self, context: Context, page: Page) -> None:
         write_page(self._raw_dir, page.number, page.records, page.url)

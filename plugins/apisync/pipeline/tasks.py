@@ -23,7 +23,7 @@ from typing import Any
 from airflow.sdk import Asset, TaskGroup, get_current_context, task, task_group
 
 from apisync.errors import QuarantineThresholdError, WindowError
-from apisync.pipeline.api_cost import API_COST_COLUMNS
+from apisync.pipeline.api_cost import API_COST_COLUMNS, EXTRACT_API_COST
 from apisync.pipeline.extract import ExtractStreamOperator
 from apisync.pipeline.retry_policy import DeterministicFailurePolicy
 from apisync.pipeline.staging import (
@@ -118,6 +118,8 @@ class AuditOnFailure:
         map_index = getattr(ti, "map_index", -1)
         pull = {"map_indexes": map_index} if map_index is not None and map_index >= 0 else {}
         extracted = ti.xcom_pull(task_ids=f"{group}extract", **pull) or {}
+        # A failed extract returned nothing: its API cost comes from what it left as it stopped.
+        api = ti.xcom_pull(task_ids=f"{group}extract", key=EXTRACT_API_COST, **pull) or {}
         validated = ti.xcom_pull(task_ids=f"{group}validate", **pull) or {}
         partition = (map_index, self.partitions) if pull else (0, 1)
         try:
@@ -129,7 +131,7 @@ class AuditOnFailure:
             "records_repeated": extracted.get("repeated"),
             "records_quarantined": validated.get("quarantined"),
             "records_out_of_window": validated.get("out_of_window"),
-            **{column: extracted.get(column) for column in API_COST_COLUMNS},
+            **{column: extracted.get(column, api.get(column)) for column in API_COST_COLUMNS},
         }
         status = "failed"
         if isinstance(exception, QuarantineThresholdError):  # with the counts only validate knows
