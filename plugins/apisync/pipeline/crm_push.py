@@ -130,7 +130,7 @@ def push_mapping_task(mapping: str, crm_conn_id: str, warehouse_conn_id: str, st
             stream=stream,
         )
     finally:
-        StreamMetrics(context["dag"].dag_id, stream).api(hook.stats())
+        StreamMetrics.of(context, stream).api(hook.stats())
     return result.as_dict()
 
 

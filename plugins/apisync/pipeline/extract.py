@@ -114,10 +114,10 @@ class ExtractStreamOperator(PagedExtractOperator):
         """Emit this hook's metrics; leave the attempt's API cost so far for a failed run's row."""
         from apisync.pipeline.metrics import StreamMetrics
 
-        StreamMetrics(context["dag"].dag_id, self.stream).api(stats)
-        ti = context.get("ti")
-        if ti is not None:
-            ti.xcom_push(EXTRACT_API_COST, api_cost(total))
+        StreamMetrics.of(context, self.stream).api(stats)
+        push = getattr(context.get("ti"), "xcom_push", None)  # none outside a task run
+        if push is not None:
+            push(EXTRACT_API_COST, api_cost(total))
 
     def handle_page(self, context: Context, page: Page) -> None:
         write_page(self._raw_dir, page.number, page.records, page.url)

@@ -36,6 +36,13 @@ class StreamMetrics:
         self._suffix = f"{_name_part(dag_id)}.{_name_part(stream)}"
         self._embed: bool | None = None  # read from [metrics] on first use
 
+    @classmethod
+    def of(cls, context: Mapping[str, Any], stream: str) -> StreamMetrics:
+        """The metrics of ``stream`` in the DAG of a task's context (``unknown`` outside a DAG run)."""
+        dag = context.get("dag")
+        dag_id = getattr(dag, "dag_id", None) or getattr(context.get("ti"), "dag_id", None)
+        return cls(str(dag_id or "unknown"), stream)
+
     def count(self, metric: str, value: int) -> None:
         """Add ``value`` to the counter ``apisync.<metric>`` (nothing for 0)."""
         if value <= 0:

@@ -99,6 +99,7 @@ def run_window(
         validated = steps.validate_step(spec, paths, runner=runner)
         seconds["validate"] = time.perf_counter() - t
         seconds["gx"] = validated.gx_seconds
+        log.info("%s", steps.validation_line(spec.name, window, validated))
         counts.update(records_quarantined=validated.quarantined, gx_seconds=validated.gx_seconds)
         steps.quarantine_gate(spec, validated, engine, paths, window=window, db_schema=db_schema)
         t = time.perf_counter()
@@ -117,6 +118,7 @@ def run_window(
             audit=lambda window_load: audit("success", **window_load.counts()),  # in the load's transaction
         )
         seconds["load"] = time.perf_counter() - t
+        log.info("%s", steps.load_line(spec.name, window_load.loaded, db_schema, seconds["load"]))
     except Exception as exc:
         try:  # never let a broken audit write hide the error that failed the run
             record_run(engine, audit("failed", error=f"{type(exc).__name__}: {exc}"), db_schema)

@@ -199,7 +199,7 @@ def validate_stream(
     paths = _paths(stream, window, normalized, staging_url)
     result = validate_step(spec, paths)
     log.info("%s", validation_line(stream, window, result))
-    StreamMetrics(context["dag"].dag_id, stream).count("records_quarantined", result.quarantined)
+    StreamMetrics.of(context, stream).count("records_quarantined", result.quarantined)
     summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
     warehouse = warehouse_from_connection(warehouse_conn_id)
     try:
@@ -280,7 +280,7 @@ def load_stream(
             stream, result, spec.destination.db_schema or warehouse.db_schema, time.perf_counter() - started
         ),
     )
-    metrics = StreamMetrics(context["dag"].dag_id, stream)
+    metrics = StreamMetrics.of(context, stream)
     metrics.count("records_loaded", result.inserted + result.updated + result.unchanged)
     metrics.count("records_inserted", result.inserted)
     metrics.count("records_updated", result.updated)
