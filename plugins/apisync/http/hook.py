@@ -376,7 +376,7 @@ class ApiHook(HttpHook):
             check_response=check_response,
         )
         try:
-            response: requests.Response = self._retrying(self._send, call)
+            response: requests.Response = self._retrying(self._send_counted, call)
             return response
         except requests.RequestException as exc:
             self._stats["errors"] += 1
@@ -519,21 +519,17 @@ class ApiHook(HttpHook):
         while True:
             self._wait_for_slot(call.allow_defer)
             sent = time.perf_counter()
-            try:
-                response = self._session.request(
-                    method,
-                    call.url,
-                    params=call.params,
-                    json=call.json,
-                    data=call.data,
-                    headers=call.headers,
-                    timeout=self.settings.timeout,
-                    stream=True,
-                )
-                _read_body(response)
-            except requests.RequestException:
-                self._count_outcome("error")
-                raise
+            response = self._session.request(
+                method,
+                call.url,
+                params=call.params,
+                json=call.json,
+                data=call.data,
+                headers=call.headers,
+                timeout=self.settings.timeout,
+                stream=True,
+            )
+            _read_body(response)
             self._count_outcome(str(response.status_code), (time.perf_counter() - sent) * 1000)
             for cookie in response.cookies:  # a session cookie the server set is a credential too
                 register_secret(cookie.value)
@@ -574,6 +570,14 @@ class ApiHook(HttpHook):
                 status=status,
                 body=excerpt,
             )
+
+    def _send_counted(self, call: _Call) -> requests.Response:
+        """:meth:`_send`, counting an attempt that failed in the network under status "error"."""
+        try:
+            return self._send(call)
+        except requests.RequestException:
+            self._count_outcome("error")
+            raise
 
     def _count_outcome(self, status: str, latency_ms: float | None = None) -> None:
         """Per request: its status ("error": failed in the network), its latency (until the whole
