@@ -4,11 +4,13 @@ metrics in ``sync_runs``, and the metrics Airflow's StatsD client sends to a rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import socket
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -87,31 +89,78 @@ class StatsdListener:
         return dict(values)
 
 
-@pytest.fixture
-def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
-    """``[metrics] statsd_on = True`` pointing at a listener; the Stats backend chosen from that
-    config as every task process does at start (task_runner.main: ``stats.initialize``)."""
+@contextlib.contextmanager
+def _statsd_on(monkeypatch: pytest.MonkeyPatch, **settings: str) -> Iterator[StatsdListener]:
+    """``[metrics] statsd_on = True`` (plus ``settings``) pointing at a listener; the Stats backend
+    chosen from that config as every task process does at start (task_runner.main: ``initialize``)."""
     from airflow.sdk._shared.observability.metrics import stats
     from airflow.sdk.observability.metrics import stats_utils
 
     listener = StatsdListener()
-    for key, value in {
+    config = {
         "STATSD_ON": "True",
         "STATSD_HOST": "127.0.0.1",
         "STATSD_PORT": str(listener.port),
         "STATSD_PREFIX": "airflow",
-    }.items():
-        monkeypatch.setenv(f"AIRFLOW__METRICS__{key}", value)
-    stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=True)
-    try:
-        yield listener
-    finally:
-        client = getattr(stats._get_backend(), "statsd", None)  # the StatsClient and its socket
-        if client is not None:
-            client.close()
-        monkeypatch.undo()
+        **settings,
+    }
+    with monkeypatch.context() as patch:
+        for key, value in config.items():
+            patch.setenv(f"AIRFLOW__METRICS__{key}", value)
         stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=True)
-        listener.close()
+        try:
+            yield listener
+        finally:
+            client = getattr(stats._get_backend(), "statsd", None)  # the StatsClient and its socket
+            if client is not None:
+                client.close()
+    stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=True)
+    listener.close()
+
+
+@pytest.fixture
+def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdListener]:
+    with _statsd_on(monkeypatch) as listener:
+        yield listener
+
+
+def _wait_for_lines(listener: StatsdListener, count: int) -> list[str]:
+    """The listener's lines once ``count`` arrived (UDP on loopback: at once, but in another thread)."""
+    deadline = time.monotonic() + 30
+    while len(listener.lines) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sorted(listener.lines)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (  # plain StatsD drops tags: the dag and stream travel in a second name
+            {},
+            [
+                "airflow.apisync.http_status.200.my__dag.orders:2|c",
+                "airflow.apisync.http_status.200:2|c",
+                "airflow.apisync.requests.my__dag.orders:2|c",
+                "airflow.apisync.requests:2|c",
+            ],
+        ),
+        (  # InfluxDB-style StatsD keeps tags: one name each
+            {"STATSD_INFLUXDB_ENABLED": "True"},
+            [
+                "airflow.apisync.http_status.200,dag_id=my.dag,stream=orders:2|c",
+                "airflow.apisync.requests,dag_id=my.dag,stream=orders:2|c",
+            ],
+        ),
+    ],
+)
+def test_metric_names_carry_dag_and_stream_where_tags_are_dropped(
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str], expected: list[str]
+) -> None:
+    from apisync.pipeline.metrics import StreamMetrics
+
+    with _statsd_on(monkeypatch, **settings) as listener:
+        StreamMetrics("my.dag", "orders").api({"requests": 2, "status_counts": {"200": 2}})
+        assert _wait_for_lines(listener, len(expected)) == expected
 
 
 def _dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
