@@ -172,3 +172,24 @@ def test_progress_lines_take_x_total_count_and_without_a_total_say_pages_and_rat
     without = [line for line in lines if line["label"] == "without"]
     assert [line["records"] for line in without] == ["10", "20", "25"]
     assert all(line["total"] is None and line["eta"] is None for line in without)
+
+
+def test_progress_lines_count_pages_against_github_s_last_link(
+    sandbox, api_conn, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sb = sandbox(records=45)
+    hook = ApiHook(api_conn(sb, progress_every_pages=1))
+    caplog.set_level(logging.INFO)
+    list(hook.paginate("/repos/acme/widgets/issues", pagination={"type": "link_header", "page_size": 10}))
+    text = _log_text(caplog, capsys)
+    lines = re.findall(
+        r"issues: page (\d+) of (\d+) \((\d+)%\), ([\d,]+) records, [\d.]+ pages/s, ETA \d+ s", text
+    )
+    assert [(page, of, percent) for page, of, percent, _ in lines] == [
+        ("1", "5", "20"),
+        ("2", "5", "40"),
+        ("3", "5", "60"),
+        ("4", "5", "80"),
+        ("5", "5", "100"),  # the last page has no rel="last": the count seen before holds
+    ]
+    assert lines[-1][3] == "45"

@@ -137,6 +137,7 @@ class Page:
     resume: Callable[[], dict[str, Any]] = field(repr=False)
     repeated: int = 0  # records the server sent again, byte-identical, from the page before: dropped
     total: int | None = None  # records of the whole read, when the API said (X-Total-Count, a total field)
+    total_pages: int | None = None  # pages of the whole read, when the API said (GitHub's rel="last")
 
     @functools.cached_property
     def state(self) -> dict[str, Any]:
@@ -669,7 +670,7 @@ class ApiHook(HttpHook):
                 self._stats["records"] += len(page.records)
                 self._stats["repeated"] += page.repeated
                 yield page
-                progress.tick(number, page.total)
+                progress.tick(number, page.total, page.total_pages)
                 if not paginator.has_next:
                     break
                 assert paginator.next is not None
@@ -714,6 +715,7 @@ class ApiHook(HttpHook):
             resume=self._state_later(paginator, paginator.next, number, done=not paginator.has_next),
             repeated=paginator.repeated,
             total=paginator.total if paginator.total is not None else _header_total(response),
+            total_pages=paginator.total_pages,
         )
 
     @staticmethod
@@ -860,9 +862,10 @@ def _header_total(response: requests.Response) -> int | None:
 class _Progress:
     """Logs page, records, rate (and with a total: percent and ETA) every N pages or ~30 s.
 
-    ``orders: page 12, 1,200 of 5,000 records (24%), 3.1 pages/s, ETA 41 s``; without a total
-    ``orders: page 12, 1,200 records, 3.1 pages/s, 310 records/s``. The counts are this hook's
-    (after a deferral: since the resume), the page number the read's.
+    ``orders: page 12, 1,200 of 5,000 records (24%), 3.1 pages/s, ETA 41 s``; with a page count
+    only (GitHub's ``rel="last"``) ``issues: page 12 of 50 (24%), 1,200 records, 3.1 pages/s, ETA
+    12 s``; without either ``orders: page 12, 1,200 records, 3.1 pages/s, 310 records/s``. The
+    counts and rates are this hook's (after a deferral: since the resume), the page number the read's.
     """
 
     def __init__(self, hook: ApiHook, every_pages: int, label: str, first_page: int) -> None:
@@ -872,7 +875,7 @@ class _Progress:
         self.records_at_start = hook._stats["records"] + hook._stats["repeated"]
         self.first_page = first_page
 
-    def tick(self, page: int, total: int | None) -> None:
+    def tick(self, page: int, total: int | None, total_pages: int | None = None) -> None:
         now = time.monotonic()
         stats = self.hook._stats
         pages = stats["pages"] - self.pages_at_start
@@ -882,6 +885,20 @@ class _Progress:
         elapsed = max(now - self.started, 1e-6)
         records = stats["records"] + stats["repeated"] - self.records_at_start
         rate = records / elapsed
+        if total is None and total_pages:
+            pages_left = max(total_pages - page, 0)
+            self.hook.log.info(
+                "%s: page %d of %d (%d%%), %s records, %.1f pages/s, ETA %.0f s, %d x 429",
+                self.label,
+                page,
+                total_pages,
+                min(100, page * 100 // total_pages),
+                f"{records:,}",
+                pages / elapsed,
+                pages_left / (pages / elapsed) if pages else 0.0,
+                stats["r429"],
+            )
+            return
         if total is None:
             self.hook.log.info(
                 "%s: page %d, %s records, %.1f pages/s, %.0f records/s, %d x 429",

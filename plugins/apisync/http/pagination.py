@@ -413,6 +413,7 @@ class Paginator:
         self.repeated = 0  # of those, dropped by the repeat guard
         self.end_marked = True  # the last update_state found an explicit end (or the dialect needs none)
         self.total: int | None = None  # records in the whole read, when the last page said (progress/ETA)
+        self.total_pages: int | None = None  # pages in the whole read, when the server said (rel="last")
         self._previous = _PreviousPage()
         self._requested: dict[bytes, int] = {}  # fingerprint of each request of this read -> page
 
@@ -669,6 +670,9 @@ class LinkHeaderPaginator(Paginator):
     ) -> None:
         # Any relation (prev, first, last) shows the server pages: then no "next" is the end.
         self.end_marked = bool(response.links)
+        last_page = parse_qs(urlsplit(response.links.get("last", {}).get("url", "")).query).get("page")
+        if last_page and last_page[0].isdigit():  # GitHub's rel="last": the read's page count
+            self.total_pages = int(last_page[0])
         next_url = response.links.get("next", {}).get("url")
         self.has_next = bool(next_url)
         self.next = PageRequest(url=next_url, json=request.json) if next_url else None
