@@ -18,7 +18,8 @@ bucket's middle, see :mod:`apisync.http.latency`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from apisync.http.latency import bucket_middle
@@ -26,6 +27,9 @@ from apisync.http.latency import bucket_middle
 __all__ = ["METRIC_PREFIX", "StreamMetrics"]
 
 METRIC_PREFIX = "apisync"
+
+log = logging.getLogger(f"airflow.task.{__name__}")
+_warned = False  # one warning per process about a failing metrics backend
 
 
 class StreamMetrics:
@@ -50,7 +54,7 @@ class StreamMetrics:
         from airflow.sdk.observability.stats import Stats
 
         for name in self._names(metric):
-            Stats.incr(name, count=int(value), tags=self.tags)
+            _sent(Stats.incr, name, count=int(value), tags=self.tags)
 
     def timing(self, metric: str, milliseconds: float, times: int = 1) -> None:
         """``times`` timings of ``milliseconds`` under ``apisync.<metric>``."""
@@ -58,7 +62,7 @@ class StreamMetrics:
 
         for _ in range(times):
             for name in self._names(metric):
-                Stats.timing(name, milliseconds, tags=self.tags)
+                _sent(Stats.timing, name, milliseconds, tags=self.tags)
 
     def api(self, stats: Mapping[str, Any]) -> None:
         """One hook's requests (:meth:`apisync.http.ApiHook.stats`): requests, each HTTP status,
@@ -79,6 +83,17 @@ class StreamMetrics:
         if self._embed is None:
             self._embed = _tags_dropped()
         return (name, f"{name}.{self._suffix}") if self._embed else (name,)
+
+
+def _sent(send: Callable[..., None], name: str, *args: Any, **kwargs: Any) -> None:
+    """Send one metric; a metrics backend that fails never fails the sync (a warning, once)."""
+    global _warned
+    try:
+        send(name, *args, **kwargs)
+    except Exception as exc:
+        if not _warned:
+            _warned = True
+            log.warning("could not send metric %s (%s: %s); the sync goes on", name, type(exc).__name__, exc)
 
 
 def _name_part(value: str) -> str:
