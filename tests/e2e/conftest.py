@@ -197,13 +197,19 @@ def project_and_e2e_dag_files() -> list[Path]:
 
 @contextmanager
 def running_airflow(
-    home: Path, metadata_db_url: str, *, dag_files: Iterable[Path], scheduled_runs: bool
+    home: Path,
+    metadata_db_url: str,
+    *,
+    dag_files: Iterable[Path],
+    scheduled_runs: bool,
+    connection_extras: dict[str, dict[str, object]] | None = None,
 ) -> Iterator[AirflowStack]:
     """``airflow standalone`` in ``home`` with the sandboxes, until the block ends.
 
     ``scheduled_runs=False`` turns the scheduler's own runs off (``use_job_schedule``): only the
     runs a test asks for (manual, backfill) exist. With ``True`` the scheduler creates scheduled
     and catchup runs like in production, so ``dag_files`` must be bounded in time.
+    ``connection_extras`` are merged into the named connections' extras (see ``connections_env``).
     """
     (home / "logs").mkdir()
     admin_password(home)  # the passwords file exists before the api-server reads it
@@ -213,7 +219,7 @@ def running_airflow(
             **os.environ,
             **airflow_env(home),
             **bind_env(),
-            **connections_env(urls, home, api_url=f"http://127.0.0.1:{port}"),
+            **connections_env(urls, home, api_url=f"http://127.0.0.1:{port}", extras=connection_extras),
             "AIRFLOW__CORE__DAGS_FOLDER": str(linked_dags_folder(home, dag_files)),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
             "AIRFLOW__API__PORT": str(port),

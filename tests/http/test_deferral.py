@@ -79,7 +79,8 @@ def test_long_wait_defers_and_resumes_without_repeating_or_missing(sandbox, api_
     assert time.time() >= rebuilt.resume_at
     assert event.payload["status"] == "resume" and event.payload["page"] == 2
 
-    result = make_operator().execute_complete(context={}, event=event.payload, **deferred.value.kwargs)
+    resumed = make_operator()
+    result = resumed.execute_complete(context={}, event=event.payload, **deferred.value.kwargs)
 
     lines = [json.loads(line) for line in CollectingExtract.out_path.read_text().splitlines()]
     numbers = [line["page"] for line in lines]
@@ -88,6 +89,10 @@ def test_long_wait_defers_and_resumes_without_repeating_or_missing(sandbox, api_
     assert len(ids) == len(set(ids)) == 70
     assert set(ids) == {r["id"] for r in sb.truth("orders")}
     assert result["pages"] == 7 and result["records"] == 70 and result["deferrals"] == 1
+    # The per-request metrics of both parts, merged through the deferral kwargs: every answer once.
+    merged, served = resumed.api_stats, sb.stats()["by_status"]
+    assert merged["status_counts"] == served and served.get("429", 0) >= 1
+    assert sum(merged["latency_ms"].values()) == merged["requests"] == sum(served.values())
 
 
 def test_short_waits_sleep_in_process(sandbox, api_conn, tmp_path) -> None:

@@ -22,7 +22,8 @@ def test_stats_summary_and_progress_lines(sandbox, api_conn, caplog, capsys) -> 
     assert {"retries", "r429", "throttled_s"} <= stats.keys()
     captured = capsys.readouterr()
     text = caplog.text + captured.out + captured.err  # Airflow's structlog may print instead of propagate
-    assert text.count("progress: ") == 3
+    assert text.count("/api/orders: page ") == 3  # every 2nd page of 6, with the total and an ETA
+    assert "/api/orders: page 6, 60 of 60 records (100%)" in text
     assert "summary: 6 requests, 0 retries, 0 x 429" in text and "60 records" in text
 
 

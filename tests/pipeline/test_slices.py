@@ -337,6 +337,12 @@ def test_a_404_from_the_source_fails_its_slice_without_retry(sliced_run: Callabl
     audit = _audit_by_slice(target)
     [(status, _, _, _, error)] = audit[1]
     assert status == "failed" and "sync_customers.extract: ApiClientError" in error and "HTTP 404" in error
+    # The failed extract's own API use reaches its row: the 404, as an API error.
+    [(calls, statuses, api_errors)] = target.rows(
+        f"SELECT api_calls, status_counts, api_errors FROM {target.table('sync_runs')}"
+        " WHERE status = 'failed'"
+    )
+    assert (calls, json.loads(statuses), api_errors) == (1, {"404": 1}, 1)
     assert all([row[0] for row in audit[index]] == ["success"] for index in (0, 2, 3))
 
 

@@ -72,6 +72,7 @@ from apisync.errors import (
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
 from apisync.http.headers import parse_rate_limit, parse_retry_after
+from apisync.http.latency import latency_bucket, merge_histograms
 from apisync.http.network_failures import NetworkFailure, classify
 from apisync.http.pagination import PageRequest, Paginator, make_paginator
 from apisync.http.ratelimit import RateLimiter, make_backend
@@ -129,7 +130,11 @@ STAT_KEYS = (
     "repeated",
     "bytes",
     "token_refreshes",
+    "api_errors",
 )
+# Stats that are dicts, merged key by key: the latency histogram (:mod:`.latency`) and the count of
+# each HTTP status ("error": no status, the request failed in the network).
+STAT_HISTOGRAMS = ("latency_ms", "status_counts")
 
 
 @dataclass
@@ -146,6 +151,8 @@ class Page:
     url: str
     resume: Callable[[], dict[str, Any]] = field(repr=False)
     repeated: int = 0  # records the server sent again, byte-identical, from the page before: dropped
+    total: int | None = None  # records of the whole read, when the API said (X-Total-Count, a total field)
+    total_pages: int | None = None  # pages of the whole read, when the API said (GitHub's rel="last")
 
     @functools.cached_property
     def state(self) -> dict[str, Any]:
@@ -190,10 +197,14 @@ def _failure_of(retry_state: tenacity.RetryCallState) -> BaseException | None:
 
 
 def add_stats(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
-    """Sum two :meth:`ApiHook.stats` dicts (the operator accumulates across deferrals)."""
+    """Sum two :meth:`ApiHook.stats` dicts (the operator accumulates across deferrals; a reader
+    across mapped slices): numbers add, dicts (the latency histogram, the status counts) add key
+    by key, so the merge is exact."""
     result = dict(total or {})
     for key, value in more.items():
-        if isinstance(value, int | float):
+        if isinstance(value, dict):
+            result[key] = merge_histograms(result.get(key), value)
+        elif isinstance(value, int | float):
             result[key] = round(result.get(key, 0) + value, 3)
     return result
 
@@ -232,6 +243,8 @@ class ApiHook(HttpHook):
         self._stats: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
         self._stats["throttled_s"] = 0.0  # waits for the rate limiter's budget, nothing else
         self._stats["backoff_s"] = 0.0  # sleeps backing off after an error (429, 5xx, network)
+        for histogram in STAT_HISTOGRAMS:
+            self._stats[histogram] = {}
         self.sleep: Callable[[float], None] = time.sleep  # every wait of the hook; tests plan them
 
     # -- Connection UI --------------------------------------------------------------------------
@@ -380,7 +393,7 @@ class ApiHook(HttpHook):
             check_response=check_response,
         )
         try:
-            response: requests.Response = self._retrying(self._send, call)
+            response: requests.Response = self._retrying(self._send_counted, call)
             return response
         except requests.RequestException as exc:  # a failure the policy does not retry at all
             self._stats["errors"] += 1
@@ -552,6 +565,7 @@ class ApiHook(HttpHook):
         refreshed = False
         while True:
             self._wait_for_slot(call.allow_defer)
+            sent = time.perf_counter()
             response = self._session.request(
                 method,
                 call.url,
@@ -563,6 +577,7 @@ class ApiHook(HttpHook):
                 stream=True,
             )
             _read_body(response)
+            self._count_outcome(str(response.status_code), (time.perf_counter() - sent) * 1000)
             for cookie in response.cookies:  # a session cookie the server set is a credential too
                 register_secret(cookie.value)
             self._stats["requests"] += 1
@@ -603,6 +618,25 @@ class ApiHook(HttpHook):
                 body=excerpt,
             )
 
+    def _send_counted(self, call: _Call) -> requests.Response:
+        """:meth:`_send`, counting an attempt that failed in the network under status "error"."""
+        try:
+            return self._send(call)
+        except requests.RequestException:
+            self._count_outcome("error")
+            raise
+
+    def _count_outcome(self, status: str, latency_ms: float | None = None) -> None:
+        """Per request: its status ("error": failed in the network), its latency (until the whole
+        body arrived), and ``api_errors`` for a network error or a 4xx/5xx other than 429."""
+        counts = self._stats["status_counts"]
+        counts[status] = counts.get(status, 0) + 1
+        if latency_ms is not None:
+            histogram, bucket = self._stats["latency_ms"], latency_bucket(latency_ms)
+            histogram[bucket] = histogram.get(bucket, 0) + 1
+        if status == "error" or (int(status) >= 400 and status != "429"):
+            self._stats["api_errors"] += 1
+
     def _wait_for_slot(self, allow_defer: bool) -> None:
         assert self.settings is not None and self.limiter is not None
         max_wait = self.settings.defer_after_s if allow_defer else float("inf")
@@ -624,8 +658,12 @@ class ApiHook(HttpHook):
         method: str = "GET",
         json: Any = None,
         state: dict[str, Any] | None = None,
+        label: str | None = None,
     ) -> Iterator[Page]:
         """Yield pages one at a time (nothing accumulates); ``state`` resumes after a page.
+
+        Progress lines (every ``progress_every_pages`` pages and every 30 s) start with ``label``
+        (default: the endpoint) and give the total and an ETA when the API says the total.
 
         Raises :class:`RateLimitWait` (with ``.state`` set to resume from the page not yet fetched)
         when the next wait exceeds ``defer_after_s``.
@@ -642,7 +680,7 @@ class ApiHook(HttpHook):
         else:
             request = paginator.start(params, json)
             number = 0
-        progress = _Progress(self, self.settings.progress_every_pages)
+        progress = _Progress(self, self.settings.progress_every_pages, label or endpoint, number)
         try:
             while True:
                 for reread in range(MALFORMED_REREADS + 1):
@@ -678,7 +716,7 @@ class ApiHook(HttpHook):
                 self._stats["records"] += len(page.records)
                 self._stats["repeated"] += page.repeated
                 yield page
-                progress.tick()
+                progress.tick(number, page.total, page.total_pages)
                 if not paginator.has_next:
                     break
                 assert paginator.next is not None
@@ -722,6 +760,8 @@ class ApiHook(HttpHook):
             url=public_url,
             resume=self._state_later(paginator, paginator.next, number, done=not paginator.has_next),
             repeated=paginator.repeated,
+            total=paginator.total if paginator.total is not None else _header_total(response),
+            total_pages=paginator.total_pages,
         )
 
     @staticmethod
@@ -749,8 +789,12 @@ class ApiHook(HttpHook):
         """Counters for this hook: requests, retries, r429, r5xx, errors, throttled_s (waits for the
         rate limiter's budget only), backoff_s (sleeps after a 429, 5xx or network error only: the
         two never overlap), pages, records, repeated (byte-identical repeats the paginator
-        dropped), bytes, token_refreshes."""
+        dropped), bytes, token_refreshes, api_errors (network errors and 4xx/5xx other than 429,
+        per attempt); ``latency_ms`` (histogram, see :mod:`.latency`) and ``status_counts``
+        ({"200": n, "error": n}) are dicts. :func:`add_stats` merges two of them exactly."""
         stats = dict(self._stats)
+        for histogram in STAT_HISTOGRAMS:
+            stats[histogram] = dict(self._stats[histogram])
         stats["throttled_s"] = round(stats["throttled_s"], 3)
         stats["backoff_s"] = round(stats["backoff_s"], 3)
         if isinstance(self._auth, OAuth2ClientCredentials):
@@ -865,15 +909,29 @@ def _with_params(url: str, params: dict[str, Any] | None) -> str:
     return prepared.url or url
 
 
-class _Progress:
-    """Logs pages/records/rate every N pages or every ~30 s during long extractions."""
+def _header_total(response: requests.Response) -> int | None:
+    """``X-Total-Count`` (json-server, many REST APIs): the records of the whole read."""
+    value = response.headers.get("X-Total-Count", "").strip()
+    return int(value) if value.isdigit() else None
 
-    def __init__(self, hook: ApiHook, every_pages: int) -> None:
-        self.hook, self.every_pages = hook, max(1, every_pages)
+
+class _Progress:
+    """Logs page, records, rate (and with a total: percent and ETA) every N pages or ~30 s.
+
+    ``orders: page 12, 1,200 of 5,000 records (24%), 3.1 pages/s, ETA 41 s``; with a page count
+    only (GitHub's ``rel="last"``) ``issues: page 12 of 50 (24%), 1,200 records, 3.1 pages/s, ETA
+    12 s``; without either ``orders: page 12, 1,200 records, 3.1 pages/s, 310 records/s``. The
+    counts and rates are this hook's (after a deferral: since the resume), the page number the read's.
+    """
+
+    def __init__(self, hook: ApiHook, every_pages: int, label: str, first_page: int) -> None:
+        self.hook, self.every_pages, self.label = hook, max(1, every_pages), label
         self.started = self.last = time.monotonic()
         self.pages_at_start = hook._stats["pages"]
+        self.records_at_start = hook._stats["records"] + hook._stats["repeated"]
+        self.first_page = first_page
 
-    def tick(self) -> None:
+    def tick(self, page: int, total: int | None, total_pages: int | None = None) -> None:
         now = time.monotonic()
         stats = self.hook._stats
         pages = stats["pages"] - self.pages_at_start
@@ -881,11 +939,43 @@ class _Progress:
             return
         self.last = now
         elapsed = max(now - self.started, 1e-6)
+        records = stats["records"] + stats["repeated"] - self.records_at_start
+        rate = records / elapsed
+        if total is None and total_pages:
+            pages_left = max(total_pages - page, 0)
+            self.hook.log.info(
+                "%s: page %d of %d (%d%%), %s records, %.1f pages/s, ETA %.0f s, %d x 429",
+                self.label,
+                page,
+                total_pages,
+                min(100, page * 100 // total_pages),
+                f"{records:,}",
+                pages / elapsed,
+                pages_left / (pages / elapsed) if pages else 0.0,
+                stats["r429"],
+            )
+            return
+        if total is None:
+            self.hook.log.info(
+                "%s: page %d, %s records, %.1f pages/s, %.0f records/s, %d x 429",
+                self.label,
+                page,
+                f"{records:,}",
+                pages / elapsed,
+                rate,
+                stats["r429"],
+            )
+            return
+        left = max(total - records, 0)
+        eta = left / rate if rate > 0 else 0.0
         self.hook.log.info(
-            "progress: %d pages, %d records, %.1f pages/s, %.1f records/s, %d x 429",
-            stats["pages"],
-            stats["records"],
+            "%s: page %d, %s of %s records (%d%%), %.1f pages/s, ETA %.0f s, %d x 429",
+            self.label,
+            page,
+            f"{records:,}",
+            f"{total:,}",
+            min(100, records * 100 // max(total, 1)),
             pages / elapsed,
-            stats["records"] / elapsed,
+            eta,
             stats["r429"],
         )

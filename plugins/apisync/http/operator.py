@@ -72,6 +72,16 @@ class PagedExtractOperator(BaseOperator):
     def get_hook(self) -> ApiHook:
         return ApiHook(http_conn_id=self.conn_id)
 
+    def hook_done(self, context: Context, stats: dict[str, Any], total: dict[str, Any]) -> None:
+        """Called once per hook when it stops: the extraction finished, failed or deferred. ``stats``
+        are this hook's own (each part between deferrals once: emit metrics of these), ``total``
+        the extraction's so far (:func:`add_stats` of every part)."""
+
+    @property
+    def progress_label(self) -> str:
+        """What the progress lines of the read start with."""
+        return self.endpoint
+
     # -- Airflow entry points ---------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         return self._extract(context, state=None, stats=None, deferrals=0)
@@ -112,6 +122,7 @@ class PagedExtractOperator(BaseOperator):
                 method=self.method,
                 json=self.json,
                 state=state,
+                label=self.progress_label,
             ):
                 self.handle_page(context, page)
         except RateLimitWait as wait:
@@ -129,6 +140,8 @@ class PagedExtractOperator(BaseOperator):
                 method_name="execute_complete",
                 kwargs=resume,
             )
+        finally:
+            self.hook_done(context, hook.stats(), add_stats(stats, hook.stats()))
         self.api_stats = add_stats(stats, hook.stats())
         self.api_stats["deferrals"] = deferrals
         self.log.info("extraction done: %s", self.api_stats)

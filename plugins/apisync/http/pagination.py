@@ -412,6 +412,8 @@ class Paginator:
         self.arrived = 0  # records on the last page as the server sent them
         self.repeated = 0  # of those, dropped by the repeat guard
         self.end_marked = True  # the last update_state found an explicit end (or the dialect needs none)
+        self.total: int | None = None  # records in the whole read, when the last page said (progress/ETA)
+        self.total_pages: int | None = None  # pages in the whole read, when the server said (rel="last")
         self._previous = _PreviousPage()
         self._requested: dict[bytes, int] = {}  # fingerprint of each request of this read -> page
 
@@ -668,6 +670,9 @@ class LinkHeaderPaginator(Paginator):
     ) -> None:
         # Any relation (prev, first, last) shows the server pages: then no "next" is the end.
         self.end_marked = bool(response.links)
+        last_page = parse_qs(urlsplit(response.links.get("last", {}).get("url", "")).query).get("page")
+        if last_page and last_page[0].isdigit():  # GitHub's rel="last": the read's page count
+            self.total_pages = int(last_page[0])
         next_url = response.links.get("next", {}).get("url")
         self.has_next = bool(next_url)
         self.next = PageRequest(url=next_url, json=request.json) if next_url else None
@@ -743,6 +748,7 @@ class OffsetPaginator(Paginator):
         step = min(received, int(limit)) if limit else received
         offset = int(request.params.get(self.offset_param, 0)) + step
         total = dig(data, self.total_path) if self.total_path else None
+        self.total = _count_or_none(total)
         if received == 0:
             more = False
         elif isinstance(total, int):
@@ -783,6 +789,7 @@ class PageNumberPaginator(Paginator):
         page = int(request.params[self.page_param])
         size = request.params.get(self.size_param)
         total = dig(data, self.total_path) if self.total_path else None
+        self.total = _count_or_none(total)
         if received == 0:
             more = False
         elif isinstance(total, int) and size:
@@ -896,6 +903,7 @@ class GraphQLRelayPaginator(Paginator):
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
         info = dig(data, f"{self.connection_path}.pageInfo") or {}
+        self.total = _count_or_none(dig(data, f"{self.connection_path}.totalCount"))  # when the query asks
         self.end_marked = isinstance(info, dict) and info.get("hasNextPage") is not None
         cursor = info.get("endCursor")
         if info.get("hasNextPage") and cursor:
@@ -904,6 +912,11 @@ class GraphQLRelayPaginator(Paginator):
             self.has_next, self.next = True, PageRequest(params=dict(request.params), json=body)
         else:
             self.has_next, self.next = False, None
+
+
+def _count_or_none(value: Any) -> int | None:
+    """A total the body gave, when it is a count (not a bool, not negative)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 PAGINATORS: dict[str, type[Paginator]] = {

@@ -3,7 +3,15 @@
 ``sync_runs`` makes every run accountable: pulled (every record that arrived) = inserted +
 updated + unchanged + deduped + quarantined + repeated (byte-identical repeats the paginator
 dropped before staging) + out_of_window (other windows' records the server sent too), plus the
-API cost (calls, 429s, seconds throttled). Failed attempts are recorded too.
+API cost: calls, 429s, seconds waiting for the rate limiter (``throttled_seconds``) and backing
+off after errors (``backoff_seconds``), the p50/p95 request latency (from the hook's latency
+histogram, kept as ``latency_histogram`` JSON so that the rows of a window's slices merge
+exactly: :func:`apisync.http.latency.merge_histograms`, then ``latency_percentile``), bytes
+received, the count of each HTTP status (``status_counts``, JSON: ``{"200": 40, "429": 3,
+"error": 1}``, "error" = no status, a network error) and ``api_errors`` (network errors and
+4xx/5xx other than 429). Failed attempts are recorded too. Every column added since the first
+release is nullable: a table of an older release gains them (``ALTER TABLE ... ADD COLUMN``) on
+the first write, and its old rows read NULL there.
 """
 
 from __future__ import annotations
@@ -46,6 +54,13 @@ def sync_runs_table(db_schema: str | None = None) -> sa.Table:
         sa.Column("api_calls", sa.BigInteger()),
         sa.Column("api_429s", sa.BigInteger()),
         sa.Column("throttled_seconds", sa.Float()),
+        sa.Column("backoff_seconds", sa.Float()),
+        sa.Column("latency_p50_ms", sa.Float()),
+        sa.Column("latency_p95_ms", sa.Float()),
+        sa.Column("bytes_received", sa.BigInteger()),
+        sa.Column("status_counts", sa.Text()),
+        sa.Column("api_errors", sa.BigInteger()),
+        sa.Column("latency_histogram", sa.Text()),
         sa.Column("gx_seconds", sa.Float()),
         sa.Column("duration_seconds", sa.Float()),
         sa.Column("error", sa.Text()),
@@ -72,6 +87,15 @@ class RunRecord:
     api_calls: int | None = None
     api_429s: int | None = None
     throttled_seconds: float | None = None
+    backoff_seconds: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    bytes_received: int | None = None
+    status_counts: str | None = None  # JSON object: HTTP status -> count, "error" for network errors
+    api_errors: int | None = None
+    latency_histogram: str | None = (
+        None  # JSON {bucket: count}: merge rows (slices) exactly, see http.latency
+    )
     gx_seconds: float | None = None
     duration_seconds: float | None = None
     error: str | None = None

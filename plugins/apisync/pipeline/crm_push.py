@@ -47,6 +47,7 @@ def run_push(
     start of the run).
     """
     from apisync.crm.push import CrmPushResult, push_changes
+    from apisync.pipeline.api_cost import api_cost
 
     started_at = datetime.now(UTC)
     result = CrmPushResult(mapping=mapping.name, run_id=run_id)
@@ -55,11 +56,11 @@ def run_push(
         push_changes(engine, hook, mapping, run_id, db_schema=db_schema, result=result)
     except Exception as exc:
         try:
-            audit.record(result, "failed", error=f"{type(exc).__name__}: {exc}")
+            audit.record(result, "failed", error=f"{type(exc).__name__}: {exc}", api=api_cost(hook.stats()))
         except Exception:
             log.exception("could not write the failed run's sync_runs row")
         raise
-    audit.record(result, "success")
+    audit.record(result, "success", api=api_cost(hook.stats()))
     return result
 
 
@@ -72,7 +73,16 @@ class _RunAudit:
         self.mapping, self.engine, self.db_schema = mapping, engine, db_schema
         self.stream, self.started_at = stream, started_at
 
-    def record(self, result: CrmPushResult, status: str, *, error: str | None = None) -> None:
+    def record(
+        self,
+        result: CrmPushResult,
+        status: str,
+        *,
+        error: str | None = None,
+        api: dict[str, Any] | None = None,
+    ) -> None:
+        """``api``: the hook's :func:`~apisync.pipeline.api_cost.api_cost` (latency, statuses, bytes);
+        calls, 429s and seconds throttled are the push's own (the hook may have served more)."""
         from apisync.load import RunRecord, record_run
 
         inserted_updated = result.inserted + result.updated
@@ -88,9 +98,12 @@ class _RunAudit:
             records_inserted=result.inserted,
             records_updated=result.updated,
             records_unchanged=max(result.pushed_ok - inserted_updated, 0),
-            api_calls=result.api_calls,
-            api_429s=result.api_429s,
-            throttled_seconds=result.throttled_seconds,
+            **{
+                **(api or {}),
+                "api_calls": result.api_calls,
+                "api_429s": result.api_429s,
+                "throttled_seconds": result.throttled_seconds,
+            },
             duration_seconds=result.duration_seconds,
             error=error,
         )
@@ -102,17 +115,22 @@ def push_mapping_task(mapping: str, crm_conn_id: str, warehouse_conn_id: str, st
     """Push one mapping through the CRM connection; the XCom is the push's accounting."""
     from apisync.http import ApiHook
     from apisync.load import warehouse_from_connection
+    from apisync.pipeline.metrics import StreamMetrics
 
     context = get_current_context()
     warehouse = warehouse_from_connection(warehouse_conn_id)
-    result = run_push(
-        load_mapping(mapping),
-        warehouse.engine,
-        ApiHook(http_conn_id=crm_conn_id),
-        context["run_id"],
-        db_schema=warehouse.db_schema,
-        stream=stream,
-    )
+    hook = ApiHook(http_conn_id=crm_conn_id)
+    try:
+        result = run_push(
+            load_mapping(mapping),
+            warehouse.engine,
+            hook,
+            context["run_id"],
+            db_schema=warehouse.db_schema,
+            stream=stream,
+        )
+    finally:
+        StreamMetrics.of(context, stream).api(hook.stats())
     return result.as_dict()
 
 

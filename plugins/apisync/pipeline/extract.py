@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apisync.http.operator import PagedExtractOperator
+from apisync.pipeline.api_cost import EXTRACT_API_COST, api_cost
 from apisync.pipeline.staging import (
     label_slice,
     newest_extraction,
@@ -105,6 +106,19 @@ class ExtractStreamOperator(PagedExtractOperator):
         self._prepare(context)
         return super().execute_complete(context, event, **kwargs)
 
+    @property
+    def progress_label(self) -> str:
+        return self.stream if self.partitions == 1 else f"{self.stream} slice {self.partition}"
+
+    def hook_done(self, context: Context, stats: dict[str, Any], total: dict[str, Any]) -> None:
+        """Emit this hook's metrics; leave the attempt's API cost so far for a failed run's row."""
+        from apisync.pipeline.metrics import StreamMetrics
+
+        StreamMetrics.of(context, self.stream).api(stats)
+        push = getattr(context.get("ti"), "xcom_push", None)  # none outside a task run
+        if push is not None:
+            push(EXTRACT_API_COST, api_cost(total))
+
     def handle_page(self, context: Context, page: Page) -> None:
         write_page(self._raw_dir, page.number, page.records, page.url)
 
@@ -132,9 +146,7 @@ class ExtractStreamOperator(PagedExtractOperator):
             "pages": len(manifest["pages"]),
             "records": manifest["records"],
             "repeated": manifest.get("repeated", 0),
-            "api_calls": api.get("requests", 0),
-            "api_429s": api.get("r429", 0),
-            "throttled_seconds": api.get("throttled_s", 0.0),
+            **api_cost(api),  # the run's sync_runs columns of its API use
             "deferrals": api.get("deferrals", 0),  # long rate-limit waits handed to the triggerer
             "replayed": replayed,
             "partition": self.partition,

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from apisync.load import LoadResult, RunRecord, record_run
 from apisync.pipeline import steps
+from apisync.pipeline.api_cost import api_cost
 from apisync.quality import ValidationResult
 from apisync.quality.expectations import SuiteRunner
 from apisync.spec import StreamSpec
@@ -61,16 +62,13 @@ def run_window(
     counts: dict[str, Any] = {}
 
     def audit(status: str, **more: Any) -> RunRecord:
-        stats = api_stats or {}
         return steps.run_record(
             spec,
             window,
             run_id,
             status,
             **{**counts, **more},  # the load's counts are the last word
-            api_calls=stats.get("requests"),
-            api_429s=stats.get("r429"),
-            throttled_seconds=stats.get("throttled_s"),
+            **(api_cost(api_stats) if api_stats else {}),
             duration_seconds=round(time.perf_counter() - started, 3),
         )
 
@@ -101,6 +99,7 @@ def run_window(
         validated = steps.validate_step(spec, paths, runner=runner)
         seconds["validate"] = time.perf_counter() - t
         seconds["gx"] = validated.gx_seconds
+        log.info("%s", steps.validation_line(spec.name, window, validated))
         counts.update(records_quarantined=validated.quarantined, gx_seconds=validated.gx_seconds)
         steps.quarantine_gate(spec, validated, engine, paths, window=window, db_schema=db_schema)
         t = time.perf_counter()
@@ -119,6 +118,7 @@ def run_window(
             audit=lambda window_load: audit("success", **window_load.counts()),  # in the load's transaction
         )
         seconds["load"] = time.perf_counter() - t
+        log.info("%s", steps.load_line(spec.name, window_load.loaded, db_schema, seconds["load"]))
     except Exception as exc:
         try:  # never let a broken audit write hide the error that failed the run
             record_run(engine, audit("failed", error=f"{type(exc).__name__}: {exc}"), db_schema)

@@ -33,11 +33,13 @@ __all__ = [
     "WindowLoad",
     "account",
     "known_columns",
+    "load_line",
     "load_step",
     "normalize_step",
     "quarantine_gate",
     "run_record",
     "validate_step",
+    "validation_line",
 ]
 
 
@@ -206,4 +208,39 @@ def run_record(
         run_id=run_id,
         status=status,
         **{"destination_table": spec.destination.table, **counts},
+    )
+
+
+def _window_text(window: tuple[datetime, datetime]) -> str:
+    return "→".join(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ") for moment in window)
+
+
+def validation_line(stream: str, window: tuple[datetime, datetime], validated: ValidationResult) -> str:
+    """What validate did, in one log line: ``validate orders 2026-01-07T03:00Z→2026-01-07T04:00Z:
+    27 rows checked, 25 passed, 2 quarantined (expect_column_values_to_not_be_null: customer_id 2
+    rows)``."""
+    checked = validated.valid + validated.quarantined
+    line = (
+        f"validate {stream} {_window_text(window)}: {checked} rows checked, {validated.valid} passed, "
+        f"{validated.quarantined} quarantined"
+    )
+    reasons = "; ".join(
+        f"{failure['expectation']}: {failure['column']} {failure['unexpected_count']} "
+        f"row{'' if failure['unexpected_count'] == 1 else 's'}"
+        if failure["column"]
+        else f"{failure['expectation']} {failure['unexpected_count']} rows"
+        for failure in validated.failures
+    )
+    return f"{line} ({reasons})" if reasons else line
+
+
+def load_line(stream: str, loaded: LoadResult, db_schema: str | None, seconds: float) -> str:
+    """What load did, in one log line: ``load orders: 25 rows → analytics.orders (3 inserted,
+    22 updated, 0 unchanged) in 0.4 s``."""
+    rows = loaded.inserted + loaded.updated + loaded.unchanged
+    table = f"{db_schema}.{loaded.table}" if db_schema and "." not in loaded.table else loaded.table
+    deleted = f", {loaded.deleted} deleted" if loaded.deleted else ""
+    return (
+        f"load {stream}: {rows} rows → {table} ({loaded.inserted} inserted, {loaded.updated} updated, "
+        f"{loaded.unchanged} unchanged{deleted}) in {seconds:.1f} s"
     )

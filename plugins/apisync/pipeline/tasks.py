@@ -15,6 +15,7 @@ failure from :class:`AuditOnFailure`, which Airflow calls once a task has failed
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from airflow.sdk import Asset, TaskGroup, get_current_context, task, task_group
 
 from apisync.errors import QuarantineThresholdError, WindowError
+from apisync.pipeline.api_cost import API_COST_COLUMNS, EXTRACT_API_COST
 from apisync.pipeline.extract import ExtractStreamOperator
 from apisync.pipeline.retry_policy import DeterministicFailurePolicy
 from apisync.pipeline.staging import (
@@ -38,20 +40,15 @@ from apisync.staging.layout import RunPaths
 
 __all__ = ["FAILED_RUN_COUNTS", "AuditOnFailure", "sync_stream", "warehouse_asset"]
 
+# Under Airflow's task logger (as an operator's self.log is), so the lines reach the task log at INFO.
+log = logging.getLogger(f"airflow.task.{__name__}")
+
 # XCom key under which a task that knows counts of a run it fails (validate, over the threshold)
 # leaves them for AuditOnFailure's row.
 FAILED_RUN_COUNTS = "failed_run_counts"
 
 
-_CARRIED = (
-    "staging_dir",
-    "partition",
-    "partitions",
-    "api_calls",
-    "api_429s",
-    "throttled_seconds",
-    "repeated",
-)
+_CARRIED = ("staging_dir", "partition", "partitions", *API_COST_COLUMNS, "repeated")
 
 
 def _carry(upstream: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +118,8 @@ class AuditOnFailure:
         map_index = getattr(ti, "map_index", -1)
         pull = {"map_indexes": map_index} if map_index is not None and map_index >= 0 else {}
         extracted = ti.xcom_pull(task_ids=f"{group}extract", **pull) or {}
+        # A failed extract returned nothing: its API cost comes from what it left as it stopped.
+        api = ti.xcom_pull(task_ids=f"{group}extract", key=EXTRACT_API_COST, **pull) or {}
         validated = ti.xcom_pull(task_ids=f"{group}validate", **pull) or {}
         partition = (map_index, self.partitions) if pull else (0, 1)
         try:
@@ -132,9 +131,7 @@ class AuditOnFailure:
             "records_repeated": extracted.get("repeated"),
             "records_quarantined": validated.get("quarantined"),
             "records_out_of_window": validated.get("out_of_window"),
-            "api_calls": extracted.get("api_calls"),
-            "api_429s": extracted.get("api_429s"),
-            "throttled_seconds": extracted.get("throttled_seconds"),
+            **{column: extracted.get(column, api.get(column)) for column in API_COST_COLUMNS},
         }
         status = "failed"
         if isinstance(exception, QuarantineThresholdError):  # with the counts only validate knows
@@ -193,13 +190,16 @@ def validate_stream(
     staging_url: str | None = None,
 ) -> dict[str, Any]:
     from apisync.load import warehouse_from_connection
-    from apisync.pipeline.steps import quarantine_gate, validate_step
+    from apisync.pipeline.metrics import StreamMetrics
+    from apisync.pipeline.steps import quarantine_gate, validate_step, validation_line
 
     context = get_current_context()
     spec = load_spec(stream)
     window = _window(context, normalized)
     paths = _paths(stream, window, normalized, staging_url)
     result = validate_step(spec, paths)
+    log.info("%s", validation_line(stream, window, result))
+    StreamMetrics.of(context, stream).count("records_quarantined", result.quarantined)
     summary = {key: value for key, value in result.as_dict().items() if key not in ("columns", "children")}
     warehouse = warehouse_from_connection(warehouse_conn_id)
     try:
@@ -232,7 +232,8 @@ def load_stream(
     staging_url: str | None = None,
 ) -> dict[str, Any]:
     from apisync.load import RunRecord, warehouse_from_connection
-    from apisync.pipeline.steps import WindowLoad, load_step, run_record
+    from apisync.pipeline.metrics import StreamMetrics
+    from apisync.pipeline.steps import WindowLoad, load_line, load_step, run_record
 
     started = time.perf_counter()
     context = get_current_context()
@@ -253,9 +254,7 @@ def load_stream(
             records_quarantined=validated["quarantined"],
             records_out_of_window=validated.get("out_of_window", 0),
             **window_load.counts(),
-            api_calls=validated.get("api_calls"),
-            api_429s=validated.get("api_429s"),
-            throttled_seconds=validated.get("throttled_seconds"),
+            **{column: validated.get(column) for column in API_COST_COLUMNS},
             gx_seconds=validated.get("gx_seconds"),
             duration_seconds=round(time.perf_counter() - started, 3),
         )
@@ -275,6 +274,16 @@ def load_stream(
         audit=success,
     )
     result = window_load.loaded
+    log.info(
+        "%s",
+        load_line(
+            stream, result, spec.destination.db_schema or warehouse.db_schema, time.perf_counter() - started
+        ),
+    )
+    metrics = StreamMetrics.of(context, stream)
+    metrics.count("records_loaded", result.inserted + result.updated + result.unchanged)
+    metrics.count("records_inserted", result.inserted)
+    metrics.count("records_updated", result.updated)
     return {
         **result.as_dict(),
         "pulled": window_load.pulled,
