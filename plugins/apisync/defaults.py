@@ -1,5 +1,5 @@
-"""The contract every sync DAG shares (start date, default_args, deadline), so a DAG file states
-only what is particular to it.
+"""The contract every sync DAG shares (start and end date, default_args, deadline, the manual-run
+window Params), so a DAG file states only what is particular to it.
 
 Retries back off exponentially (APIs recover in seconds to minutes; a fixed short delay just burns
 attempts), and the failure alerts fire once the retries are spent.
@@ -8,14 +8,24 @@ attempts), and the failure alerts fire once the retries are spent.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pendulum
 
 from apisync.alerts import alert_default_args, sync_deadline
+from apisync.errors import ConfigError
+from apisync.window_params import window_params
 
-__all__ = ["DEFAULT_OWNER", "START_DATE", "sync_deadline", "sync_default_args"]
+__all__ = [
+    "DEFAULT_OWNER",
+    "END_DATE",
+    "START_DATE",
+    "catchup_end",
+    "sync_deadline",
+    "sync_default_args",
+    "window_params",
+]
 
 DEFAULT_OWNER = "data-platform"
 DEFAULT_RETRIES = 3
@@ -24,7 +34,36 @@ DEFAULT_MAX_RETRY_DELAY = timedelta(minutes=10)
 
 # Where catchup starts: APISYNC_START_DATE, the first interval a deployment wants synced. The
 # default is where the sandbox's example data begin (the first week of 2026).
-START_DATE = pendulum.parse(os.environ.get("APISYNC_START_DATE", "2026-01-01T00:00:00Z"))
+START_DATE: datetime = pendulum.instance(
+    datetime.fromisoformat(os.environ.get("APISYNC_START_DATE", "2026-01-01T00:00:00Z"))
+)
+
+END_DATE_ENV = "APISYNC_END_DATE"
+
+
+def catchup_end(value: str | None) -> datetime | None:
+    """A sync DAG's ``end_date`` for data that end at ``value`` (exclusive), or None (no end).
+
+    Airflow schedules every interval that *starts* at or before ``end_date``; the one starting
+    exactly where the data end would be empty, so the DAG ends one second before.
+    """
+    if value is None or not value.strip():
+        return None
+    try:
+        moment = pendulum.parse(value.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{END_DATE_ENV} must be an ISO-8601 date-time, got {value!r}") from exc
+    if not isinstance(moment, pendulum.DateTime):  # a bare date parses to DateTime too; a time not
+        raise ConfigError(f"{END_DATE_ENV} must be a date-time (UTC unless it says), got {value!r}")
+    if moment <= START_DATE:
+        raise ConfigError(f"{END_DATE_ENV}={value!r} must be after the start date {START_DATE.isoformat()}")
+    return moment - timedelta(seconds=1)
+
+
+# Where catchup ends: APISYNC_END_DATE, where a deployment's data end (exclusive). Unset — a real
+# deployment — the DAGs keep catching up to now; `make run` and the e2e stack set it to where the
+# sandbox's data end, so unpausing a DAG queues the week of data, not a year of empty hours.
+END_DATE = catchup_end(os.environ.get(END_DATE_ENV))
 
 
 def sync_default_args(
