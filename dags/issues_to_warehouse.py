@@ -12,7 +12,8 @@ pagination, `since`/`until` on `updated_at`) into the warehouse table `issues`, 
 - Manual run: *Trigger* has the fields **Window start** and **Window end** (date-times with a
   timezone, e.g. `2026-01-03T00:00:00Z`): both set, the run syncs exactly that window (at most 31
   days, `APISYNC_MAX_WINDOW_DAYS`); both empty, it syncs the last complete hour before the
-  trigger's logical date, like a scheduled run. A bad window fails the extract before any API call.
+  trigger's logical date (the dialog pre-fills now), like a scheduled run. A bad window fails the
+  extract before any API call.
 - Runs are scheduled up to `APISYNC_END_DATE` when it is set (`make run`: where the sandbox's data
   end); unset, up to now.
 """

@@ -154,3 +154,12 @@ def test_resolve_window_takes_the_params_window_or_the_data_interval() -> None:
     # Half a window no longer silently mixes a param with the data interval.
     with pytest.raises(WindowError, match="param window_start is set but window_end is not"):
         resolve_window(_context(dag, {"window_start": START}))
+
+
+def test_a_run_without_window_or_data_interval_says_what_to_set() -> None:
+    """A REST trigger with ``logical_date: null`` gets no data interval from Airflow."""
+    with DAG("window_none", schedule=None, params=window_params()) as dag:
+        pass
+    context = {"dag": dag, "params": {}, "data_interval_start": None, "data_interval_end": None}
+    with pytest.raises(WindowError, match=r"no window: .* set both params, or trigger with a logical date"):
+        resolve_window(context)

@@ -4,7 +4,8 @@
   truth), not "now minus one hour".
 - A value that is no timezone-aware date-time is refused at trigger time, naming the param.
 - A window the Param schema cannot judge (too long) fails the extract at once — one try, no
-  retries — naming the param, before any request reaches the sandbox.
+  retries — naming the param, before any request reaches the sandbox; so does a run with neither
+  a window nor a logical date (no data interval), saying what to set.
 - Deadlines (Airflow 3.3.2): a successful run's deadline is pruned; a failed run's is not — it
   stays "Upcoming" (``missed: false``) until its time, as the README explains.
 """
@@ -126,6 +127,18 @@ def test_a_date_time_without_timezone_is_refused_at_trigger_time(
     assert f"Invalid input for param {param}" in response.json()["detail"]
     after = stack.api("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 1}).json()["total_entries"]
     assert after == before, "a refused trigger created a run"
+
+
+def test_a_trigger_without_window_or_logical_date_fails_saying_what_to_set(stack: AirflowStack) -> None:
+    """The REST API's ``logical_date: null`` gives a run no data interval: nothing to sync."""
+    requests_before = tracker_requests(stack)
+    response = trigger(stack, {})
+    assert response.status_code == 200, response.text
+    run = finished_run(stack, response.json()["dag_run_id"])
+    assert run["state"] == "failed" and run["data_interval_start"] is None, run
+    [(status, _start, _end, _pulled, error)] = sync_runs(stack, run["dag_run_id"])
+    assert status == "failed" and "set both params, or trigger with a logical date" in error
+    assert tracker_requests(stack) == requests_before, "the extract called the API"
 
 
 def test_a_too_long_window_fails_at_once_naming_the_param_without_an_api_call(stack: AirflowStack) -> None:

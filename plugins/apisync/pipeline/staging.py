@@ -104,10 +104,12 @@ def newest_extraction(directory: Any, exclude: Any = None) -> Any:
     return max(complete, key=lambda entry: entry[:2])[2] if complete else None
 
 
-def _interval_moment(value: Any, name: str) -> datetime:
+def _interval_moment(value: Any) -> datetime:
     if not isinstance(value, datetime):
         raise WindowError(
-            f"no {name}: run on a data interval (CronDataIntervalTimetable) or pass params.{name}"
+            "no window: the run has neither params window_start/window_end nor a data interval "
+            "(a manual run triggered without a logical date has none); set both params, or "
+            "trigger with a logical date to sync the schedule interval before it"
         )
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -137,8 +139,8 @@ def resolve_window(context: Any, partition: int = 0, partitions: int = 1) -> tup
         window = requested
     else:
         window = (
-            _interval_moment(context.get("data_interval_start"), "window_start"),
-            _interval_moment(context.get("data_interval_end"), "window_end"),
+            _interval_moment(context.get("data_interval_start")),
+            _interval_moment(context.get("data_interval_end")),
         )
     if window[0] >= window[1]:
         raise WindowError(
