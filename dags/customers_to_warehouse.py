@@ -22,16 +22,15 @@ pool caps how many call the API at once. Rows failing the suite (e.g. invalid em
 
 from __future__ import annotations
 
-from airflow.sdk import CronDataIntervalTimetable, dag
+from airflow.sdk import dag
 
-from apisync.defaults import END_DATE, START_DATE, sync_deadline, sync_default_args, window_params
+from apisync.defaults import START_DATE, sync_deadline, sync_default_args, sync_schedule, window_params
 from apisync.pipeline import sync_stream
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
+    schedule=sync_schedule("@hourly"),
     start_date=START_DATE,
-    end_date=END_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=sync_default_args(),

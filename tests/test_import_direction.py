@@ -58,7 +58,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.alerts": _BASE,
     # the manual-run window's Params and checks: the DAGs declare them, the pipeline enforces them
     "apisync.window_params": _BASE,
-    "apisync.defaults": _BASE | {"apisync.alerts", "apisync.window_params"},
+    "apisync.schedule": _BASE,  # the sync DAGs' timetable (ending where the data end)
+    "apisync.defaults": _BASE | {"apisync.alerts", "apisync.schedule", "apisync.window_params"},
     # the ledger reads sync_runs through load's table definition and alerts on alerts' channels
     "apisync.coverage": _BASE | {"apisync.load.audit", "apisync.alerts", "apisync.spec"},
     "apisync.pipeline": frozenset({"apisync"}),  # everything of ours

@@ -1,4 +1,4 @@
-"""The contract every sync DAG shares (start and end date, default_args, deadline, the manual-run
+"""The contract every sync DAG shares (start date, schedule, default_args, deadline, the manual-run
 window Params), so a DAG file states only what is particular to it.
 
 Retries back off exponentially (APIs recover in seconds to minutes; a fixed short delay just burns
@@ -15,6 +15,7 @@ import pendulum
 
 from apisync.alerts import alert_default_args, sync_deadline
 from apisync.errors import ConfigError
+from apisync.schedule import sync_schedule as _sync_schedule
 from apisync.window_params import window_params
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "catchup_end",
     "sync_deadline",
     "sync_default_args",
+    "sync_schedule",
     "window_params",
 ]
 
@@ -42,11 +44,7 @@ END_DATE_ENV = "APISYNC_END_DATE"
 
 
 def catchup_end(value: str | None) -> datetime | None:
-    """A sync DAG's ``end_date`` for data that end at ``value`` (exclusive), or None (no end).
-
-    Airflow schedules every interval that *starts* at or before ``end_date``; the one starting
-    exactly where the data end would be empty, so the DAG ends one second before.
-    """
+    """Where a sync DAG's schedule ends: no interval starting at or after ``value``; None: no end."""
     if value is None or not value.strip():
         return None
     try:
@@ -57,13 +55,19 @@ def catchup_end(value: str | None) -> datetime | None:
         raise ConfigError(f"{END_DATE_ENV} must be a date-time (UTC unless it says), got {value!r}")
     if moment <= START_DATE:
         raise ConfigError(f"{END_DATE_ENV}={value!r} must be after the start date {START_DATE.isoformat()}")
-    return moment - timedelta(seconds=1)
+    return moment
 
 
-# Where catchup ends: APISYNC_END_DATE, where a deployment's data end (exclusive). Unset — a real
-# deployment — the DAGs keep catching up to now; `make run` and the e2e stack set it to where the
-# sandbox's data end, so unpausing a DAG queues the week of data, not a year of empty hours.
+# Where the schedule ends: APISYNC_END_DATE, where a deployment's data end (exclusive). Unset — a
+# real deployment — the DAGs keep catching up to now; `make run` and the e2e stack set it to where
+# the sandbox's data end, so unpausing a DAG queues the week of data, not a year of empty hours.
+# It ends the timetable, not the DAG (`end_date`): see apisync.schedule for why.
 END_DATE = catchup_end(os.environ.get(END_DATE_ENV))
+
+
+def sync_schedule(cron: str) -> Any:
+    """A sync DAG's ``schedule``: cron data intervals in UTC, ending at :data:`END_DATE` if set."""
+    return _sync_schedule(cron, end=END_DATE)
 
 
 def sync_default_args(
