@@ -180,8 +180,15 @@ def bind_env(bind: str | None = None) -> dict[str, str]:
 
 
 def airflow_env(airflow_home: Path) -> dict[str, str]:
-    """Airflow settings for a repo-local home: SQLite, LocalExecutor, our dags/plugins, no examples."""
+    """Airflow settings for a repo-local home: SQLite, LocalExecutor, our dags/plugins, no examples.
+
+    The sync DAGs are scheduled over the sandbox's data span only (``APISYNC_START_DATE`` ..
+    ``APISYNC_END_DATE`` = :data:`SANDBOX_WINDOW`): unpausing one queues the week the sandbox
+    serves, not every empty hour from then to today.
+    """
     return {
+        "APISYNC_START_DATE": SANDBOX_WINDOW[0],
+        "APISYNC_END_DATE": SANDBOX_WINDOW[1],
         # The connection form's "Test" button (Airflow disables it by default).
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW_HOME": str(airflow_home),

@@ -14,7 +14,8 @@ Read as arrows (the layers low to high):
 - ``staging`` owns the row format every stage shares, on top of errors, redaction, spec, naming;
 - ``transform``, ``quality`` and ``load`` build on staging and never import each other;
 - ``crm`` is a stage that writes through ``http``;
-- ``alerts`` and ``defaults`` are the DAG-facing contract (``defaults`` wires ``alerts``);
+- ``alerts``, ``window_params`` and ``defaults`` are the DAG-facing contract (``defaults`` wires
+  ``alerts`` and re-exports the window Params the pipeline checks);
 - ``coverage`` (the interval ledger, its alert and repair) reads ``load``'s ``sync_runs`` table
   and sends on ``alerts``' channels; the ``pipeline`` hands it the sync DAGs' streams;
 - ``pipeline`` composes everything; a DAG file imports only ``apisync.pipeline`` and
@@ -57,7 +58,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.load": _STAGE,
     "apisync.crm": _STAGE | {"apisync.http"},
     "apisync.alerts": _BASE,
-    "apisync.defaults": _BASE | {"apisync.alerts"},
+    # the manual-run window's Params and checks: the DAGs declare them, the pipeline enforces them
+    "apisync.window_params": _BASE,
+    "apisync.schedule": _BASE,  # the sync DAGs' timetable (ending where the data end)
+    "apisync.defaults": _BASE | {"apisync.alerts", "apisync.schedule", "apisync.window_params"},
     # the ledger reads sync_runs through load's table definition and alerts on alerts' channels
     # ... and a replay checks a run's raw pages are still there by the extraction's manifest
     "apisync.coverage": _BASE

@@ -38,6 +38,7 @@ def test_dag_contract(dag_file: Path, dagbag) -> None:
     from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
 
     from apisync.alerts import FailureAlert
+    from apisync.schedule import EndingCronDataIntervalTimetable
 
     dags = [d for d in dagbag.dags.values() if Path(d.fileloc) == dag_file]
     assert dags, f"{dag_file.name} defines no DAG"
@@ -48,7 +49,11 @@ def test_dag_contract(dag_file: Path, dagbag) -> None:
         assert dag.max_active_runs is not None, where
         timetable = dag.timetable
         assert isinstance(
-            timetable, CronDataIntervalTimetable | DeltaDataIntervalTimetable | AssetTriggeredTimetable
+            timetable,
+            CronDataIntervalTimetable
+            | DeltaDataIntervalTimetable
+            | AssetTriggeredTimetable
+            | EndingCronDataIntervalTimetable,
         ), f"{where}: schedule {timetable!r} gives no real data intervals"
         for t in dag.tasks:
             tid = f"{where}.{t.task_id}"

@@ -21,6 +21,7 @@ from typing import Any
 from apisync.errors import WindowError
 from apisync.staging.layout import RunPaths, window_key
 from apisync.staging.raw_pages import MANIFEST_NAME, read_manifest
+from apisync.window_params import declared_max_days, requested_window
 
 # A mapped slice's map_index_template: the window label_slice() put in the task's context, so the
 # UI lists each slice, and a failure alert names it, by its window. Empty until a task has set it.
@@ -103,19 +104,14 @@ def newest_extraction(directory: Any, exclude: Any = None) -> Any:
     return max(complete, key=lambda entry: entry[:2])[2] if complete else None
 
 
-def _moment(value: Any, name: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str) and value:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise WindowError(f"param {name}={value!r} is not an ISO-8601 timestamp") from exc
-    else:
+def _interval_moment(value: Any) -> datetime:
+    if not isinstance(value, datetime):
         raise WindowError(
-            f"no {name}: run on a data interval (CronDataIntervalTimetable) or pass params.{name}"
+            "no window: the run has neither params window_start/window_end nor a data interval "
+            "(a manual run triggered without a logical date has none); set both params, or "
+            "trigger with a logical date to sync the schedule interval before it"
         )
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def partition_window(
@@ -134,11 +130,18 @@ def partition_window(
 
 
 def resolve_window(context: Any, partition: int = 0, partitions: int = 1) -> tuple[datetime, datetime]:
-    """The run's data interval (or its slice); ``params.window_start``/``window_end`` override it."""
+    """The run's data interval (or its slice), unless ``params.window_start``/``window_end`` ask
+    for a window: both or neither, checked by :func:`apisync.window_params.requested_window`
+    against the limit the run's DAG declares (a :class:`WindowError` naming the param)."""
     params = context.get("params") or {}
-    start = params.get("window_start") or context.get("data_interval_start")
-    end = params.get("window_end") or context.get("data_interval_end")
-    window = (_moment(start, "window_start"), _moment(end, "window_end"))
+    requested = requested_window(params, max_days=declared_max_days(context.get("dag")))
+    if requested is not None:
+        window = requested
+    else:
+        window = (
+            _interval_moment(context.get("data_interval_start")),
+            _interval_moment(context.get("data_interval_end")),
+        )
     if window[0] >= window[1]:
         raise WindowError(
             f"empty window {window[0].isoformat()} .. {window[1].isoformat()}: a plain cron schedule gives "
