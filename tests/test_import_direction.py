@@ -17,6 +17,8 @@ Read as arrows (the layers low to high):
 - ``alerts`` and ``defaults`` are the DAG-facing contract (``defaults`` wires ``alerts``);
 - ``coverage`` (the interval ledger, its alert and repair) reads ``load``'s ``sync_runs`` table
   and sends on ``alerts``' channels; the ``pipeline`` hands it the sync DAGs' streams;
+- ``report`` reads what was synced (``sync_runs``, ``quarantine``, the ledger) for ``ui`` (the Syncs
+  view) and the CLI's ``status``; nothing but ``ui`` itself imports ``ui``;
 - ``pipeline`` composes everything; a DAG file imports only ``apisync.pipeline`` and
   ``apisync.defaults`` themselves (``ENTRY_POINTS_ONLY``), never their inner modules.
 
@@ -58,7 +60,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.defaults": _BASE | {"apisync.alerts"},
     # the ledger reads sync_runs through load's table definition and alerts on alerts' channels
     "apisync.coverage": _BASE | {"apisync.load.audit", "apisync.alerts", "apisync.spec"},
+    # the read model of the Syncs view and `status`: reads the bookkeeping tables and the ledger
+    "apisync.report": _STAGE | {"apisync.load", "apisync.coverage", "apisync.quality"},
     "apisync.pipeline": frozenset({"apisync"}),  # everything of ours
+    # the Syncs view (an Airflow plugin's FastAPI app): shows the report, finds the sync streams
+    # with the pipeline's DAG reading, acts through coverage's REST client; nothing imports it
+    "apisync.ui": _BASE | {"apisync.report", "apisync.coverage", "apisync.load", "apisync.pipeline.coverage"},
     "dags": frozenset({"apisync.pipeline", "apisync.defaults"}),
 }
 # Importers that may use the listed modules themselves but not the modules inside them.
@@ -240,3 +247,17 @@ def test_dags_use_the_entry_points_only() -> None:
     ]
     found = violations(modules)
     assert [line.split(": ", 1)[0] for line in found] == ["dags/example.py:3", "dags/example.py:5"], found
+
+
+def test_nothing_imports_the_ui() -> None:
+    """The Syncs view is a leaf: only Airflow's plugin loader (plugins/apisync_syncs_view.py) loads it."""
+    modules = project_modules()
+    known = frozenset(module.name for module in modules)
+    found = [
+        f"{module.path}:{ref.line}: {module.name} imports {ref.target}"
+        for module in modules
+        if unit_of(module.name) != "apisync.ui"
+        for ref in references(module, known)
+        if ref.target == "apisync.ui" or ref.target.startswith("apisync.ui.")
+    ]
+    assert not found, "\n".join(found)
