@@ -63,6 +63,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the read model of the Syncs view and `status`: reads the bookkeeping tables and the ledger
     "apisync.report": _STAGE | {"apisync.load", "apisync.coverage", "apisync.quality"},
     "apisync.pipeline": frozenset({"apisync"}),  # everything of ours
+    # the command line: everything of ours (status reads the report, like the Syncs view)
+    "apisync.cli": frozenset({"apisync"}),
     # the Syncs view (an Airflow plugin's FastAPI app): shows the report, finds the sync streams
     # with the pipeline's DAG reading, acts through coverage's REST client; nothing imports it
     "apisync.ui": _BASE | {"apisync.report", "apisync.coverage", "apisync.load", "apisync.pipeline.coverage"},

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable
+import pytest
+from airflow.sdk import CronDataIntervalTimetable, DeltaDataIntervalTimetable
 
 from apisync.coverage.check import StreamTarget
+from apisync.coverage.ledger import expected_windows
 from apisync.load.audit import RunRecord, record_run
-from apisync.report.intervals import interval_coverage
+from apisync.report.intervals import cached_expected_windows, interval_coverage
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -51,3 +53,30 @@ def test_segments_and_counts_follow_the_ledger(warehouse) -> None:
         [(T0 + 2 * HOUR).isoformat(), (T0 + 4 * HOUR).isoformat()]
     ]
     assert data["summary"].startswith("orders: 1 window failed")
+
+
+@pytest.mark.parametrize(
+    "timetable",
+    [
+        CronDataIntervalTimetable("@hourly", timezone="UTC"),
+        CronDataIntervalTimetable("0 */6 * * *", timezone="UTC"),
+        DeltaDataIntervalTimetable(timedelta(minutes=45)),
+    ],
+    ids=["hourly", "six-hourly", "every-45-min"],
+)
+def test_windows_extended_from_the_cache_equal_a_walk_from_the_start(timetable) -> None:
+    target = StreamTarget(
+        dag_id=f"cache_{id(timetable)}",
+        stream="orders",
+        timetable=timetable,
+        start=T0 + timedelta(minutes=20),
+        end=None,
+        grace=timedelta(0),
+        warehouse_conn_id="warehouse_default",
+    )
+    first = cached_expected_windows(target, until=T0 + timedelta(days=2, minutes=10))
+    later = cached_expected_windows(target, until=T0 + timedelta(days=5, hours=7))
+    walked = expected_windows(timetable, start=target.start, end=None, until=T0 + timedelta(days=5, hours=7))
+    assert later == walked and later[: len(first)] == first and len(later) > len(first)
+    earlier = cached_expected_windows(target, until=T0 + timedelta(days=1))
+    assert earlier == expected_windows(timetable, start=target.start, end=None, until=T0 + timedelta(days=1))

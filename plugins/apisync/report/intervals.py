@@ -3,10 +3,15 @@
 The ledger (:mod:`apisync.coverage.ledger`) is the one definition of synced / failed / never ran /
 in progress / not due; this reads it for one stream target (its DAG's timetable and start) and
 turns it into what a bar and a list can show: counts per state and the merged ranges of each.
+
+Walking a timetable is slow (an hourly DAG since January is 8,000 cron steps, seconds of CPU), and
+a page asks for every stream's ledger on each load. So the expected windows are kept per target
+(DAG, stream, start, end, schedule) and only the windows that ended since are computed again.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +20,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from apisync.coverage.check import StreamTarget
-from apisync.coverage.ledger import Ledger, Window, WindowState, read_ledger
+from apisync.coverage.ledger import (
+    Ledger,
+    Window,
+    WindowState,
+    as_utc,
+    build_ledger,
+    expected_windows,
+    read_attempts,
+)
 
-__all__ = ["IntervalCoverage", "Segment", "interval_coverage"]
+__all__ = ["IntervalCoverage", "Segment", "cached_expected_windows", "interval_coverage"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,35 @@ class IntervalCoverage:
         }
 
 
+_windows_lock = threading.Lock()
+_windows: dict[tuple[Any, ...], list[Window]] = {}
+
+
+def _target_key(target: StreamTarget) -> tuple[Any, ...]:
+    timetable = target.timetable
+    schedule = getattr(timetable, "summary", None) or repr(timetable)
+    return (target.dag_id, target.stream, target.start, target.end, type(timetable).__name__, schedule)
+
+
+def cached_expected_windows(target: StreamTarget, *, until: datetime) -> list[Window]:
+    """:func:`~apisync.coverage.ledger.expected_windows` of the target up to ``until``, extending
+    the windows computed before instead of walking the timetable from its start again."""
+    key = _target_key(target)
+    with _windows_lock:
+        known = list(_windows.get(key, ()))
+    if known and known[-1][1] > until:  # asked about an earlier moment: compute it afresh
+        known = []
+    if known:
+        after = known[-1][1]
+        more = expected_windows(target.timetable, start=after, end=target.end, until=until)
+        known.extend(w for w in more if w[0] >= after)
+    else:
+        known = expected_windows(target.timetable, start=target.start, end=target.end, until=until)
+    with _windows_lock:
+        _windows[key] = known
+    return list(known)
+
+
 def interval_coverage(
     engine: sa.Engine,
     target: StreamTarget,
@@ -85,16 +127,16 @@ def interval_coverage(
     in_progress: Sequence[Window] = (),
     db_schema: str | None = None,
 ) -> IntervalCoverage:
-    """The ledger of ``target`` up to ``now`` (windows of queued/running runs are ``in_progress``)."""
-    ledger = read_ledger(
-        engine,
-        target.stream,
-        timetable=target.timetable,
-        start=target.start,
-        end=target.end,
-        now=now,
-        grace=target.grace,
-        in_progress=in_progress,
-        db_schema=db_schema,
+    """The ledger of ``target`` up to ``now`` (windows of queued/running runs are ``in_progress``),
+    exactly as :func:`~apisync.coverage.ledger.read_ledger` builds it."""
+    now = as_utc(now)
+    windows = cached_expected_windows(target, until=now)
+    if not windows:
+        return IntervalCoverage(target.stream, target.dag_id, Ledger(target.stream, ()))
+    attempts = read_attempts(
+        engine, target.stream, since=windows[0][0], until=windows[-1][1], db_schema=db_schema
+    )
+    ledger = build_ledger(
+        target.stream, windows, attempts, now=now, grace=target.grace, in_progress=in_progress
     )
     return IntervalCoverage(target.stream, target.dag_id, ledger)
