@@ -139,7 +139,7 @@ async def page(request: Request) -> HTMLResponse:
     except HTTPException as error:
         return HTMLResponse(
             "<!doctype html><title>Syncs</title><p>Not logged in to Airflow "
-            f"({error.detail}). <a href='../' target='_top'>Log in</a> and open Syncs again.</p>",
+            f"({error.detail}). <a href='../'>Log in</a> and open Syncs again.</p>",
             status_code=error.status_code,
         )
     return HTMLResponse((STATIC_DIR / "syncs.html").read_text())

@@ -39,8 +39,24 @@ function taskUrl(dagId, runId, taskId) {
   return `${runUrl(dagId, runId)}/tasks/${encodeURIComponent(taskId)}`;
 }
 
+// The UI shows this page in an iframe sandboxed without "allow-top-navigation", so a link cannot
+// navigate the UI's window. The frame is same-origin, though: a click pushes the path onto the
+// UI's history and tells its router (React Router listens to popstate), as the UI's own links do.
+function openInUi(event) {
+  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const href = event.currentTarget.getAttribute("href");
+  if (window.top === window) return; // opened on its own: an ordinary link
+  event.preventDefault();
+  try {
+    window.top.history.pushState(null, "", href);
+    window.top.dispatchEvent(new PopStateEvent("popstate", { state: null }));
+  } catch (_) {
+    window.location.href = href; // not the UI's frame after all: open it here
+  }
+}
+
 function link(href, text, testid) {
-  return el("a", { href, target: "_top", text, "data-testid": testid });
+  return el("a", { href, text, "data-testid": testid, onclick: openInUi });
 }
 
 async function api(path, options = {}) {
@@ -164,7 +180,7 @@ function chartBox(canvasId) {
   return el("div", { className: "chart-box" }, el("canvas", { id: canvasId }));
 }
 
-function drawChart(canvasId, type, labels, datasets, extraScales = {}) {
+function drawChart(canvasId, title, type, labels, datasets, extraScales = {}) {
   const canvas = document.getElementById(canvasId);
   charts.push(
     new Chart(canvas, {
@@ -174,7 +190,7 @@ function drawChart(canvasId, type, labels, datasets, extraScales = {}) {
         animation: false,
         maintainAspectRatio: false,
         spanGaps: true,
-        plugins: { legend: { labels: { boxWidth: 12 } } },
+        plugins: { title: { display: true, text: title }, legend: { labels: { boxWidth: 12 } } },
         scales: { y: { beginAtZero: true }, ...extraScales },
       },
     }),
@@ -198,19 +214,22 @@ function renderCharts(streams) {
         chartBox(`throttle-${id}`),
       ),
     );
-    const labels = s.runs.map((r) => fmt.short(r.interval_start));
-    const series = (field) => s.runs.map((r) => r[field]);
-    drawChart(`volume-${id}`, "bar", labels, [
+    // In window order (the runs come in the order they were recorded: a backfill's finish out of order).
+    const runs = [...s.runs].sort((a, b) => a.interval_start.localeCompare(b.interval_start));
+    const labels = runs.map((r) => fmt.short(r.interval_start));
+    const series = (field) => runs.map((r) => r[field]);
+    drawChart(`volume-${id}`, "Rows per run", "bar", labels, [
       { label: "pulled", data: series("records_pulled"), backgroundColor: "#94a3b8" },
       { label: "loaded", data: series("records_loaded"), backgroundColor: "#2e9e4f" },
       { label: "quarantined", data: series("records_quarantined"), backgroundColor: "#f0a30a" },
     ]);
-    drawChart(`latency-${id}`, "line", labels, [
+    drawChart(`latency-${id}`, "Request latency (ms)", "line", labels, [
       { label: "p50 ms", data: series("latency_p50_ms"), borderColor: "#3b82d6", backgroundColor: "#3b82d6" },
       { label: "p95 ms", data: series("latency_p95_ms"), borderColor: "#d63b3b", backgroundColor: "#d63b3b" },
     ]);
     drawChart(
       `throttle-${id}`,
+      "429s and seconds throttled",
       "bar",
       labels,
       [
