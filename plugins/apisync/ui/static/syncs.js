@@ -75,7 +75,7 @@ async function api(path, options = {}) {
 }
 
 function statusBadge(status) {
-  const kind = status === "success" ? "success" : status === "failed" ? "failed" : "other";
+  const kind = status === "success" ? "success" : status ? "failed" : "other";
   return el("span", { className: `status ${kind}`, text: status || DASH, "data-field": "status" });
 }
 
@@ -243,7 +243,13 @@ function renderCharts(streams) {
 
 function reasons(failures) {
   if (!Array.isArray(failures)) return failures === null || failures === undefined ? DASH : JSON.stringify(failures);
-  return failures.map((f) => (f && typeof f === "object" ? [f.check, f.column].filter(Boolean).join(" on ") || JSON.stringify(f) : String(f))).join("; ");
+  const one = (f) => {
+    if (!f || typeof f !== "object") return String(f);
+    const what = [f.expectation || f.check, f.column].filter(Boolean).join(" on ");
+    const value = f.value === undefined ? "" : ` (got ${JSON.stringify(f.value)})`;
+    return what ? what + value : JSON.stringify(f);
+  };
+  return failures.map(one).join("; ");
 }
 
 async function loadQuarantine() {
@@ -296,8 +302,8 @@ async function loadQuarantine() {
         el("td", { text: `${fmt.moment(row.interval_start)} → ${fmt.moment(row.interval_end)}` }),
         el("td", {}, run),
         el("td", { "data-field": "reasons", text: reasons(row.failures) }),
-        el("td", {}, el("pre", { className: "raw", "data-field": "raw_record", text: row.raw_record })),
-        el("td", { className: "muted", text: row.page_url || DASH }),
+        el("td", { className: "record" }, el("pre", { className: "raw", "data-field": "raw_record", text: row.raw_record })),
+        el("td", { className: "muted page-url", text: row.page_url || DASH }),
         el("td", {}, replay),
       ),
     );
