@@ -187,3 +187,13 @@ def test_an_admin_gets_the_numbers_of_sync_runs(view_server) -> None:
     html = _get(view_server, "/", "admin")
     assert html.status_code == 200 and "static/chart.umd.min.js" in html.text
     assert _get(view_server, "/static/chart.umd.min.js").text.startswith("/*!\n * Chart.js v4.6.1")
+
+
+def test_a_warehouse_that_cannot_be_read_is_named_and_the_other_streams_still_shown(
+    view_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__APISYNC__WAREHOUSE_CONN_ID", "no_such_warehouse")
+    body = _get(view_server, "/api/overview", "admin").json()
+    assert any(p.startswith("warehouse no_such_warehouse: ") for p in body["problems"]), body["problems"]
+    streams = {s["stream"] for s in body["streams"]}
+    assert "orders" in streams and "contacts_to_crm" not in streams

@@ -103,6 +103,7 @@ function renderStreams(streams) {
     streamCell.append(s.dag_id ? link(`${UI_ROOT}dags/${encodeURIComponent(s.dag_id)}`, s.stream, "dag-link") : s.stream);
     const statusCell = el("td", {}, last ? statusBadge(last.status) : el("span", { className: "muted", text: "never ran" }));
     if (last && last.error) statusCell.append(el("div", { className: "error-line", text: last.error }));
+    if (s.problem) statusCell.append(el("div", { className: "error-line", "data-field": "problem", text: s.problem }));
     body.append(
       el(
         "tr",
