@@ -230,12 +230,13 @@ function renderCharts(streams) {
     ]);
     drawChart(
       `throttle-${id}`,
-      "429s and seconds throttled",
+      "429s, seconds throttled and backing off",
       "bar",
       labels,
       [
         { label: "429s", data: series("api_429s"), backgroundColor: "#d63b3b", yAxisID: "y" },
         { label: "throttled s", data: series("throttled_seconds"), type: "line", borderColor: "#6b7280", backgroundColor: "#6b7280", yAxisID: "y1" },
+        { label: "backoff s", data: series("backoff_seconds"), type: "line", borderColor: "#f0a30a", backgroundColor: "#f0a30a", yAxisID: "y1" },
       ],
       { y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } } },
     );
