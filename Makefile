@@ -8,7 +8,7 @@ REQUIREMENTS := requirements.txt requirements-cluster.txt
 PROVIDER := provider/pyproject.toml provider/apisync_provider/__init__.py
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) constraints.txt $(PROVIDER) | cksum | cut -d' ' -f1)
 
-.PHONY: help install run cluster test lint format demo bench cli clean
+.PHONY: help install browser run cluster test lint format demo bench cli clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,13 +22,22 @@ $(STAMP): $(REQUIREMENTS) constraints.txt $(PROVIDER)
 
 install: $(STAMP)  ## create .venv and install the pinned stack (the Celery stack included)
 
+# The browser tests drive Debian's Chromium through Playwright (`playwright install` downloads a
+# browser, which CI and offline machines cannot): installed once, a no-op when it is there.
+CHROMIUM ?= /usr/bin/chromium
+
+browser:  ## install Debian's Chromium for the browser tests (idempotent; needs root or sudo)
+	@test -x $(CHROMIUM) || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
 run: install  ## start the sandbox APIs and Airflow (UI on http://localhost:8080); Ctrl-C stops all
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/run_local.py
 
 cluster: install  ## the CeleryExecutor stack as processes: PostgreSQL metadata, Redis, 2 workers (no Docker)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/cluster.py
 
-test: install  ## ruff, mypy, then the whole pytest suite
+test: install browser  ## ruff, mypy, then the whole pytest suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

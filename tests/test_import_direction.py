@@ -18,6 +18,9 @@ Read as arrows (the layers low to high):
   ``alerts`` and re-exports the window Params the pipeline checks);
 - ``coverage`` (the interval ledger, its alert and repair) reads ``load``'s ``sync_runs`` table
   and sends on ``alerts``' channels; the ``pipeline`` hands it the sync DAGs' streams;
+- ``report`` reads what was synced (``sync_runs``, ``quarantine``, the ledger) for ``ui`` (the Syncs
+  view) and the CLI's ``status``; nothing imports ``ui`` (``NOBODY_IMPORTS``): Airflow's plugin
+  loader (plugins/apisync_syncs_view.py) loads it;
 - ``pipeline`` composes everything; a DAG file imports only ``apisync.pipeline`` and
   ``apisync.defaults`` themselves (``ENTRY_POINTS_ONLY``), never their inner modules;
 - ``cli`` (the command line) may import everything and nothing imports it (``NOBODY_IMPORTS``)
@@ -66,16 +69,21 @@ ALLOWED: dict[str, frozenset[str]] = {
     # ... and a replay checks a run's raw pages are still there by the extraction's manifest
     "apisync.coverage": _BASE
     | {"apisync.load.audit", "apisync.alerts", "apisync.spec", "apisync.staging.raw_pages"},
+    # the read model of the Syncs view and `status`: reads the bookkeeping tables and the ledger
+    "apisync.report": _STAGE | {"apisync.load", "apisync.coverage", "apisync.quality"},
     "apisync.pipeline": frozenset({"apisync"}),  # everything of ours
     "apisync.cli": frozenset({"apisync"}),  # everything of ours; nothing imports it (NOBODY_IMPORTS)
     "apisync.__main__": frozenset({"apisync.cli"}),  # ``python -m apisync``
+    # the Syncs view (an Airflow plugin's FastAPI app): shows the report, finds the sync streams
+    # with the pipeline's DAG reading, acts through coverage's REST client; nothing imports it
+    "apisync.ui": _BASE | {"apisync.report", "apisync.coverage", "apisync.load", "apisync.pipeline.coverage"},
     "dags": frozenset({"apisync.pipeline", "apisync.defaults"}),
 }
 # Importers that may use the listed modules themselves but not the modules inside them.
 ENTRY_POINTS_ONLY = frozenset({"dags"})
 # Units at the top: whatever ``ALLOWED`` says, no other unit may import them (``apisync.cli`` is
 # the command line; ``apisync.__main__`` runs it).
-NOBODY_IMPORTS = frozenset({"apisync.cli", "apisync.__main__"})
+NOBODY_IMPORTS = frozenset({"apisync.cli", "apisync.__main__", "apisync.ui"})
 
 
 @dataclass(frozen=True)

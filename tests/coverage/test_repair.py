@@ -155,3 +155,20 @@ def test_a_paused_dag_is_named_in_the_alert_and_not_repaired(fake_airflow, tmp_p
             " | repair: no backfill: the DAG is paused (unpause it to repair)",
         ),
     )
+
+
+def test_with_token_calls_as_the_token_holder_and_a_refused_token_never_logs_in(fake_airflow) -> None:
+    fake, url = fake_airflow
+    fake.valid_token = "user-jwt"
+    api = AirflowApi.with_token(url, "user-jwt")
+    assert api.is_paused("orders_to_warehouse") is False
+    assert fake.requests[-1] == ("GET", "/api/v2/dags/orders_to_warehouse", "Bearer user-jwt")
+    # The fake takes each token once: the second call is refused, and the client must not try
+    # /auth/token (it has no password; the user has to log in again).
+    with pytest.raises(AirflowApiError, match="refused the user's token") as caught:
+        api.is_paused("orders_to_warehouse")
+    assert caught.value.status == 401
+    assert fake.tokens_issued == 0
+    assert not any(path == "/auth/token" for _, path, _ in fake.requests)
+    with pytest.raises(AirflowApiError, match="no Airflow token"):
+        AirflowApi.with_token(url, "")

@@ -22,9 +22,8 @@ from collections.abc import Sequence
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
-# The subcommand modules, in the order ``--help`` lists them. Helper "view" adds "status"
-# (apisync/cli/status.py, the same register(subparsers) interface) first in this tuple at merge.
-COMMAND_MODULES = ("gaps", "replay", "test_alert")
+# The subcommand modules (each with ``register(subparsers)``), in the order ``--help`` lists them.
+COMMAND_MODULES = ("status", "gaps", "replay", "test_alert")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,7 +63,28 @@ class AirflowApi:
         self.password = password
         self.session = session or requests.Session()
         self._token: str | None = None
+        self._given_token = False
         register_secret(password)
+
+    @classmethod
+    def with_token(cls, base_url: str, token: str, *, session: requests.Session | None = None) -> AirflowApi:
+        """The same client calling as whoever ``token`` (an Airflow JWT) belongs to, e.g. the user
+        logged into the UI, so Airflow applies that user's permissions. No login and password: a
+        token Airflow refuses is an :class:`AirflowApiError` with status 401, never a new token.
+
+        The token is not registered as a secret: a long-running api-server would keep every user's
+        token in the registry, and JWTs are masked by pattern anyway."""
+        if not token:
+            raise AirflowApiError(
+                f"{base_url}: no Airflow token to call the REST API with",
+                method="POST",
+                url=base_url,
+                status=401,
+            )
+        api = cls(base_url, username="", password="", session=session)
+        api._token = token
+        api._given_token = True
+        return api
 
     @classmethod
     def from_connection(cls, conn_id: str = DEFAULT_API_CONN_ID) -> AirflowApi:
@@ -79,6 +100,13 @@ class AirflowApi:
 
     def _authenticate(self) -> str:
         url = f"{self.base_url}/auth/token"
+        if self._given_token:  # with_token(): the user's token was refused; a password we do not have
+            raise AirflowApiError(
+                f"{self.base_url}: Airflow refused the user's token (expired or revoked): log in again",
+                method="POST",
+                url=url,
+                status=401,
+            )
         try:
             response = self.session.post(
                 url, json={"username": self.username, "password": self.password}, timeout=TIMEOUT_S

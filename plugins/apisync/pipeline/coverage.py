@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from apisync.spec import load_spec
 if TYPE_CHECKING:
     from apisync.coverage.check import StreamTarget
 
-__all__ = ["check_coverage", "deadline_grace", "sync_targets"]
+__all__ = ["SyncStream", "check_coverage", "deadline_grace", "find_sync_streams", "sync_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,29 @@ def sync_targets(dags: Iterable[Any], *, dag_ids: Collection[str] = ()) -> list[
                 )
             )
     return sorted(targets, key=lambda t: (t.dag_id, t.stream))
+
+
+@dataclass(frozen=True)
+class SyncStream:
+    """A stream target and the id of its extract task (what a link to the run's task log names)."""
+
+    target: StreamTarget
+    extract_task_id: str
+
+
+def find_sync_streams(folder: str | None = None) -> tuple[list[SyncStream], dict[str, str]]:
+    """Every (sync DAG, stream) of the DAGs folder (``[core] dags_folder`` by default), and the
+    files that failed to import ({path: error}): what the Syncs view and ``status`` list."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.configuration import conf
+
+    bag = DagBag(dag_folder=folder or conf.get("core", "dags_folder"))
+    found = []
+    for target in sync_targets(bag.dags.values()):
+        dag = bag.dags[target.dag_id]
+        task_ids = [t.task_id for t in dag.tasks if _is_extract(t) and _stream_of(t) == target.stream]
+        found.append(SyncStream(target, task_ids[0]))
+    return found, {str(path): str(error) for path, error in bag.import_errors.items()}
 
 
 @task(task_id="check_coverage")
