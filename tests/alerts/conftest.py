@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -180,18 +181,19 @@ def slack_receiver() -> Iterator[SlackReceiver]:
         thread.join(5)
 
 
-@pytest.fixture
-def alert_connections(
-    monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer, slack_receiver: SlackReceiver
-) -> tuple[SmtpServer, SlackReceiver]:
-    """The default alert connections (slack_alerts, smtp_alerts), pointing at the local servers."""
-    slack = {"conn_type": "slackwebhook", "host": slack_receiver.url, "password": SLACK_TOKEN}
-    smtp = {
+def slack_connection(receiver: SlackReceiver) -> dict[str, Any]:
+    """The ``slack_alerts`` connection (a webhook) pointing at ``receiver``."""
+    return {"conn_type": "slackwebhook", "host": receiver.url, "password": SLACK_TOKEN}
+
+
+def smtp_connection(port: int, password: str = SMTP_PASSWORD) -> dict[str, Any]:
+    """The ``smtp_alerts`` connection pointing at a local SMTP server on ``port``."""
+    return {
         "conn_type": "smtp",
         "host": "127.0.0.1",
-        "port": smtp_server.port,
+        "port": port,
         "login": SMTP_USER,
-        "password": SMTP_PASSWORD,
+        "password": password,
         "extra": {
             "disable_tls": True,
             "disable_ssl": True,
@@ -201,7 +203,14 @@ def alert_connections(
             "retry_limit": 0,
         },
     }
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(slack))
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_ALERTS", json.dumps(smtp))
+
+
+@pytest.fixture
+def alert_connections(
+    monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer, slack_receiver: SlackReceiver
+) -> tuple[SmtpServer, SlackReceiver]:
+    """The default alert connections (slack_alerts, smtp_alerts), pointing at the local servers."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(slack_connection(slack_receiver)))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_ALERTS", json.dumps(smtp_connection(smtp_server.port)))
     monkeypatch.delenv("AIRFLOW_VAR_APISYNC_ALERT_EMAILS", raising=False)
     return smtp_server, slack_receiver

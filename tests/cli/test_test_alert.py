@@ -17,7 +17,9 @@ from tests.alerts.conftest import (
     SlackReceiver,
     SmtpServer,
     _free_port,
+    slack_connection,
     slack_receiver,
+    smtp_connection,
     smtp_server,
 )
 from tests.cli.conftest import run_cli
@@ -36,28 +38,6 @@ def _env(tmp_path: Path, *, slack: dict | None, smtp: dict | None) -> dict[str, 
     return env
 
 
-def _slack(receiver: SlackReceiver) -> dict:
-    return {"conn_type": "slackwebhook", "host": receiver.url, "password": SLACK_TOKEN}
-
-
-def _smtp(port: int, password: str = SMTP_PASSWORD) -> dict:
-    return {
-        "conn_type": "smtp",
-        "host": "127.0.0.1",
-        "port": port,
-        "login": SMTP_USER,
-        "password": password,
-        "extra": {
-            "disable_tls": True,
-            "disable_ssl": True,
-            "from_email": "airflow-alerts@example.test",
-            "to": ALERT_RECIPIENT,
-            "timeout": 10,
-            "retry_limit": 0,
-        },
-    }
-
-
 def _row(output: str, channel: str) -> str:
     return next(line for line in output.splitlines() if line.strip().startswith(channel + " "))
 
@@ -66,7 +46,8 @@ def test_both_channels_deliver_the_test_message(
     tmp_path: Path, smtp_server: SmtpServer, slack_receiver: SlackReceiver
 ) -> None:
     result = run_cli(
-        "test-alert", env=_env(tmp_path, slack=_slack(slack_receiver), smtp=_smtp(smtp_server.port))
+        "test-alert",
+        env=_env(tmp_path, slack=slack_connection(slack_receiver), smtp=smtp_connection(smtp_server.port)),
     )
     assert result.code == 0, result.output
     assert "delivered" in _row(result.stdout, "slack") and "delivered" in _row(result.stdout, "email")
@@ -87,7 +68,10 @@ def test_each_failing_channel_says_why_and_the_exit_code_is_1(
     slack_receiver.status = 500
     wrong = "wr0ng-Pa55-s3cret-771"
     result = run_cli(
-        "test-alert", env=_env(tmp_path, slack=_slack(slack_receiver), smtp=_smtp(smtp_server.port, wrong))
+        "test-alert",
+        env=_env(
+            tmp_path, slack=slack_connection(slack_receiver), smtp=smtp_connection(smtp_server.port, wrong)
+        ),
     )
     assert result.code == 1, result.output
     slack_row, email_row = _row(result.stdout, "slack"), _row(result.stdout, "email")
@@ -100,7 +84,7 @@ def test_each_failing_channel_says_why_and_the_exit_code_is_1(
 
 def test_missing_and_refused_connections(tmp_path: Path, slack_receiver: SlackReceiver) -> None:
     """No Slack connection at all; the SMTP connection points at a port nobody listens on."""
-    result = run_cli("test-alert", env=_env(tmp_path, slack=None, smtp=_smtp(_free_port())))
+    result = run_cli("test-alert", env=_env(tmp_path, slack=None, smtp=smtp_connection(_free_port())))
     assert result.code == 1, result.output
     assert "'slack_alerts' is not defined" in _row(result.stdout, "slack")
     email_row = _row(result.stdout, "email")
@@ -110,7 +94,10 @@ def test_missing_and_refused_connections(tmp_path: Path, slack_receiver: SlackRe
 
 def test_a_disabled_channel_is_not_tried(tmp_path: Path, smtp_server: SmtpServer) -> None:
     result = run_cli(
-        "test-alert", "--slack-conn-id", "", env=_env(tmp_path, slack=None, smtp=_smtp(smtp_server.port))
+        "test-alert",
+        "--slack-conn-id",
+        "",
+        env=_env(tmp_path, slack=None, smtp=smtp_connection(smtp_server.port)),
     )
     assert result.code == 0, result.output
     assert "slack" not in result.stdout and "delivered" in _row(result.stdout, "email")

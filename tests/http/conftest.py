@@ -45,6 +45,26 @@ def api_conn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., s
     return make
 
 
+def dag_in_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_name: str, source: str
+) -> tuple[Any, Path]:
+    """The DAG ``source`` defines (as ``dag``), written to ``file_name`` in a dags folder of its own
+    that Airflow is pointed at: dag.test() runs the DAG its bundle serialized, so it needs a file."""
+    from airflow import settings
+    from airflow.configuration import conf
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    path = dags / file_name
+    path.write_text(source)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
+    conf.set("core", "dags_folder", str(dags))
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
+    namespace: dict[str, Any] = {}
+    exec(compile(source, str(path), "exec"), namespace)
+    return namespace["dag"], dags
+
+
 def run_dag_test(dag: Any, dag_folder: Path) -> Any:
     """dag.test() for a DAG built in a test: Airflow 3.3 only runs DAGs already serialized in the DB."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from apisync.http.latency import latency_percentile
+from tests.http.conftest import dag_in_a_folder
 from tests.statsd_listener import StatsdListener
 
 pytestmark = pytest.mark.slow
@@ -116,18 +117,7 @@ def test_metric_names_carry_dag_and_stream_where_tags_are_dropped(
 
 
 def _dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from airflow import settings
-    from airflow.configuration import conf
-
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "apisync_test_observed.py").write_text(DAG_FILE)
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-    conf.set("core", "dags_folder", str(dags))
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    namespace: dict[str, Any] = {}
-    exec(compile(DAG_FILE, str(dags / "apisync_test_observed.py"), "exec"), namespace)
-    return namespace["dag"]
+    return dag_in_a_folder(tmp_path, monkeypatch, "apisync_test_observed.py", DAG_FILE)[0]
 
 
 def _connect(box: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from scripts.localstack import run_dag_once
 from tests.alerts.conftest import alert_connections, slack_receiver, smtp_server
+from tests.http.conftest import dag_in_a_folder
 from tests.http.scripted_server import Call, Reply, ScriptedServer, scripted_server
 from tests.load.datapath_fixtures import Target
 
@@ -135,20 +136,8 @@ def _test_dag(
 ) -> Any:
     """A customers DAG with quick retries (retries=2, no delay), in a DAGs folder of its own:
     dag.test() runs the DAG its bundle serialized."""
-    from airflow import settings
-    from airflow.configuration import conf
-
     source = TEST_DAG.format(cron=cron, partitions=partitions, warehouse=warehouse)
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    path = dags / f"apisync_test_customers_{partitions}.py"
-    path.write_text(source)
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-    conf.set("core", "dags_folder", str(dags))
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    namespace: dict[str, Any] = {}
-    exec(compile(source, str(path), "exec"), namespace)
-    return namespace["dag"]
+    return dag_in_a_folder(tmp_path, monkeypatch, f"apisync_test_customers_{partitions}.py", source)[0]
 
 
 def test_a_slice_over_the_threshold_fails_alone_at_once_with_one_audit_row_and_alert(

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.alerts.conftest import alert_connections, slack_receiver, smtp_server
-from tests.http.conftest import run_dag_test
+from tests.http.conftest import dag_in_a_folder, run_dag_test
 from tests.load.datapath_fixtures import Target
 
 __all__ = ["alert_connections", "slack_receiver", "smtp_server"]
@@ -59,19 +59,7 @@ def _closed_port() -> int:
 
 
 def _dag_in_a_folder_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Path]:
-    from airflow import settings
-    from airflow.configuration import conf
-
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    path = dags / "apisync_test_source_down.py"
-    path.write_text(DAG_SOURCE)
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-    conf.set("core", "dags_folder", str(dags))
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    namespace: dict[str, Any] = {}
-    exec(compile(DAG_SOURCE, str(path), "exec"), namespace)
-    return namespace["dag"], dags
+    return dag_in_a_folder(tmp_path, monkeypatch, "apisync_test_source_down.py", DAG_SOURCE)
 
 
 def test_a_refused_connection_fails_the_task_in_one_try_within_30_s_with_the_cause_first(

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.http.conftest import dag_in_a_folder
+
 pytestmark = pytest.mark.slow
 
 
@@ -37,19 +39,7 @@ with DAG(
 
 
 def _dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """dag.test() runs the DAG its bundle serialized, so the DAG lives in a file of a dags folder."""
-    from airflow import settings
-    from airflow.configuration import conf
-
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "apisync_test_orders.py").write_text(DAG_FILE)
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-    conf.set("core", "dags_folder", str(dags))
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    namespace: dict[str, Any] = {}
-    exec(compile(DAG_FILE, str(dags / "apisync_test_orders.py"), "exec"), namespace)
-    return namespace["dag"]
+    return dag_in_a_folder(tmp_path, monkeypatch, "apisync_test_orders.py", DAG_FILE)[0]
 
 
 def _connect(box: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -23,6 +23,7 @@ from apisync.http import ApiHook
 from apisync.pipeline.runner import WindowRun, run_window
 from apisync.spec import StreamSpec, include_dir, load_spec, render_window
 from apisync.staging.layout import RunPaths, window_key
+from tests.http.conftest import dag_in_a_folder
 from tests.http.scripted_server import Call, Reply, ScriptedServer, scripted_server
 from tests.load.datapath_fixtures import Target
 
@@ -364,8 +365,6 @@ def test_case4_mapped_slices_of_a_window_own_disjoint_records(
     the inclusive server for whole seconds around its slice and keeps exactly its own records; the
     count of the others travels normalize -> validate -> load (XCom) into ``sync_runs``."""
     import sqlalchemy as sa
-    from airflow import settings
-    from airflow.configuration import conf
 
     records = [_record(i + 1, DAY + timedelta(seconds=i)) for i in range(11)]  # 0 s .. 10 s
     server = filter_server(records, {"updated_gte", "updated_lte"})
@@ -375,16 +374,9 @@ def test_case4_mapped_slices_of_a_window_own_disjoint_records(
         "AIRFLOW_CONN_WAREHOUSE_TEST", json.dumps({"conn_type": "sqlite", "host": str(database)})
     )
     monkeypatch.setenv("APISYNC_STAGING_URL", f"file://{tmp_path}/staging")
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "apisync_test_sliced_items.py").write_text(SLICED_DAG)
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-    conf.set("core", "dags_folder", str(dags))
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    namespace: dict[str, Any] = {}
-    exec(compile(SLICED_DAG, str(dags / "apisync_test_sliced_items.py"), "exec"), namespace)
+    dag = dag_in_a_folder(tmp_path, monkeypatch, "apisync_test_sliced_items.py", SLICED_DAG)[0]
 
-    run = namespace["dag"].test(
+    run = dag.test(
         logical_date=datetime(2026, 1, 6, tzinfo=UTC),
         run_conf={"window_start": "2026-01-05T00:00:00Z", "window_end": "2026-01-05T00:00:10Z"},
     )
