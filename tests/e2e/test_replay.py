@@ -145,6 +145,17 @@ def test_replay_of_a_backfilled_orders_window_calls_no_api_and_duplicates_nothin
     assert _finished_run(stack, dag_id, run_id)["state"] == "success"  # nothing was cleared
 
 
+def _trigger_window(stack: Any, dag_id: str) -> str:
+    """A manual run of ``dag_id`` over START..END (the window as conf, no logical date)."""
+    triggered = stack.api(
+        "POST",
+        f"/dags/{dag_id}/dagRuns",
+        json={"logical_date": None, "conf": {"window_start": START, "window_end": END}},
+    )
+    assert triggered.status_code == 200, triggered.text
+    return str(triggered.json()["dag_run_id"])
+
+
 @pytest.mark.timeout(2400)
 def test_replay_of_a_sliced_conf_window_reruns_every_slice_from_its_raw_pages(airflow_stack) -> None:
     stack = airflow_stack
@@ -152,13 +163,7 @@ def test_replay_of_a_sliced_conf_window_reruns_every_slice_from_its_raw_pages(ai
     stack.wait_for_dag(dag_id)
     stack.api("POST", "/pools", json={"name": "accounts_api", "slots": 2})  # what `make run` imports
     assert stack.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200
-    triggered = stack.api(
-        "POST",
-        f"/dags/{dag_id}/dagRuns",
-        json={"logical_date": None, "conf": {"window_start": START, "window_end": END}},
-    )
-    assert triggered.status_code == 200, triggered.text
-    run_id = triggered.json()["dag_run_id"]
+    run_id = _trigger_window(stack, dag_id)
     assert _finished_run(stack, dag_id, run_id)["state"] == "success"
 
     requests_before = _sandbox_requests(stack, "accounts")
@@ -231,13 +236,7 @@ def test_a_window_quarantined_by_a_bad_suite_loads_after_the_fix_and_a_replay(st
     suite.write_text(json.dumps(strict))
     stack.wait_for_dag(dag_id)
     assert stack.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200
-    triggered = stack.api(
-        "POST",
-        f"/dags/{dag_id}/dagRuns",
-        json={"logical_date": None, "conf": {"window_start": START, "window_end": END}},
-    )
-    assert triggered.status_code == 200, triggered.text
-    run_id = triggered.json()["dag_run_id"]
+    run_id = _trigger_window(stack, dag_id)
     assert _finished_run(stack, dag_id, run_id)["state"] == "failed"
     assert _sync_runs(stack, "orders") == [
         (run_id, "quarantine_threshold_exceeded", _sync_runs(stack, "orders")[0][2])
