@@ -70,7 +70,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.coverage": _BASE
     | {"apisync.load.audit", "apisync.alerts", "apisync.spec", "apisync.staging.raw_pages"},
     # the read model of the Syncs view and `status`: reads the bookkeeping tables and the ledger
-    "apisync.report": _STAGE | {"apisync.load", "apisync.coverage", "apisync.quality"},
+    # ... and merges sliced runs' latency histograms with the hook's own bucket arithmetic
+    "apisync.report": _STAGE
+    | {"apisync.load", "apisync.coverage", "apisync.quality", "apisync.http.latency"},
     "apisync.pipeline": frozenset({"apisync"}),  # everything of ours
     "apisync.cli": frozenset({"apisync"}),  # everything of ours; nothing imports it (NOBODY_IMPORTS)
     "apisync.__main__": frozenset({"apisync.cli"}),  # ``python -m apisync``

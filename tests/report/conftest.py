@@ -14,6 +14,33 @@ class ReportWarehouse:
     engine: sa.Engine
     db_schema: str | None
 
+    def create_older_sync_runs(self) -> None:
+        """``sync_runs`` as a release before the metrics columns made it (what readers must still read)."""
+        prefix = f'"{self.db_schema}".' if self.db_schema else ""
+        key = "INTEGER PRIMARY KEY" if self.engine.dialect.name == "sqlite" else "BIGSERIAL PRIMARY KEY"
+        moment = "TIMESTAMP" if self.engine.dialect.name == "sqlite" else "TIMESTAMPTZ"
+        counts = ", ".join(
+            f"{name} BIGINT"
+            for name in (
+                "records_pulled",
+                "records_inserted",
+                "records_updated",
+                "records_unchanged",
+                "records_quarantined",
+                "api_calls",
+                "api_429s",
+            )
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {prefix}sync_runs (id {key}, stream TEXT NOT NULL, interval_start"
+                    f" {moment} NOT NULL, interval_end {moment} NOT NULL, run_id TEXT NOT NULL,"
+                    f" status TEXT NOT NULL, {counts}, throttled_seconds FLOAT, duration_seconds FLOAT,"
+                    f" error TEXT, recorded_at {moment} NOT NULL)"
+                )
+            )
+
     def add_columns(self, table: str, columns: dict[str, str]) -> None:
         """What the metrics release's migration does to an existing table: ALTER TABLE ADD COLUMN."""
         prefix = f'"{self.db_schema}".' if self.db_schema else ""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from apisync.http.latency import bucket_middle, latency_bucket, latency_percentile
 from apisync.load.audit import RunRecord, record_run
 from apisync.report.runs import read_runs, recorded_streams, stream_summaries
 
@@ -121,11 +122,21 @@ def test_a_run_is_its_slices_newest_rows_added_up_and_failed_when_one_slice_fail
 
 
 def test_the_metrics_columns_are_read_when_the_warehouse_has_them_and_null_in_older_rows(warehouse) -> None:
-    _row(warehouse, "old", T0, T0 + HOUR, at=T0, api_calls=4)  # written before the columns existed
-    warehouse.add_columns("sync_runs", NEW_COLUMNS)
+    # An older release's table and row; the columns added as its next write adds them, except the
+    # latency histogram (absent: the run's latency is the slowest slice's, below).
+    warehouse.create_older_sync_runs()
     from sqlalchemy import text
 
     prefix = f'"{warehouse.db_schema}".' if warehouse.db_schema else ""
+    with warehouse.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO {prefix}sync_runs (stream, interval_start, interval_end, run_id, status,"
+                " api_calls, recorded_at) VALUES ('orders', :s, :e, 'old', 'success', 4, :at)"
+            ),
+            {"s": T0, "e": T0 + HOUR, "at": T0},
+        )
+    warehouse.add_columns("sync_runs", NEW_COLUMNS)
     with warehouse.engine.begin() as conn:
         for slice_no, (p50, p95, counts, errors) in enumerate(
             [(20.0, 80.0, {"200": 40, "429": 2}, 1), (30.0, 60.0, {"200": 10, "error": 3}, 3)]
@@ -165,3 +176,61 @@ def test_no_sync_runs_table_is_no_history(warehouse) -> None:
     assert stream_summaries(warehouse.engine, db_schema=warehouse.db_schema) == []
     with pytest.raises(ValueError, match="limit must be at least 1, got 0"):
         read_runs(warehouse.engine, "orders", db_schema=warehouse.db_schema, limit=0)
+
+
+def test_a_sliced_runs_latency_is_the_percentile_of_its_slices_merged_histograms(warehouse) -> None:
+    """Slice 1: 19 requests of ~10 ms; slice 2: 1 request of ~100 ms. All 20 requests: p50 ~10 ms
+    and p95 (rank 19 of 20) ~10 ms — not the slowest slice's 100 ms, which ignores how few they were."""
+    fast, slow = latency_bucket(10.0), latency_bucket(100.0)
+    slices = [({fast: 19}, 19), ({slow: 1}, 1)]
+    for slice_no, (histogram, calls) in enumerate(slices):
+        start = T0 + slice_no * HOUR / 2
+        _row(
+            warehouse,
+            "merged",
+            start,
+            start + HOUR / 2,
+            at=T0 + HOUR,
+            api_calls=calls,
+            latency_p50_ms=latency_percentile(histogram, 0.5),
+            latency_p95_ms=latency_percentile(histogram, 0.95),
+            latency_histogram=json.dumps(histogram),
+        )
+    (run,) = read_runs(warehouse.engine, "orders", db_schema=warehouse.db_schema)
+    assert run.slices == 2 and run.api_calls == 20
+    assert run.latency_p50_ms == bucket_middle(fast) and run.latency_p95_ms == bucket_middle(fast)
+    assert run.latency_p95_ms == pytest.approx(10.0, rel=0.045)
+
+    # One more request of ~100 ms in a third slice: 2 of 21 now, so the p95 (rank 20) is ~100 ms.
+    _row(
+        warehouse,
+        "merged",
+        T0 + HOUR,
+        T0 + 1.5 * HOUR,
+        at=T0 + HOUR,
+        api_calls=1,
+        latency_p50_ms=bucket_middle(slow),
+        latency_p95_ms=bucket_middle(slow),
+        latency_histogram=json.dumps({slow: 1}),
+    )
+    (run,) = read_runs(warehouse.engine, "orders", db_schema=warehouse.db_schema)
+    assert run.latency_p50_ms == bucket_middle(fast) and run.latency_p95_ms == bucket_middle(slow)
+
+
+def test_a_slice_without_a_histogram_makes_the_run_fall_back_to_the_slowest_slice(warehouse) -> None:
+    """A row written before ``latency_histogram`` existed (NULL there): merging the others would
+    leave its requests out, so the run's p50/p95 are the highest of the slices' own."""
+    fast = latency_bucket(10.0)
+    _row(
+        warehouse,
+        "mixed",
+        T0,
+        T0 + HOUR / 2,
+        at=T0 + HOUR,
+        latency_p50_ms=bucket_middle(fast),
+        latency_p95_ms=bucket_middle(fast),
+        latency_histogram=json.dumps({fast: 19}),
+    )
+    _row(warehouse, "mixed", T0 + HOUR / 2, T0 + HOUR, at=T0 + HOUR, latency_p50_ms=90.0, latency_p95_ms=120)
+    (run,) = read_runs(warehouse.engine, "orders", db_schema=warehouse.db_schema)
+    assert (run.latency_p50_ms, run.latency_p95_ms) == (90.0, 120.0)

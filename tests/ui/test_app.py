@@ -164,6 +164,25 @@ def test_a_viewer_may_look_but_not_backfill_or_replay(view_server) -> None:
     )
 
 
+def test_a_replay_of_a_quarantined_rows_run_asks_airflow_for_that_run_as_the_user(view_server) -> None:
+    """With ``run_id`` (the quarantine browser sends the row's run) the view looks the run up in
+    Airflow's REST API with the user's token: a run Airflow does not have is its 404, named."""
+    headers = {"Authorization": f"Bearer {view_server['tokens']['admin']}"}
+    replay = requests.post(
+        f"{view_server['url']}/apisync/api/streams/orders/replay",
+        headers=headers,
+        json={
+            "window_start": "2026-01-05T10:00:00Z",
+            "window_end": "2026-01-05T10:15:00Z",
+            "run_id": "manual__no-such-run",
+        },
+        timeout=120,
+    )
+    assert replay.status_code == 404, replay.text
+    detail = replay.json()["detail"]
+    assert "GET " in detail and "/dags/orders_to_warehouse/dagRuns/manual__no-such-run" in detail, detail
+
+
 def test_an_admin_gets_the_numbers_of_sync_runs(view_server) -> None:
     response = _get(view_server, "/api/overview", "admin")
     assert response.status_code == 200, response.text

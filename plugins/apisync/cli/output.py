@@ -19,7 +19,7 @@ from apisync.redaction import redact
 __all__ = ["MISSING", "print_error", "print_table"]
 
 MISSING = "—"  # a value a row does not have (an older warehouse's column, a NULL)
-WIDE = 200  # columns when stdout is no terminal: rows stay on one line
+WIDE = 400  # columns when stdout is no terminal: rows stay on one line (status has 18 columns)
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -28,8 +28,8 @@ def _console(*, stderr: bool = False) -> Console:
     return Console(file=stream, width=width, highlight=False, soft_wrap=True)
 
 
-def print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """One table; ``None`` cells print as :data:`MISSING`."""
+def print_table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """One table (``title`` above it, none for ``None``); ``None`` cells print as :data:`MISSING`."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in headers:
         table.add_column(header, overflow="fold")

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from apisync.cli.output import MISSING, print_error, print_table
 from apisync.load.connection import DEFAULT_WAREHOUSE_CONN_ID
 from apisync.redaction import redact
 
 __all__ = ["HEADERS", "StreamStatus", "collect_status", "register", "run_status"]
 
-MISSING = "—"
 HEADERS = (
     "stream",
     "dag",
@@ -179,28 +179,13 @@ def run_status(args: argparse.Namespace) -> int:
         )
     missing = sorted(set(args.stream or ()) - {s.stream for s in statuses})
     if missing:
-        print(f"apisync: no such stream: {', '.join(missing)}", file=sys.stderr)
+        print_error(f"no such stream: {', '.join(missing)}")
         return 2
     if args.json:
         print(json.dumps([s.as_dict() for s in statuses], indent=2))
     else:
-        _print_table([s.row() for s in statuses])
+        print_table(None, HEADERS, [s.row() for s in statuses])
     return 0 if all(s.healthy for s in statuses) else 1
-
-
-def _print_table(rows: Sequence[Sequence[str]]) -> None:
-    """Rich's table (Airflow's own CLI prints with rich), plain when stdout is no terminal."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in HEADERS:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    width = None if sys.stdout.isatty() else 400  # one line per stream for grep and tests
-    Console(file=sys.stdout, width=width, highlight=False, soft_wrap=True).print(table)
 
 
 def register(subparsers: Any) -> None:

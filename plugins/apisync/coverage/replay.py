@@ -56,6 +56,7 @@ __all__ = [
     "WindowRun",
     "find_window_run",
     "replay_window",
+    "run_window",
     "wait_for_run",
 ]
 
@@ -130,6 +131,16 @@ def _pages(api: AirflowApi, path: str, key: str, params: Mapping[str, Any]) -> I
         offset += len(items)
         if not items or offset >= int(body.get("total_entries") or 0):
             return
+
+
+def run_window(api: AirflowApi, dag_id: str, run_id: str) -> Window:
+    """The window the run ``run_id``'s tasks sync, all its slices together (conf window, else data
+    interval): what a quarantined row of one slice replays (the row carries its slice's window)."""
+    path = f"/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}"
+    window = _effective_window(api.call("GET", path) or {})
+    if window is None:
+        raise ReplayError(f"{dag_id} run {run_id} has no window (no data interval, no conf window)")
+    return window
 
 
 def find_window_run(api: AirflowApi, dag_id: str, start: datetime, end: datetime) -> WindowRun:

@@ -6,7 +6,8 @@ bookkeeping tables (``sync_runs``, ``quarantine``) through SQLAlchemy, reflectin
 newer release adds (latency percentiles, status counts, error counts) may be missing from an
 older warehouse or NULL in older rows, and reads as ``None`` ("—" on a page). Coverage is the
 interval ledger of :mod:`apisync.coverage`. May import: load (the warehouse and ``sync_runs``
-definitions), coverage, quality (the quarantine table's name), staging, spec, errors, redaction.
+definitions), coverage, quality (the quarantine table's name), http.latency (merging slices' latency
+histograms), staging, spec, errors, redaction.
 """
 
 from __future__ import annotations

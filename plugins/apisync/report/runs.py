@@ -3,9 +3,13 @@
 ``sync_runs`` holds one row per outcome of a window and slice: a window split into mapped slices
 writes one row per slice, and a run cleared and run again writes a newer row for the same slice.
 A :class:`RunPoint` is one DAG run of one stream: the newest row of each of its slices, counts
-added up. Latency percentiles cannot be added up across slices: a run's p50/p95 are those of its
-slowest slice (the highest of the slices' values), an upper bound that is exact for an unsliced
-stream. Columns missing from an older warehouse, or NULL in older rows, are ``None``.
+added up. Latency percentiles cannot be added up across slices, but the latency histograms behind
+them can: when every slice's row has its ``latency_histogram`` (JSON log buckets), the run's
+p50/p95 are the percentiles of the merged histogram (:mod:`apisync.http.latency`: all the run's
+requests, at the buckets' resolution). Without it (an older warehouse lacks the column, an older
+row has NULL) they fall back to the slowest slice's (the highest of the slices' values), an upper
+bound that is exact for an unsliced stream. Columns missing from an older warehouse, or NULL in
+older rows, are ``None``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from apisync.coverage.ledger import SUCCESS_STATUS, as_utc
+from apisync.http.latency import latency_percentile, merge_histograms
 from apisync.load.audit import SYNC_RUNS_TABLE
 from apisync.report.reflect import optional, reflected_table
 
@@ -45,6 +50,7 @@ _OPTIONAL_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
     **{name: sa.BigInteger() for name in _COUNTS},
     **{name: sa.Float() for name in (*_SECONDS, *_LATENCIES)},
     "status_counts": sa.Text(),
+    "latency_histogram": sa.Text(),
     "error": sa.Text(),
 }
 
@@ -139,6 +145,28 @@ def _max(values: Iterable[Any]) -> Any:
     return max(known) if known else None
 
 
+def _histogram(text: Any) -> dict[str, int] | None:
+    """A row's ``latency_histogram`` ({bucket: count}), or None when absent or not one."""
+    counts = _status_counts(text)  # the same shape: a JSON object of counts
+    if counts is None:
+        return None
+    try:
+        return {str(int(bucket)): count for bucket, count in counts.items()}
+    except ValueError:
+        return None
+
+
+def _latencies(rows: Sequence[Any]) -> tuple[float | None, float | None]:
+    """p50/p95 of the rows' merged histograms; the highest of the rows' own values when a row has
+    no histogram (the merge would leave its requests out)."""
+    histograms = [_histogram(row.latency_histogram) for row in rows]
+    if rows and all(h is not None for h in histograms):
+        merged = merge_histograms(*histograms)
+        if merged:
+            return latency_percentile(merged, 0.5), latency_percentile(merged, 0.95)
+    return _max(row.latency_p50_ms for row in rows), _max(row.latency_p95_ms for row in rows)
+
+
 def _merged_counts(rows: Sequence[Any]) -> dict[str, int] | None:
     merged: dict[str, int] = {}
     seen = False
@@ -168,6 +196,7 @@ def _run_point(rows: Sequence[Any]) -> RunPoint:
     counts = {name: _sum(getattr(row, name) for row in slices) for name in (*_COUNTS, *_SECONDS)}
     # A run's duration is its slowest slice's (slices run side by side), not their sum.
     counts["duration_seconds"] = _max(row.duration_seconds for row in slices)
+    p50, p95 = _latencies(slices)
     return RunPoint(
         stream=str(rows[0].stream),
         run_id=str(rows[0].run_id),
@@ -176,8 +205,8 @@ def _run_point(rows: Sequence[Any]) -> RunPoint:
         interval_end=max(end for _, end in latest),
         recorded_at=max(as_utc(row.recorded_at) for row in slices),
         slices=len(slices),
-        latency_p50_ms=_max(row.latency_p50_ms for row in slices),
-        latency_p95_ms=_max(row.latency_p95_ms for row in slices),
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
         status_counts=_merged_counts(slices),
         error=_first_line(next((row.error for row in failed if row.error), None)),
         **counts,

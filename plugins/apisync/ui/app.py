@@ -10,8 +10,10 @@ UI's ``_token`` cookie with every request of the page).
 - ``GET /api/streams/{stream}/quarantine?limit=&offset=&run_id=`` a page of quarantined rows;
 - ``POST /api/streams/{stream}/backfill`` a backfill of the oldest missing range (the coverage
   repair's own logic), created through the REST API as the user;
-- ``POST /api/streams/{stream}/replay`` ``{"window_start", "window_end"}``: that window re-run
-  from its staged raw files, as the user.
+- ``POST /api/streams/{stream}/replay`` ``{"window_start", "window_end", "run_id"?}``: that
+  window re-run from its staged raw files, as the user. With ``run_id`` (what the quarantine
+  browser sends), the window of that run, which must contain the one given: a quarantined row of
+  a sliced run carries its slice's window, and no run has a slice's window.
 
 **Charts: Chart.js** 4.6.1 (MIT, chartjs.org), the UMD build vendored from the npm package as
 ``static/chart.umd.min.js`` with its licence next to it, served by this app: no CDN (the machine
@@ -264,20 +266,37 @@ async def replay(
     user: User,
     window_start: Annotated[datetime, Body()],
     window_end: Annotated[datetime, Body()],
+    run_id: Annotated[str | None, Body()] = None,
 ) -> dict[str, Any]:
-    """Re-run one window of the stream from its staged raw files (no new call to the source)."""
+    """Re-run one window of the stream from its staged raw files (no new call to the source);
+    with ``run_id``, the whole window of that run (a quarantined row's run, maybe sliced)."""
     found = _stream_or_404(stream)
     require(user, "replay", found.target.dag_id)
     if window_end <= window_start:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "window_end must be after window_start")
-    return await run_in_threadpool(_replay, request, found.target.dag_id, window_start, window_end)
+    window = (window_start, window_end)
+    return await run_in_threadpool(_replay, request, found.target.dag_id, window, run_id)
 
 
-def _replay(request: Request, dag_id: str, window_start: datetime, window_end: datetime) -> dict[str, Any]:
-    from apisync.coverage.replay import replay_window
+def _replay(
+    request: Request, dag_id: str, window: tuple[datetime, datetime], run_id: str | None
+) -> dict[str, Any]:
+    from apisync.coverage.ledger import as_utc, format_range
+    from apisync.coverage.replay import replay_window, run_window
 
+    api = _user_api(request)
+    start, end = as_utc(window[0]), as_utc(window[1])
     try:
-        outcome = replay_window(_user_api(request), dag_id, window_start, window_end)
+        if run_id is not None:
+            run_start, run_end = run_window(api, dag_id, run_id)
+            if not (run_start <= start and end <= run_end):
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_ENTITY,
+                    f"window {format_range((start, end))} is not inside run {run_id}'s window "
+                    f"{format_range((run_start, run_end))}",
+                )
+            start, end = run_start, run_end
+        outcome = replay_window(api, dag_id, start, end)
     except AirflowApiError as error:
         raise _api_error(error) from error
     except ApisyncError as error:

@@ -87,7 +87,7 @@ function renderStreams(streams) {
   const body = document.querySelector("#streams tbody");
   body.replaceChildren();
   if (!streams.length) {
-    body.append(el("tr", {}, el("td", { colspan: 15, className: "muted", text: "No sync streams you may read yet." })));
+    body.append(el("tr", {}, el("td", { colspan: 16, className: "muted", text: "No sync streams you may read yet." })));
     return;
   }
   for (const s of streams) {
@@ -121,6 +121,7 @@ function renderStreams(streams) {
         numCell("latency_p50_ms", last && last.latency_p50_ms, fmt.ms),
         numCell("latency_p95_ms", last && last.latency_p95_ms, fmt.ms),
         numCell("error_rate", last && last.error_rate, fmt.rate),
+        numCell("bytes_received", last && last.bytes_received, fmt.int),
         el("td", { className: "num", "data-field": "failed_runs", text: `${s.failed_runs} / ${s.runs.length}` }),
         links,
       ),
@@ -286,7 +287,8 @@ async function loadQuarantine() {
         const outcome = await api(`api/streams/${encodeURIComponent(stream)}/replay`, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ window_start: row.interval_start, window_end: row.interval_end }),
+          // The row's run: a sliced run's row carries its slice's window, the replay is the run's.
+          body: JSON.stringify({ window_start: row.interval_start, window_end: row.interval_end, run_id: row.run_id }),
         });
         result.textContent = outcome.message;
       } catch (error) {
