@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +165,31 @@ def test_case5_e_sqlite_has_no_schemas_to_create(tmp_path: Path, monkeypatch: py
     with pytest.raises(WarehouseSchemaError, match="schema 'analytics' does not exist") as caught:
         warehouse_from_connection()
     assert "SQLite" in str(caught.value)
+
+
+def test_a_sqlite_warehouse_waits_for_a_concurrent_writer_instead_of_failing_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mapped slices load into one SQLite file at once; pysqlite gives up after 5 s with "database
+    is locked", so a slice whose neighbour's load took longer failed (seen under ``make run``)."""
+    database = tmp_path / "warehouse.db"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(database)})
+    )
+    warehouse = warehouse_from_connection()
+    with warehouse.engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE rows (id INTEGER)"))
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another slice's load, mid-transaction
+    holder.execute("INSERT INTO rows VALUES (1)")
+    released = threading.Timer(7.0, holder.execute, args=("COMMIT",))  # longer than pysqlite's 5 s
+    released.start()
+    try:
+        with warehouse.engine.begin() as connection:
+            connection.execute(sa.text("INSERT INTO rows VALUES (2)"))
+    finally:
+        released.join()
+        holder.close()
+    with warehouse.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM rows")).scalar() == 2
+    warehouse.engine.dispose()

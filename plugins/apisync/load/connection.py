@@ -10,6 +10,9 @@ unless the extras say ``"create_schema": true``: then apisync creates it (``CREA
 EXISTS``). Tables are created as needed either way, but a schema is not made silently: it usually
 carries grants and an owner a person set up, and a typo in its name would otherwise put the data
 where nobody looks. SQLite has no schemas to create (only attached database files).
+
+A SQLite warehouse waits up to :data:`SQLITE_BUSY_TIMEOUT_S` for another writer (mapped slices
+load into one file at once) instead of pysqlite's 5 s, after which it said "database is locked".
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from apisync.errors import WarehouseConfigError, WarehouseSchemaError
 
 __all__ = [
     "DEFAULT_WAREHOUSE_CONN_ID",
+    "SQLITE_BUSY_TIMEOUT_S",
     "Warehouse",
     "ensure_schema",
     "warehouse_from_connection",
     "warehouse_url",
 ]
+
+SQLITE_BUSY_TIMEOUT_S = 120.0  # a neighbouring slice's load of a big window, on a busy machine
 
 DEFAULT_WAREHOUSE_CONN_ID = "warehouse_default"
 
@@ -109,7 +115,9 @@ def warehouse_from_connection(conn_id: str = DEFAULT_WAREHOUSE_CONN_ID) -> Wareh
         raise WarehouseConfigError(
             f"connection {conn_id}: extra create_schema must be true or false, got {create_schema!r}"
         )
-    engine = sa.create_engine(warehouse_url(conn), pool_pre_ping=True)
+    url = sa.make_url(warehouse_url(conn))
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S} if url.get_backend_name() == "sqlite" else {}
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     warehouse = Warehouse(
         engine=engine, db_schema=extra.get("schema"), conn_id=conn_id, create_schema=create_schema
     )
