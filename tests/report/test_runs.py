@@ -103,7 +103,7 @@ def test_a_run_is_its_slices_newest_rows_added_up_and_failed_when_one_slice_fail
     assert a.duration_seconds == 9.0  # the slowest slice, not the sum
     assert a.recorded_at == T0 + 3 * HOUR and a.error is None
     assert b.status == "failed" and b.error == "extract: ConnectionError: refused"
-    assert b.records_loaded is None  # nothing inserted or updated is not "0 loaded"
+    assert b.records_loaded is None  # nothing merged is not "0 loaded"
     # Columns this warehouse does not have yet read as None, not as an error.
     assert a.latency_p95_ms is None and a.error_rate is None and a.status_counts is None
 
@@ -234,3 +234,21 @@ def test_a_slice_without_a_histogram_makes_the_run_fall_back_to_the_slowest_slic
     _row(warehouse, "mixed", T0 + HOUR / 2, T0 + HOUR, at=T0 + HOUR, latency_p50_ms=90.0, latency_p95_ms=120)
     (run,) = read_runs(warehouse.engine, "orders", db_schema=warehouse.db_schema)
     assert (run.latency_p50_ms, run.latency_p95_ms) == (90.0, 120.0)
+
+
+def test_a_rerun_of_a_loaded_window_counts_its_unchanged_rows_as_loaded(warehouse) -> None:
+    """A replay merges the same rows again: all unchanged. "Loaded 0" read like lost data."""
+    _row(warehouse, "first", T0, T0 + HOUR, at=T0 + HOUR, records_pulled=30, records_inserted=30)
+    _row(
+        warehouse,
+        "replay",
+        T0,
+        T0 + HOUR,
+        at=T0 + 2 * HOUR,
+        records_pulled=30,
+        records_inserted=0,
+        records_updated=0,
+        records_unchanged=30,
+    )
+    first, replay = read_runs(warehouse.engine, "orders", db_schema=warehouse.db_schema)
+    assert (first.records_loaded, replay.records_loaded) == (30, 30)

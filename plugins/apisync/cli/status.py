@@ -1,7 +1,7 @@
 """``python -m apisync status``: each stream's last run and coverage, the numbers of the Syncs view.
 
 Per sync stream of the DAGs folder (and every other stream ``sync_runs`` records): the last run's
-time, status and window, rows pulled / loaded (inserted + updated) / quarantined, API calls,
+time, status and window, rows pulled / loaded (merged) / quarantined, API calls,
 429s, seconds throttled, p50/p95 request latency, error rate, failed runs among the recent ones,
 and the coverage counts (synced / failed / never ran). Read with :mod:`apisync.report`, which the
 Syncs view reads with too. The warehouse is each stream DAG's own; streams without a DAG are looked

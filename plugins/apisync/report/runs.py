@@ -85,10 +85,13 @@ class RunPoint:
 
     @property
     def records_loaded(self) -> int | None:
-        """Rows written to the destination: inserted + updated."""
-        if self.records_inserted is None and self.records_updated is None:
+        """Rows the load merged into the destination: inserted + updated + unchanged, as the
+        ``apisync.records_loaded`` metric counts them — a rerun or replay of a window already
+        loaded loads its rows again (unchanged), it does not load "0"."""
+        parts = (self.records_inserted, self.records_updated, self.records_unchanged)
+        if all(part is None for part in parts):
             return None
-        return (self.records_inserted or 0) + (self.records_updated or 0)
+        return sum(part or 0 for part in parts)
 
     @property
     def error_rate(self) -> float | None:
