@@ -33,25 +33,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="package", autouse=True)
-def airflow_folders_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Run our test DAGs against empty plugins and DAG folders, not the project's.
+def dag_bundle_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run our test DAGs against an empty DAG folder, not the project's.
 
-    - Airflow's plugin loader imports every .py under the plugins folder as a top-level module named
-      after the file, so plugins/apisync/http/operator.py replaces the stdlib ``operator`` in
-      sys.modules and every task dies on import (``module 'operator' has no attribute
-      'attrgetter'``). apisync holds no AirflowPlugin, so an empty folder loses nothing. The
-      project fix is a plugins/.airflowignore listing ``apisync/`` (reported to the lead).
-    - dag.test() re-parses and re-serializes the whole bundle the DAG belongs to, so one broken DAG
-      file in dags/ would fail every alert test. The "dags-folder" bundle points at an empty folder
-      here; run_dag_test() writes the test DAG into that bundle directly.
+    dag.test() re-parses and re-serializes the whole bundle the DAG belongs to, so one broken DAG
+    file in dags/ would fail every alert test. The "dags-folder" bundle points at an empty folder
+    here; run_dag_test() writes the test DAG into that bundle directly. The plugins folder stays
+    the project's: Airflow caches the plugins it loaded for the whole process, so pointing it
+    elsewhere here left every later test (the Syncs view's api-server) without our plugins.
     """
     import json as json_module
     import os
 
-    from airflow import settings
-
-    original_plugins = settings.PLUGINS_FOLDER
-    settings.PLUGINS_FOLDER = str(tmp_path_factory.mktemp("empty_plugins"))
     bundle_env = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
     original_bundles = os.environ.get(bundle_env)
     os.environ[bundle_env] = json_module.dumps(
@@ -64,7 +57,6 @@ def airflow_folders_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iter
         ]
     )
     yield
-    settings.PLUGINS_FOLDER = original_plugins
     if original_bundles is None:
         os.environ.pop(bundle_env, None)
     else:

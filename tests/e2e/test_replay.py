@@ -5,9 +5,9 @@ again, the sandbox sees no new request, the warehouse keeps its rows (no duplica
 gets a new ``sync_runs`` row. A run with a data interval (a backfill of orders, ``START`` form)
 and a run with a conf window of the sliced customers stream (four mapped slices, ``START/END``)
 are replayed; a window without a run, a run still queued and a run whose raw files were deleted
-are refused, each saying why. ``gaps`` lists the ledger around the synced window. On a stack of
-its own, the use case whole: a too-strict suite quarantines a window, the suite is fixed, the
-replay loads the window.
+are refused, each saying why. ``gaps`` lists the ledger around the synced window (on a stack of
+its own, so that no other test's run is in it). On another stack of its own, the use case whole:
+a too-strict suite quarantines a window, the suite is fixed, the replay loads the window.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import requests
 
 from tests.alerts.conftest import SLACK_TOKEN, slack_receiver
 from tests.cli.conftest import CliResult, run_cli
-from tests.e2e.conftest import REPO_ROOT, running_airflow, throwaway_database, wait_until
+from tests.e2e.conftest import E2E_DAGS, REPO_ROOT, running_airflow, throwaway_database, wait_until
 
 __all__ = ["slack_receiver"]
 
@@ -56,12 +56,12 @@ def _rows(stack, sql: str, *params: object) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-def _sync_runs(stack, stream: str) -> list[tuple]:
-    return _rows(
-        stack,
-        "SELECT run_id, status, records_pulled FROM sync_runs WHERE stream = ? ORDER BY id",
-        stream,
-    )
+def _sync_runs(stack, stream: str, run_id: str | None = None) -> list[tuple]:
+    """The stream's ``sync_runs`` rows (only ``run_id``'s when given), oldest first."""
+    sql = "SELECT run_id, status, records_pulled FROM sync_runs WHERE stream = ?"
+    if run_id is None:
+        return _rows(stack, f"{sql} ORDER BY id", stream)
+    return _rows(stack, f"{sql} AND run_id = ? ORDER BY id", stream, run_id)
 
 
 def _business_rows(stack, table: str) -> list[tuple]:
@@ -80,9 +80,23 @@ def _staging_dir_of(stack, dag_id: str, run_id: str, task_id: str) -> Path:
     return Path(str(entry["value"]["staging_dir"]).removeprefix("file://"))
 
 
+@pytest.fixture
+def orders_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Any]:
+    """A stack of its own for the orders replay: its ledger and ``sync_runs`` hold only this
+    test's runs (on the shared stack other tests backfill orders windows too). The e2e coverage
+    DAG is there as the second DAG syncing orders."""
+    home = tmp_path_factory.mktemp("airflow-home-orders-replay")
+    dag_files = [REPO_ROOT / "dags" / "orders_to_warehouse.py", E2E_DAGS / "orders_coverage_e2e.py"]
+    with (
+        throwaway_database(postgres_url) as metadata_url,
+        running_airflow(home, metadata_url, dag_files=dag_files, scheduled_runs=False) as stack,
+    ):
+        yield stack
+
+
 @pytest.mark.timeout(2400)
-def test_replay_of_a_backfilled_orders_window_calls_no_api_and_duplicates_nothing(airflow_stack) -> None:
-    stack = airflow_stack
+def test_replay_of_a_backfilled_orders_window_calls_no_api_and_duplicates_nothing(orders_stack) -> None:
+    stack = orders_stack
     dag_id = "orders_to_warehouse"
     stack.wait_for_dag(dag_id)
     assert stack.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200
@@ -169,7 +183,7 @@ def test_replay_of_a_sliced_conf_window_reruns_every_slice_from_its_raw_pages(ai
     requests_before = _sandbox_requests(stack, "accounts")
     customers_before = _business_rows(stack, "customers")
     quarantine_before = _rows(stack, "SELECT count(*) FROM quarantine")
-    audit_before = _sync_runs(stack, "customers")
+    audit_before = _sync_runs(stack, "customers", run_id)
     assert customers_before and len(audit_before) == 4  # one row per slice
 
     replayed = _cli(stack, "replay", "customers", f"{START}/{END}", "--wait")
@@ -181,7 +195,7 @@ def test_replay_of_a_sliced_conf_window_reruns_every_slice_from_its_raw_pages(ai
     assert _sandbox_requests(stack, "accounts") == requests_before, "the replay called the source API"
     assert _business_rows(stack, "customers") == customers_before
     assert _rows(stack, "SELECT count(*) FROM quarantine") == quarantine_before
-    audit_after = _sync_runs(stack, "customers")
+    audit_after = _sync_runs(stack, "customers", run_id)
     assert audit_after[:4] == audit_before
     assert sorted(audit_after[4:]) == sorted(audit_before)  # a new row per slice, same counts
 

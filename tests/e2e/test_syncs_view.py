@@ -147,7 +147,8 @@ def log_in_and_open_syncs(page, stack: AirflowStack):  # type: ignore[no-untyped
     page.locator("input[name=username]").fill("admin", timeout=WAIT_MS)
     page.locator("input[name=password]").fill(admin_password(stack.home))
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Syncs").click(timeout=WAIT_MS)
+    # The nav entry itself: the home page also links DAGs and runs whose names contain "syncs".
+    page.get_by_test_id("nav-sidebar").get_by_role("link", name="Syncs", exact=True).click(timeout=WAIT_MS)
     page.wait_for_url("**/plugin/syncs**", timeout=WAIT_MS)
     frame = page.frame_locator("iframe")
     frame.locator("body[data-loaded=true]").wait_for(timeout=WAIT_MS)
