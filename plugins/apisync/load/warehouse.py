@@ -71,6 +71,12 @@ class LoadResult:
     quarantined: int = 0
     seconds: float = 0.0
 
+    @property
+    def merged(self) -> int:
+        """Rows the load merged into the target: inserted + updated + unchanged. A rerun of a
+        window already loaded merges its rows again (unchanged); "loaded" counts them."""
+        return self.inserted + self.updated + self.unchanged
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

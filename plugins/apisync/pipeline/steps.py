@@ -102,9 +102,7 @@ def account(
     """Every record that arrived (``pulled``, repeats included) is inserted, updated, unchanged,
     deduplicated, quarantined, a byte-identical repeat the paginator dropped, or another window's
     (``out_of_window``, dropped by normalize)."""
-    total = (
-        loaded.inserted + loaded.updated + loaded.unchanged + deduped + quarantined + repeated + out_of_window
-    )
+    total = loaded.merged + deduped + quarantined + repeated + out_of_window
     if total != pulled:
         raise AccountingError(
             f"accounting mismatch for {loaded.table}: pulled {pulled} but inserted {loaded.inserted}"
@@ -237,10 +235,9 @@ def validation_line(stream: str, window: tuple[datetime, datetime], validated: V
 def load_line(stream: str, loaded: LoadResult, db_schema: str | None, seconds: float) -> str:
     """What load did, in one log line: ``load orders: 25 rows → analytics.orders (3 inserted,
     22 updated, 0 unchanged) in 0.4 s``."""
-    rows = loaded.inserted + loaded.updated + loaded.unchanged
     table = f"{db_schema}.{loaded.table}" if db_schema and "." not in loaded.table else loaded.table
     deleted = f", {loaded.deleted} deleted" if loaded.deleted else ""
     return (
-        f"load {stream}: {rows} rows → {table} ({loaded.inserted} inserted, {loaded.updated} updated, "
-        f"{loaded.unchanged} unchanged{deleted}) in {seconds:.1f} s"
+        f"load {stream}: {loaded.merged} rows → {table} ({loaded.inserted} inserted, "
+        f"{loaded.updated} updated, {loaded.unchanged} unchanged{deleted}) in {seconds:.1f} s"
     )

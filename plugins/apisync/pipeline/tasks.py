@@ -281,7 +281,7 @@ def load_stream(
         ),
     )
     metrics = StreamMetrics.of(context, stream)
-    metrics.count("records_loaded", result.inserted + result.updated + result.unchanged)
+    metrics.count("records_loaded", result.merged)
     metrics.count("records_inserted", result.inserted)
     metrics.count("records_updated", result.updated)
     return {
