@@ -8,7 +8,7 @@ REQUIREMENTS := requirements.txt requirements-cluster.txt
 PROVIDER := provider/pyproject.toml provider/apisync_provider/__init__.py
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) constraints.txt $(PROVIDER) | cksum | cut -d' ' -f1)
 
-.PHONY: help install browser run cluster test lint format demo bench cli clean
+.PHONY: help install browser thirdparty run cluster test lint format demo bench cli clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,13 +31,29 @@ browser:  ## install Debian's Chromium for the browser tests (idempotent; needs 
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
+# API servers nobody here wrote (thirdparty/servers.py), for the real-server tests: json-server and
+# json-graphql-server from npm (package-lock.json), Datasette in a venv of its own, nginx as the rate limit.
+THIRDPARTY := thirdparty/package-lock.json thirdparty/requirements-datasette.txt
+THIRDPARTY_STAMP := thirdparty/.installed-$(shell cat $(THIRDPARTY) | cksum | cut -d' ' -f1)
+
+$(THIRDPARTY_STAMP): $(THIRDPARTY)
+	@test -x /usr/sbin/nginx || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nginx-light; }
+	cd thirdparty && npm ci --no-audit --no-fund --loglevel=error
+	@test -x thirdparty/.venv-datasette/bin/python || $(PYTHON) -m venv thirdparty/.venv-datasette
+	thirdparty/.venv-datasette/bin/python -m pip install --quiet -r thirdparty/requirements-datasette.txt
+	@rm -f thirdparty/.installed-* && touch $@
+
+thirdparty: $(THIRDPARTY_STAMP)  ## install the third-party API servers the real-server tests sync from
+
 run: install  ## start the sandbox APIs and Airflow (UI on http://localhost:8080); Ctrl-C stops all
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/run_local.py
 
 cluster: install  ## the CeleryExecutor stack as processes: PostgreSQL metadata, Redis, 2 workers (no Docker)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) scripts/cluster.py
 
-test: install browser  ## ruff, mypy, then the whole pytest suite
+test: install browser thirdparty  ## ruff, mypy, then the whole pytest suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
