@@ -46,7 +46,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
-from apisync.redaction import strip_query_params
+from apisync.redaction import redact_url, strip_query_params
 
 __all__ = [
     "REPLAYED_HEADERS",
@@ -117,13 +117,18 @@ class EarlierPage:
     def replay(self, not_modified: requests.Response) -> requests.Response | None:
         """The earlier response rebuilt around the staged body (status 200, the stored headers
         freshened by the 304's); None when the body cannot be read back intact."""
+        url = redact_url(not_modified.url or "")
         try:
             body = self.body()
         except Exception as exc:  # gone, truncated, not gzip (zlib.error)...: never fail over a cache
-            log.warning("staged body of an unchanged page unreadable (%s): requesting it again", exc)
+            log.warning(
+                "%s: 304, but its staged body is unreadable (%s): asking again without validators", url, exc
+            )
             return None
         if body_digest(body) != self.digest:
-            log.warning("staged body of an unchanged page differs from what was stored: requesting it again")
+            log.warning(
+                "%s: 304, but its staged body is not the one stored: asking again without validators", url
+            )
             return None
         response = requests.Response()
         response.status_code = 200
@@ -185,7 +190,9 @@ class ConditionalPages:
         if replayed is not None:
             return Fetched(replayed, key, not_modified=True)
         if not validators:
-            log.warning("304 Not Modified to a request without validators: requesting it again")
+            log.warning(
+                "%s: 304 to a request without validators: asking again", redact_url(response.url or url)
+            )
         return Fetched(send(None), key)
 
     @staticmethod
