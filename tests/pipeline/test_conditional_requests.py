@@ -210,3 +210,45 @@ def test_the_sync_runs_row_counts_the_304s_and_the_merge_sees_unchanged_rows(
         f"FROM {warehouse.table('sync_runs')} WHERE run_id = 'manual__rerun'"
     )
     assert row == [(second["api_not_modified"], second["api_calls"], len(changed), run.loaded.unchanged, 500)]
+
+
+def test_a_deferred_extraction_goes_on_asking_after_it_resumes(
+    include: Path, sandbox: Callable[..., Any], api_conn: Callable[..., str]
+) -> None:
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from apisync.http.hook import Page
+
+    box = sandbox(records=1000, max_page_size=100, retry_after="delta")
+    conn_id = api_conn(box, defer_after_s=1)
+    first = _extract(conn_id, "scheduled__1")
+
+    class StormingExtract(ExtractStreamOperator):
+        storm: Any = None
+
+        def handle_page(self, context: Any, page: Page) -> None:
+            super().handle_page(context, page)
+            if page.number == 1 and type(self).storm is not None:
+                type(self).storm(3)
+                type(self).storm = None
+
+    StormingExtract.storm = box.storm
+    context = _context("manual__deferred")
+    with pytest.raises(TaskDeferred) as deferred:
+        StormingExtract(task_id="extract", stream="orders", conn_id=conn_id).execute(context)
+
+    async def first_event() -> Any:
+        async for event in deferred.value.trigger.run():
+            return event
+        raise AssertionError("trigger ended without an event")
+
+    event = asyncio.run(asyncio.wait_for(first_event(), timeout=30))
+    resumed = StormingExtract(task_id="extract", stream="orders", conn_id=conn_id).execute_complete(
+        context, event=event.payload, **deferred.value.kwargs
+    )
+    assert _staged(resumed) == _staged(first)
+    assert resumed["api_not_modified"] == len(_staged(first)) - 1  # before and after the deferral
+    kept = read_manifest(upstream_paths(resumed).raw)[PAGE_VALIDATORS]
+    assert sorted(map(int, kept)) == list(range(1, 11))

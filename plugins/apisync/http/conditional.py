@@ -164,9 +164,6 @@ class ConditionalPages:
     def __init__(self, earlier: Mapping[str, EarlierPage] | None = None) -> None:
         self.earlier = dict(earlier or {})
 
-    def __len__(self) -> int:
-        return len(self.earlier)
-
     def fetch(
         self,
         send: Callable[[dict[str, str] | None], requests.Response],

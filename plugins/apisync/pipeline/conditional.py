@@ -41,5 +41,5 @@ def conditional_pages(window_dir: Any, *, exclude: Any = None) -> ConditionalPag
     if source is None:
         return ConditionalPages()
     pages = extraction_validators(source)
-    log.info("conditional requests: validators of %d pages from %s", len(pages), source)
+    log.info("conditional requests: validators of %d pages from %s", len(pages.earlier), source)
     return pages
