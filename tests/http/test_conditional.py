@@ -201,3 +201,29 @@ def test_only_gets_are_conditional() -> None:
         earlier = EarlierPage(etag='"e"', last_modified=None, headers={}, digest="", body=lambda: b"")
         ConditionalPages({key: earlier}).fetch(send, method, url, {}, {"query": "{ a }"})
     assert sent == [None, {"If-None-Match": '"e"'}]
+
+
+def test_a_server_with_dates_only_is_asked_if_modified_since(api_conn: Callable[..., str]) -> None:
+    stamp = "Wed, 07 Jan 2026 12:00:00 GMT"
+
+    def script(call: Call, server: ScriptedServer) -> Reply:
+        if call.headers.get("if-modified-since") == stamp:
+            return Reply(b"", status=304)
+        after = call.query.get("starting_after")
+        body = (
+            {"data": [{"id": "o2"}], "has_more": False}
+            if after
+            else {"data": [{"id": "o1"}], "has_more": True}
+        )
+        return Reply(json.dumps(body).encode(), headers={"Last-Modified": stamp})
+
+    with scripted_server(script) as server:
+        conn_id = api_conn(server, auth={"type": "none"})
+        pagination = {"type": "cursor_body", "page_size": 1}
+        first, _ = _read(conn_id, "/v1/orders", pagination, ConditionalPages())
+        server.calls.clear()
+        again, stats = _read(conn_id, "/v1/orders", pagination, _kept(first))
+    assert _records(again) == _records(first) == [[{"id": "o1"}], [{"id": "o2"}]]
+    assert [call.headers.get("if-modified-since") for call in server.calls] == [stamp, None]
+    assert all("if-none-match" not in call.headers for call in server.calls)
+    assert stats["not_modified"] == 1
