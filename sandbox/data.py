@@ -9,6 +9,8 @@ array and a cursor is a packed key, so paging is complete and stable.
 from __future__ import annotations
 
 import functools
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,6 +148,9 @@ class Dataset:
         self.size = records
         self.version = 0
         self.mutations = 0
+        # Epoch second of the last change, every list page's Last-Modified: it grows by at least
+        # a second per change, so an If-Modified-Since from before a change never matches after it.
+        self.modified_at = math.ceil(time.time())
         self.resources = {
             name: _generate(name, number, seed, records, self.window_start, self.window_end)
             for number, name in enumerate(RESOURCES)
@@ -223,6 +228,7 @@ class Dataset:
                 data.revisions[index] = data.revisions.get(index, 0) + 1
             changed[data.name] = [data.record_id(int(i)) for i in sorted(picked.tolist())]
         self.version += 1
+        self.modified_at = max(self.modified_at + 1, math.ceil(time.time()))
         self._cache.clear()
         return changed
 
@@ -232,6 +238,7 @@ class Dataset:
             data.updated[:] = self._base_updated[name]
             data.revisions.clear()
         self.version += 1
+        self.modified_at = max(self.modified_at + 1, math.ceil(time.time()))
         self._cache.clear()
 
 

@@ -9,6 +9,8 @@ the top of the next page without ever losing one, and pages never exceed the req
   inserted before the position: this and all later pages of the traversal shift back by one and
   the total grows by one. A traversal is identified by (dialect, resource, filters, page size) and
   restarts at offset 0 / page 1.
+
+Every list page answers conditional GETs (ETag, Last-Modified, 304: :mod:`sandbox.conditional`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from sandbox.conditional import conditional_json
 from sandbox.data import INDEX_MASK, RESOURCES, TIMESTAMP_FIELDS, ResourceData, Window
 from sandbox.errors import BadRequestError, NotFoundError
 from sandbox.state import SandboxState
@@ -142,7 +145,7 @@ def build_router(state: SandboxState) -> APIRouter:
                 f',"url":"/v1/{resource}"}}'.encode(),
             )
         )
-        return json_response(body)
+        return conditional_json(request, body, state.dataset.modified_at)
 
     @router.get("/repos/{owner}/{repo}/{resource}")
     async def github_list(owner: str, repo: str, resource: str, request: Request) -> Response:
@@ -172,7 +175,8 @@ def build_router(state: SandboxState) -> APIRouter:
             links.append(f'<{request.url.include_query_params(page=min(page_no - 1, last))}>; rel="prev"')
             links.append(f'<{request.url.include_query_params(page=1)}>; rel="first"')
         headers = {"Link": ", ".join(links)} if links else None
-        return json_response(data.records_json(page & INDEX_MASK), headers)
+        body = data.records_json(page & INDEX_MASK)
+        return conditional_json(request, body, state.dataset.modified_at, headers)
 
     @router.get("/crm/v3/objects/{resource}")
     async def hubspot_list(resource: str, request: Request) -> Response:
@@ -202,7 +206,7 @@ def build_router(state: SandboxState) -> APIRouter:
             body["paging"] = {
                 "next": {"after": token, "link": str(request.url.include_query_params(after=token))}
             }
-        return json_response(msgspec.json.encode(body))
+        return conditional_json(request, msgspec.json.encode(body), state.dataset.modified_at)
 
     @router.get("/api/{resource}")
     async def offset_list(resource: str, request: Request) -> Response:
@@ -221,7 +225,7 @@ def build_router(state: SandboxState) -> APIRouter:
                 f',"total":{total},"offset":{offset},"limit":{limit}}}'.encode(),
             )
         )
-        return json_response(body)
+        return conditional_json(request, body, state.dataset.modified_at)
 
     @router.get("/api/v2/{resource}")
     async def page_list(resource: str, request: Request) -> Response:
@@ -249,7 +253,7 @@ def build_router(state: SandboxState) -> APIRouter:
                 b"}",
             )
         )
-        return json_response(body)
+        return conditional_json(request, body, state.dataset.modified_at)
 
     return router
 

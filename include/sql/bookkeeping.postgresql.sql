@@ -27,6 +27,7 @@ CREATE TABLE sync_runs (
 	status_counts TEXT, 
 	api_errors BIGINT, 
 	latency_histogram TEXT, 
+	api_not_modified BIGINT, 
 	gx_seconds FLOAT, 
 	duration_seconds FLOAT, 
 	error TEXT, 

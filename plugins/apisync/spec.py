@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from apisync.errors import SpecError, did_you_mean
@@ -73,6 +81,18 @@ class SourceSpec(_Strict):
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
     window_format: Literal["epoch", "iso"] = "iso"
     window_bounds: WindowBounds = Field(default_factory=WindowBounds)
+    # Ask with the ETag / Last-Modified of the window's newest complete extraction; a 304 page is
+    # replayed from staging (apisync.http.conditional). GET only: a POST may get 412 for it.
+    conditional_requests: StrictBool = False
+
+    @model_validator(mode="after")
+    def _conditional_on_get(self) -> SourceSpec:
+        if self.conditional_requests and self.method != "GET":
+            raise ValueError(
+                f"conditional_requests: true needs method GET, got {self.method} (a server may answer a "
+                "conditional POST with 412 Precondition Failed, and GraphQL servers rarely send validators)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _page_size_known(self) -> SourceSpec:

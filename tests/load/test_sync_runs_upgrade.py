@@ -21,6 +21,7 @@ ADDED = {
     "status_counts",
     "api_errors",
     "latency_histogram",
+    "api_not_modified",  # issue 15: 304s to conditional page requests
 }
 MOMENT = datetime(2026, 1, 7, 3, tzinfo=UTC)
 

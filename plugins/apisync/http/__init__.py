@@ -3,8 +3,9 @@
 Owns the one door to the network: the hook (:mod:`.hook`), the shared rate limiter
 (:mod:`.ratelimit`), rate-limit headers (:mod:`.headers`), auth (:mod:`.auth`), retries
 (:mod:`.retry`, failures sorted by cause in :mod:`.network_failures`), body decoding (:mod:`.body`),
-pagination dialects (:mod:`.pagination`), the deferral operator and trigger, and the http
-provider's operator and sensor on our hook (:mod:`.provider_operators`). It imports nothing of ours
+pagination dialects (:mod:`.pagination`), conditional page requests (:mod:`.conditional`), the
+deferral operator and trigger, and the http provider's operator and sensor on our hook
+(:mod:`.provider_operators`). It imports nothing of ours
 but :mod:`apisync.errors` and :mod:`apisync.redaction`, and knows no pandas and no warehouse.
 
 The names below load on first use (PEP 562), so ``import apisync.http.pagination`` (the stream

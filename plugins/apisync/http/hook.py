@@ -4,7 +4,8 @@ A thin subclass of the http provider's ``HttpHook``: the Connection holds the ba
 credentials, its extras declare auth style, rate limit, header dialect, timeouts and retry rules
 (see :data:`EXTRAS_EXAMPLE`). On top of ``HttpHook`` it adds a shared client-side rate limiter
 (:mod:`.ratelimit`), header-driven adaptation (:mod:`.headers`), tenacity retries (:mod:`.retry`),
-body decoding (:mod:`.body`), pagination strategies (:mod:`.pagination`) and counters
+body decoding (:mod:`.body`), pagination strategies (:mod:`.pagination`), conditional page
+requests (:mod:`.conditional`, when :attr:`ApiHook.conditional` is set) and counters
 (:meth:`ApiHook.stats`).
 
 Every request goes out through :meth:`ApiHook.request` (one ``_send``: limiter, retries, counters),
@@ -71,6 +72,7 @@ from apisync.errors import (
 )
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
+from apisync.http.conditional import ConditionalPages, Fetched
 from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.latency import latency_bucket, merge_histograms
 from apisync.http.network_failures import NetworkFailure, classify
@@ -131,6 +133,7 @@ STAT_KEYS = (
     "bytes",
     "token_refreshes",
     "api_errors",
+    "not_modified",
 )
 # Stats that are dicts, merged key by key: the latency histogram (:mod:`.latency`) and the count of
 # each HTTP status ("error": no status, the request failed in the network).
@@ -153,6 +156,8 @@ class Page:
     repeated: int = 0  # records the server sent again, byte-identical, from the page before: dropped
     total: int | None = None  # records of the whole read, when the API said (X-Total-Count, a total field)
     total_pages: int | None = None  # pages of the whole read, when the API said (GitHub's rel="last")
+    # With conditional requests (:mod:`.conditional`): what to stage next to the page, ``raw`` with it.
+    validators: dict[str, Any] | None = None
 
     @functools.cached_property
     def state(self) -> dict[str, Any]:
@@ -246,6 +251,8 @@ class ApiHook(HttpHook):
         for histogram in STAT_HISTOGRAMS:
             self._stats[histogram] = {}
         self.sleep: Callable[[float], None] = time.sleep  # every wait of the hook; tests plan them
+        # Set it to make paginate()'s GETs conditional on an earlier extraction's pages.
+        self.conditional: ConditionalPages | None = None
 
     # -- Connection UI --------------------------------------------------------------------------
     @classmethod
@@ -685,13 +692,8 @@ class ApiHook(HttpHook):
             while True:
                 for reread in range(MALFORMED_REREADS + 1):
                     try:
-                        response = self.request(
-                            method,
-                            request.url or endpoint,
-                            params=request.params or None,
-                            json=request.json,
-                            allow_defer=True,
-                        )
+                        fetched = self._fetch_page(method, endpoint, request, conditional=reread == 0)
+                        response = fetched.response
                     except RateLimitWait as wait:
                         wait.state = self._state(paginator, request, number, done=False)
                         self.log.info(
@@ -703,6 +705,10 @@ class ApiHook(HttpHook):
                         raise
                     try:
                         page = self._page(paginator, response, request, records_path, method, number + 1)
+                        if self.conditional is not None:
+                            page.validators = self.conditional.entry(
+                                fetched, ended_read=not paginator.has_next, secret_params=self._secret_params
+                            )
                         break
                     except TruncatedBodyError as exc:
                         # A body cut off mid-transfer is transient: read the same page again (the
@@ -723,6 +729,28 @@ class ApiHook(HttpHook):
                 request = paginator.next
         finally:
             self.log_summary()
+
+    def _fetch_page(self, method: str, endpoint: str, request: PageRequest, *, conditional: bool) -> Fetched:
+        """One page's response; with :attr:`conditional` set, a 304 comes back as the staged body."""
+
+        def send(headers: dict[str, str] | None) -> requests.Response:
+            return self.request(
+                method,
+                request.url or endpoint,
+                params=request.params or None,
+                json=request.json,
+                headers=headers,
+                allow_defer=True,
+            )
+
+        if self.conditional is None:
+            return Fetched(send(None), "")
+        url = self._url_for(request.url or endpoint)
+        fetched = self.conditional.fetch(
+            send, method, url, request.params, request.json, conditional=conditional
+        )
+        self._stats["not_modified"] += fetched.not_modified
+        return fetched
 
     def _page(
         self,
@@ -790,7 +818,8 @@ class ApiHook(HttpHook):
         rate limiter's budget only), backoff_s (sleeps after a 429, 5xx or network error only: the
         two never overlap), pages, records, repeated (byte-identical repeats the paginator
         dropped), bytes, token_refreshes, api_errors (network errors and 4xx/5xx other than 429,
-        per attempt); ``latency_ms`` (histogram, see :mod:`.latency`) and ``status_counts``
+        per attempt), not_modified (pages a 304 answered, their staged body replayed: see
+        :mod:`.conditional`); ``latency_ms`` (histogram, see :mod:`.latency`) and ``status_counts``
         ({"200": n, "error": n}) are dicts. :func:`add_stats` merges two of them exactly."""
         stats = dict(self._stats)
         for histogram in STAT_HISTOGRAMS:

@@ -8,10 +8,11 @@ off after errors (``backoff_seconds``), the p50/p95 request latency (from the ho
 histogram, kept as ``latency_histogram`` JSON so that the rows of a window's slices merge
 exactly: :func:`apisync.http.latency.merge_histograms`, then ``latency_percentile``), bytes
 received, the count of each HTTP status (``status_counts``, JSON: ``{"200": 40, "429": 3,
-"error": 1}``, "error" = no status, a network error) and ``api_errors`` (network errors and
-4xx/5xx other than 429). Failed attempts are recorded too. Every column added since the first
-release is nullable: a table of an older release gains them (``ALTER TABLE ... ADD COLUMN``) on
-the first write, and its old rows read NULL there.
+"error": 1}``, "error" = no status, a network error), ``api_errors`` (network errors and
+4xx/5xx other than 429) and ``api_not_modified`` (pages a conditional request found unchanged, a
+304: their body was replayed from staging). Failed attempts are recorded too. Every column added
+since the first release is nullable: a table of an older release gains them (``ALTER TABLE ...
+ADD COLUMN``) on the first write, and its old rows read NULL there.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def sync_runs_table(db_schema: str | None = None) -> sa.Table:
         sa.Column("status_counts", sa.Text()),
         sa.Column("api_errors", sa.BigInteger()),
         sa.Column("latency_histogram", sa.Text()),
+        sa.Column("api_not_modified", sa.BigInteger()),
         sa.Column("gx_seconds", sa.Float()),
         sa.Column("duration_seconds", sa.Float()),
         sa.Column("error", sa.Text()),
@@ -96,6 +98,7 @@ class RunRecord:
     latency_histogram: str | None = (
         None  # JSON {bucket: count}: merge rows (slices) exactly, see http.latency
     )
+    api_not_modified: int | None = None  # 304s to conditional page requests
     gx_seconds: float | None = None
     duration_seconds: float | None = None
     error: str | None = None

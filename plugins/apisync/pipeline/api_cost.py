@@ -30,6 +30,7 @@ API_COST_COLUMNS = (
     "status_counts",
     "api_errors",
     "latency_histogram",
+    "api_not_modified",
 )
 
 
@@ -49,4 +50,5 @@ def api_cost(stats: Mapping[str, Any]) -> dict[str, Any]:
         "status_counts": json.dumps(dict(sorted(statuses.items()))),
         "api_errors": int(stats.get("api_errors", 0)),
         "latency_histogram": json.dumps(dict(sorted(latency.items(), key=lambda item: int(item[0])))),
+        "api_not_modified": int(stats.get("not_modified", 0)),  # 304s: pages replayed from staging
     }

@@ -5,7 +5,8 @@ in memory. Each attempt writes into its own directory (run id + try number, see
 :mod:`apisync.pipeline.staging`), named in the XCom for the tasks after it; a resumed extraction
 (after a rate-limit deferral) is the same attempt and continues in the same directory. With
 ``params.replay_raw`` the newest complete extraction of the window is copied into the attempt's
-directory instead of calling the API.
+directory instead of calling the API. With the spec's ``source.conditional_requests`` the pages'
+GETs are conditional on the newest complete extraction of the window (:mod:`apisync.pipeline.conditional`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from apisync.http.operator import PagedExtractOperator
 from apisync.pipeline.api_cost import EXTRACT_API_COST, api_cost
+from apisync.pipeline.conditional import conditional_pages
 from apisync.pipeline.staging import (
     label_slice,
     newest_extraction,
@@ -24,12 +26,19 @@ from apisync.pipeline.staging import (
 )
 from apisync.spec import load_spec, render_window
 from apisync.staging.layout import RunPaths
-from apisync.staging.raw_pages import clear_pages, copy_pages, write_manifest, write_page
+from apisync.staging.raw_pages import (
+    clear_pages,
+    copy_pages,
+    write_manifest,
+    write_page,
+    write_page_validators,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from apisync.http.hook import Page
+    from apisync.http.conditional import ConditionalPages
+    from apisync.http.hook import ApiHook, Page
 
 __all__ = ["ExtractStreamOperator"]
 
@@ -71,6 +80,7 @@ class ExtractStreamOperator(PagedExtractOperator):
         self.partitions = partitions
         self._paths: RunPaths | None = None
         self._window_dir: Any = None
+        self._conditional: ConditionalPages | None = None
 
     @property
     def _raw_dir(self) -> Any:
@@ -90,6 +100,9 @@ class ExtractStreamOperator(PagedExtractOperator):
         self._paths = staging_paths(
             self.stream, window, self.staging_url, run_id=context["run_id"], try_number=try_number
         )
+        # conditional requests: validators of the newest complete earlier extraction of the window
+        if spec.source.conditional_requests:
+            self._conditional = conditional_pages(self._window_dir, exclude=self._raw_dir)
 
     def execute(self, context: Context) -> Any:
         self._prepare(context)
@@ -119,8 +132,15 @@ class ExtractStreamOperator(PagedExtractOperator):
         if push is not None:
             push(EXTRACT_API_COST, api_cost(total))
 
+    def get_hook(self) -> ApiHook:
+        hook = super().get_hook()
+        hook.conditional = self._conditional  # conditional requests (None: switched off)
+        return hook
+
     def handle_page(self, context: Context, page: Page) -> None:
         write_page(self._raw_dir, page.number, page.records, page.url)
+        if page.validators is not None:  # conditional requests: the body and validators with the page
+            write_page_validators(self._raw_dir, page.number, page.validators, page.raw)
 
     def finish(self, context: Context) -> Any:
         # The hook's ``repeated`` (summed across deferrals): records dropped as byte-identical repeats.

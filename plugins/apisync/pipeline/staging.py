@@ -20,7 +20,7 @@ from typing import Any
 
 from apisync.errors import WindowError
 from apisync.staging.layout import RunPaths, window_key
-from apisync.staging.raw_pages import MANIFEST_NAME, read_manifest
+from apisync.staging.raw_pages import MANIFEST_NAME, PAGE_VALIDATORS, read_manifest
 from apisync.window_params import declared_max_days, requested_window
 
 # A mapped slice's map_index_template: the window label_slice() put in the task's context, so the
@@ -86,9 +86,12 @@ def upstream_paths(upstream: dict[str, Any]) -> RunPaths:
     return RunPaths(ObjectStoragePath(upstream["staging_dir"]))
 
 
-def newest_extraction(directory: Any, exclude: Any = None) -> Any:
+def newest_extraction(directory: Any, exclude: Any = None, *, with_validators: bool = False) -> Any:
     """The raw directory of the newest complete extraction of a window (by the manifest's
-    ``extracted_at``; the window-level ``raw`` of older releases counts as oldest), or None."""
+    ``extracted_at``; the window-level ``raw`` of older releases counts as oldest), or None.
+
+    ``with_validators``: the newest of those whose pages kept validators (conditional requests).
+    """
     candidates = [directory / "raw"]
     if directory.exists():
         for run in directory.iterdir():
@@ -96,10 +99,15 @@ def newest_extraction(directory: Any, exclude: Any = None) -> Any:
                 candidates += [
                     attempt / "raw" for attempt in run.iterdir() if attempt.name.startswith("try-")
                 ]
-    complete = [
-        (read_manifest(raw).get("extracted_at", ""), str(raw), raw)
+    manifests = [
+        (read_manifest(raw), raw)
         for raw in candidates
         if (raw / MANIFEST_NAME).exists() and str(raw) != str(exclude)
+    ]
+    complete = [
+        (manifest.get("extracted_at", ""), str(raw), raw)
+        for manifest, raw in manifests
+        if not with_validators or manifest.get(PAGE_VALIDATORS)
     ]
     return max(complete, key=lambda entry: entry[:2])[2] if complete else None
 

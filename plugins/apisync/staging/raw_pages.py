@@ -8,6 +8,13 @@ Bodies are bytes as the server sent them (invalid UTF-8 and NaN included: normal
 records, the quarantine keeps them). Each page's request URL, redacted, is kept next to it
 (``page-NNNNNN.url``, written with the page, so a resumed extraction keeps the URLs of pages an
 earlier try wrote) and gathered into the manifest as ``page_urls`` (page number as text -> URL).
+
+With conditional requests on (a stream's ``source.conditional_requests``), a page whose response
+carried an ``ETag`` or ``Last-Modified`` also keeps that response's body as the server sent it
+(``page-NNNNNN.body.gz``) and its validators (``page-NNNNNN.validators.json``: request key,
+validators, the headers pagination reads, the body's SHA-256), gathered into the manifest as
+``page_validators``: the next extraction of the window asks with them, and a 304 replays the body
+(:mod:`apisync.http.conditional`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from apisync.staging.overlap import WriteBehind
 
 __all__ = [
     "MANIFEST_NAME",
+    "PAGE_VALIDATORS",
     "PageLike",
     "RawPage",
     "clear_pages",
@@ -36,13 +44,18 @@ __all__ = [
     "page_urls",
     "read_manifest",
     "read_page",
+    "read_page_body",
     "write_manifest",
     "write_page",
+    "write_page_validators",
 ]
 
 MANIFEST_NAME = "_extract.json"
 _PAGE_FILE = re.compile(r"^page-(\d+)\.jsonl\.gz$")
 _URL_FILE = re.compile(r"^page-(\d+)\.url$")
+_VALIDATOR_FILES = re.compile(r"^page-(\d+)\.(validators\.json|body\.gz)$")
+_PAGE_FAMILY = (_PAGE_FILE, _URL_FILE, _VALIDATOR_FILES)
+PAGE_VALIDATORS = "page_validators"  # manifest key: page number as text -> its validators entry
 _encoder = msgspec.json.Encoder()
 # gzip level for page files. Measured on 5,000-order pages (2.3 MB): level 1 takes ~9 ms and
 # compresses 5.7x; level 0 (stored) saves that CPU but the 5.7x larger writes cost nearly as much
@@ -79,6 +92,14 @@ def url_file_name(number: int) -> str:
     return f"page-{number:06d}.url"
 
 
+def validators_file_name(number: int) -> str:
+    return f"page-{number:06d}.validators.json"
+
+
+def body_file_name(number: int) -> str:
+    return f"page-{number:06d}.body.gz"
+
+
 def write_page(raw_dir: Any, number: int, records: Sequence[Any], url: str | None = None) -> int:
     """Write one page atomically (temp file, then rename); return the record count.
 
@@ -100,12 +121,33 @@ def write_page(raw_dir: Any, number: int, records: Sequence[Any], url: str | Non
     return len(records)
 
 
+def write_page_validators(raw_dir: Any, number: int, validators: dict[str, Any], body: bytes) -> None:
+    """Keep a page's response body and its validators entry next to it (the body first, so an
+    entry never lacks its body); :func:`write_manifest` gathers the entries."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in (
+        (body_file_name(number), gzip.compress(body, compresslevel=PAGE_COMPRESSLEVEL)),
+        (validators_file_name(number), json.dumps(validators).encode()),
+    ):
+        temp = raw_dir / f".{name}.tmp"
+        with temp.open("wb") as handle:
+            handle.write(content)
+        temp.rename(raw_dir / name)
+
+
+def read_page_body(raw_dir: Any, number: int) -> bytes:
+    """A page's response body as the server sent it (kept by :func:`write_page_validators`)."""
+    with (raw_dir / body_file_name(number)).open("rb") as handle:
+        return gzip.decompress(handle.read())
+
+
 def clear_pages(raw_dir: Any) -> None:
     """Remove the manifest and page files of a previous extraction of the same window."""
     if not raw_dir.exists():
         return
     for entry in raw_dir.iterdir():
-        if entry.name == MANIFEST_NAME or _PAGE_FILE.match(entry.name) or _URL_FILE.match(entry.name):
+        name = entry.name
+        if name == MANIFEST_NAME or any(pattern.match(name) for pattern in _PAGE_FAMILY):
             entry.unlink()
 
 
@@ -136,10 +178,16 @@ def write_manifest(
         for number in numbers
         if (raw_dir / url_file_name(number)).exists()
     }
+    validators = {
+        str(number): json.loads((raw_dir / validators_file_name(number)).read_text(encoding="utf-8"))
+        for number in numbers
+        if (raw_dir / validators_file_name(number)).exists()
+    }
     manifest = {
         "pages": numbers,
         "records": records,
         **({"page_urls": urls} if urls else {}),
+        **({PAGE_VALIDATORS: validators} if validators else {}),
         **(extra or {}),
     }
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -149,11 +197,14 @@ def write_manifest(
 
 
 def copy_pages(source_dir: Any, raw_dir: Any) -> dict[str, Any]:
-    """Copy a complete extraction's pages into ``raw_dir``, the manifest last; return the manifest."""
+    """Copy a complete extraction's pages (and the bodies its validators go with) into
+    ``raw_dir``, the manifest last; return the manifest."""
     manifest = read_manifest(source_dir)
     clear_pages(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
-    for name in [*(page_file_name(number) for number in manifest["pages"]), MANIFEST_NAME]:
+    bodies = [body_file_name(int(number)) for number in manifest.get(PAGE_VALIDATORS, {})]
+    present = [name for name in bodies if (source_dir / name).exists()]
+    for name in [*(page_file_name(number) for number in manifest["pages"]), *present, MANIFEST_NAME]:
         with (source_dir / name).open("rb") as source, (raw_dir / name).open("wb") as target:
             shutil.copyfileobj(source, target)
     return manifest
@@ -184,6 +235,14 @@ def iter_raw_pages(raw_dir: Any) -> Iterator[RawPage]:
         yield read_page(raw_dir, number)
 
 
+def _stage_page(raw_dir: Any, page: PageLike) -> None:
+    """A page file, and (conditional requests on: the page has validators) its body and validators."""
+    write_page(raw_dir, page.number, page.records, getattr(page, "url", None))
+    validators = getattr(page, "validators", None)
+    if validators is not None:
+        write_page_validators(raw_dir, page.number, validators, getattr(page, "raw", b""))
+
+
 def extract_to_files(
     pages: Iterable[PageLike], raw_dir: Any, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -201,7 +260,7 @@ def extract_to_files(
     repeated = 0
     with WriteBehind("apisync-page") as writer:
         for page in pages:
-            writer.submit(write_page, raw_dir, page.number, page.records, getattr(page, "url", None))
+            writer.submit(_stage_page, raw_dir, page)
             counts[page.number] = len(page.records)  # used only once every write has succeeded
             repeated += getattr(page, "repeated", 0)
     # only when there were any: a reader takes a missing ``repeated`` as 0
