@@ -9,6 +9,7 @@ with the file and the field in the message, long before a run touches an API.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,10 +28,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from apisync.errors import SpecError, did_you_mean
+from apisync.http.body import body_path
 from apisync.http.pagination import PAGINATORS, DialectOptions, make_paginator, option_error, type_error
 from apisync.naming import column_name
 
 __all__ = [
+    "WINDOW_FORMATS",
     "ArraySpec",
     "CoverageSpec",
     "DestinationSpec",
@@ -52,6 +55,13 @@ PAGINATION_TYPES = tuple(PAGINATORS)
 FIELD_TYPES = ("string", "integer", "float", "decimal", "boolean", "timestamp", "json")
 WINDOW_START = "{window_start}"
 WINDOW_END = "{window_end}"
+WINDOW_FORMATS = ("epoch", "epoch_ms", "iso", "iso_ms", "iso_offset", "iso_offset_ms", "date")
+"""How a window bound renders (``window_format``, or per value ``{window_start:epoch_ms}``):
+epoch seconds or milliseconds (a number), ISO 8601 in UTC with ``Z`` or ``+00:00`` with or
+without ``.000`` milliseconds, or the day ``YYYY-MM-DD``. Pick the one the server's field is
+stored in when it compares text (json-server, SQLite): ``...00Z`` sorts after ``...00.000Z``."""
+# A placeholder, alone or inside a text ("updated_at gt {window_start}"), its format optional.
+_PLACEHOLDER = re.compile(r"\{(window_start|window_end)(?::([^{}]*))?\}")
 DEFAULT_MAX_COLUMNS = 500
 
 
@@ -76,10 +86,12 @@ class SourceSpec(_Strict):
     # The dialect's own options model (apisync.http.pagination), chosen by ``type``: an unknown
     # option or a value of the wrong shape fails here, naming the option and what it expects.
     pagination: DialectOptions
-    records_path: str = ""
+    # Where the records list is: omitted, the dialect's default; "$" (or "") the body itself;
+    # "$.a.b" or "a.b" a dotted path. Kept in the dotted form ("" for the body).
+    records_path: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
-    window_format: Literal["epoch", "iso"] = "iso"
+    window_format: Literal[WINDOW_FORMATS] = "iso"  # type: ignore[valid-type]
     window_bounds: WindowBounds = Field(default_factory=WindowBounds)
     # Ask with the ETag / Last-Modified of the window's newest complete extraction; a 304 page is
     # replayed from staging (apisync.http.conditional). GET only: a POST may get 412 for it.
@@ -93,6 +105,11 @@ class SourceSpec(_Strict):
                 "conditional POST with 412 Precondition Failed, and GraphQL servers rarely send validators)"
             )
         return self
+
+    @field_validator("records_path")
+    @classmethod
+    def _records_path_form(cls, value: str | None) -> str | None:
+        return None if value is None else body_path(value)
 
     @model_validator(mode="after")
     def _page_size_known(self) -> SourceSpec:
@@ -248,6 +265,12 @@ def _format_error(path: Path, error: ErrorDetails, root: type[BaseModel] | None)
     elif pagination and len(loc) > 2 and loc[2] in PAGINATORS:
         option, message = option_error(PAGINATORS[str(loc[2])].options_model, {**error, "loc": loc[3:]})
         loc = (*loc[:2], option)
+    elif loc[-1:] == ("window_format",) and error["type"] == "literal_error":
+        given = str(error.get("input"))
+        suggestion = did_you_mean(given, WINDOW_FORMATS)
+        message = f"must be one of {list(WINDOW_FORMATS)}, got {given!r}" + (
+            f"; {suggestion}" if suggestion else ""
+        )
     elif error["type"] == "extra_forbidden" and root is not None:
         message += _key_suggestion(root, loc)
     elif root is StreamSpec and not loc and message.split(" ", 1)[0] in _CROSS_FIELD_CHECKS:
@@ -312,7 +335,7 @@ def load_spec(name_or_path: str | Path, *, streams_dir: Path | None = None) -> S
 
 def _placeholders(value: Any) -> set[str]:
     if isinstance(value, str):
-        return {marker for marker in (WINDOW_START, WINDOW_END) if value == marker}
+        return {f"{{{match.group(1)}}}" for match in _PLACEHOLDER.finditer(value)}
     if isinstance(value, dict):
         return set().union(*(_placeholders(v) for v in value.values())) if value else set()
     if isinstance(value, list):
@@ -327,11 +350,34 @@ def _placeholder_paths(value: Any, prefix: str) -> list[str]:
         return [
             path for index, item in enumerate(value) for path in _placeholder_paths(item, f"{prefix}{index}.")
         ]
-    return [prefix.rstrip(".")] if value in (WINDOW_START, WINDOW_END) else []
+    return [prefix.rstrip(".")] if isinstance(value, str) and _PLACEHOLDER.search(value) else []
+
+
+def _placeholder_values(value: Any, prefix: str) -> list[tuple[str, str]]:
+    """(dotted place, text) of each value holding a window placeholder."""
+    if isinstance(value, dict):
+        return [
+            found for key, item in value.items() for found in _placeholder_values(item, f"{prefix}{key}.")
+        ]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _placeholder_values(item, f"{prefix}{i}.")]
+    return [(prefix.rstrip("."), value)] if isinstance(value, str) and _PLACEHOLDER.search(value) else []
 
 
 def _check_window_placeholders(spec: StreamSpec, path: Path) -> None:
-    found = _placeholders(spec.source.params) | _placeholders(spec.source.json_body)
+    source = spec.source
+    for place, text in _placeholder_values(source.params, "params.") + _placeholder_values(
+        source.json_body, "json."
+    ):
+        for match in _PLACEHOLDER.finditer(text):
+            fmt = match.group(2)
+            if fmt is not None and fmt not in WINDOW_FORMATS:
+                suggestion = did_you_mean(fmt, WINDOW_FORMATS)
+                raise SpecError(
+                    f"{path}: field 'source.{place}': {match.group()} names no window format "
+                    f"(one of {list(WINDOW_FORMATS)})" + (f"; {suggestion}" if suggestion else "")
+                )
+    found = _placeholders(source.params) | _placeholders(source.json_body)
     missing = {WINDOW_START, WINDOW_END} - found
     if missing:
         raise SpecError(
@@ -353,22 +399,48 @@ def _request_seconds(moment: datetime, side: str, style: str) -> int:
     return micros // _SECOND_US - (1 if style == "exclusive" else 0)
 
 
-def _window_value(seconds: int, fmt: str) -> str | int:
+_DAY_S = 86_400
+
+
+def _window_value(seconds: int, fmt: str, side: str = "start") -> str | int:
+    """One bound in ``fmt`` (:data:`WINDOW_FORMATS`); a day widens like the seconds do (the start
+    down to its day, the end up to the next midnight)."""
     if fmt == "epoch":
         return seconds
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if fmt == "epoch_ms":
+        return seconds * 1000
+    if fmt == "date":
+        day = seconds // _DAY_S + (1 if side == "end" and seconds % _DAY_S else 0)
+        return datetime.fromtimestamp(day * _DAY_S, UTC).strftime("%Y-%m-%d")
+    moment = datetime.fromtimestamp(seconds, UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + (".000" if fmt.endswith("_ms") else "")
+    if fmt in ("iso", "iso_ms"):
+        return text + "Z"
+    if fmt in ("iso_offset", "iso_offset_ms"):
+        return text + "+00:00"
+    raise ValueError(f"unknown window format {fmt!r}: one of {list(WINDOW_FORMATS)}")
 
 
 def render_window(
     value: Any, start: datetime, end: datetime, fmt: str, bounds: WindowBounds | None = None
 ) -> Any:
-    """Replace {window_start}/{window_end} values (in params or a JSON body) by the interval, as the
-    server's ``bounds`` need it to return every record of ``[start, end)`` (default: half-open)."""
+    """Replace {window_start}/{window_end} (in params or a JSON body; ``{window_start:epoch_ms}``
+    names a format for that value only, see :data:`WINDOW_FORMATS`) by the interval, as the
+    server's ``bounds`` need it to return every record of ``[start, end)`` (default: half-open).
+    A value that is only a placeholder renders as a number in the epoch formats."""
     bounds = bounds or WindowBounds()
-    if value == WINDOW_START:
-        return _window_value(_request_seconds(start, "start", bounds.start), fmt)
-    if value == WINDOW_END:
-        return _window_value(_request_seconds(end, "end", bounds.end), fmt)
+
+    def bound(match: re.Match[str]) -> str | int:
+        side = "start" if match.group(1) == "window_start" else "end"
+        style = bounds.start if side == "start" else bounds.end
+        moment = start if side == "start" else end
+        return _window_value(_request_seconds(moment, side, style), match.group(2) or fmt, side)
+
+    if isinstance(value, str):
+        whole = _PLACEHOLDER.fullmatch(value)
+        if whole:
+            return bound(whole)
+        return _PLACEHOLDER.sub(lambda match: str(bound(match)), value) if "{window_" in value else value
     if isinstance(value, dict):
         return {key: render_window(item, start, end, fmt, bounds) for key, item in value.items()}
     if isinstance(value, list):

@@ -1,4 +1,4 @@
-"""The seven pagination dialects offline: fake responses, no server.
+"""The pagination dialects offline: fake responses, no server.
 
 Each dialect is driven through its contract: the start request, ``update_state`` from a page, the
 next request, the stop after the last page, and a resume from the JSON state of any page.
@@ -93,6 +93,23 @@ def serve_next_url(request: PageRequest) -> requests.Response:
     return _response({"results": page, "next": f"{BASE}?page={number + 1}" if more else None})
 
 
+def serve_header_cursor(request: PageRequest) -> requests.Response:
+    page = _slice_after(request.params.get("cursor"))[: int(request.params["limit"])]
+    more = page[-1] is not RECORDS[-1]
+    return _response(page, headers={"X-Next-Cursor": page[-1]["id"]} if more else {})
+
+
+def serve_range_header(request: PageRequest) -> requests.Response:
+    unit, _, span = request.headers["Range"].partition("=")
+    first, last = (int(n) for n in span.split("-"))
+    page = RECORDS[first : last + 1]
+    response = _response(
+        page, headers={"Content-Range": f"{unit} {first}-{first + len(page) - 1}/{len(RECORDS)}"}
+    )
+    response.status_code = 206
+    return response
+
+
 def serve_graphql_relay(request: PageRequest) -> requests.Response:
     variables = request.json["variables"]
     page = _slice_after(variables.get("after"))[: variables["first"]]
@@ -148,6 +165,18 @@ DIALECTS: dict[str, Dialect] = {
         PageRequest(),
         PageRequest(url=f"{BASE}?page=2"),
     ),
+    "header_cursor": Dialect(
+        {"type": "header_cursor", "page_size": SIZE},
+        serve_header_cursor,
+        PageRequest(params={"limit": SIZE}),
+        PageRequest(params={"limit": SIZE, "cursor": "r10"}),
+    ),
+    "range_header": Dialect(
+        {"type": "range_header", "page_size": SIZE},
+        serve_range_header,
+        PageRequest(headers={"Range": "items=0-9"}),
+        PageRequest(headers={"Range": "items=10-19"}),
+    ),
     "graphql_relay": Dialect(
         {"type": "graphql_relay", "connection_path": "data.products", "page_size": SIZE},
         serve_graphql_relay,
@@ -181,7 +210,7 @@ def _ids(pages: list[list[str]]) -> list[str]:
     return [i for page in pages for i in page]
 
 
-def test_the_registry_is_the_seven_dialects_and_the_spec_uses_it() -> None:
+def test_the_registry_is_the_dialects_and_the_spec_uses_it() -> None:
     assert set(PAGINATORS) == set(DIALECTS)
     required = {"graphql_relay": {"connection_path": "data.products"}}
     for name in PAGINATORS:
@@ -340,7 +369,11 @@ def test_bad_configs_fail_at_once(config: dict[str, Any], message: str) -> None:
         ),
         (
             {"type": "link_header", "limit_param": "limit"},
-            ["(an option of cursor_body, hubspot, offset)", "did you mean 'size_param'?", "size_param (text"],
+            [
+                "(an option of cursor_body, header_cursor, hubspot, offset)",
+                "did you mean 'size_param'?",
+                "size_param (text",
+            ],
         ),
         ({"type": "cursor_bdy"}, ["got 'cursor_bdy'; did you mean 'cursor_body'?"]),
     ],

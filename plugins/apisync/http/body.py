@@ -182,6 +182,7 @@ def decode_body(body: bytes, records_path: str | None) -> Any:
     """
     if records_path is None:
         return _any.decode(body)
+    records_path = body_path(records_path)
     steps = records_path.split(".") if records_path else []
     try:
         return _decode_at(body, steps)
@@ -252,18 +253,73 @@ def _decode_at(text: Any, steps: list[str]) -> Any:
     }
 
 
-def dig(data: Any, path: str | None) -> Any:
-    """Value at a dotted path (``"data.products.edges"``); ``None`` if any step is missing."""
-    if not path:
-        return data
-    for step in path.split("."):
+# A path: "$" (the body), "$.a.b" or "a.b" (dotted keys; a digit step indexes a list). A key that
+# itself holds dots (OData's "@odata.nextLink") is matched whole before it is split.
+_PATH = re.compile(r"^(\$|\$\.[^.\[\]]+(\.[^.\[\]]+)*|[^$.\[\]][^.\[\]]*(\.[^.\[\]]+)*)$")
+
+
+def body_path(path: str) -> str:
+    """The dotted form of a body path: ``$`` -> ``""`` (the body itself), ``$.a.b`` -> ``a.b``,
+    ``a.b`` as it is. Raises ``ValueError`` saying the accepted forms for anything else (``$..a``,
+    ``a[0]``, ``a..b``): a path that could never match is an error when the spec loads."""
+    if path == "":
+        return ""
+    if not _PATH.match(path):
+        raise ValueError(
+            f"{path!r} is not a body path: use $ (the body is the list), $.a.b or a.b "
+            "(dotted keys; a number indexes a list, e.g. data.0.items)"
+        )
+    return "" if path == "$" else path.removeprefix("$.")
+
+
+def _steps(data: Any, path: str) -> Iterator[tuple[Any, str, str]]:
+    """Walk ``path`` in ``data``: (holder, step, rest) for each step; a key holding dots whole."""
+    rest = body_path(path) if path.startswith("$") else path
+    while rest:
+        if isinstance(data, dict) and rest in data:
+            yield data, rest, ""
+            return
+        step, _, rest = rest.partition(".")
+        yield data, step, rest
         if isinstance(data, dict):
             data = data.get(step)
         elif isinstance(data, list) and step.isdigit() and int(step) < len(data):
             data = data[int(step)]
         else:
+            return
+
+
+def dig(data: Any, path: str | None) -> Any:
+    """Value at a path (``"data.products.edges"``, ``"$.links.next"``, ``"$"``; see
+    :func:`body_path`); ``None`` if any step is missing."""
+    if not path or path == "$":
+        return data
+    found = data
+    for holder, step, _ in _steps(data, path):
+        if isinstance(holder, dict):
+            found = holder.get(step)
+        elif isinstance(holder, list) and step.isdigit() and int(step) < len(holder):
+            found = holder[int(step)]
+        else:
             return None
-    return data
+    return found
+
+
+def has_path(data: Any, path: str) -> bool:
+    """Whether ``path`` is in ``data``, its value null or not (an explicit ``"next": null`` is an
+    end; a missing key is not)."""
+    if not path or path == "$":
+        return True
+    last: tuple[Any, str] | None = None
+    for holder, step, _ in _steps(data, path):
+        if not isinstance(holder, dict | list):
+            return False
+        last = (holder, step)
+        if isinstance(holder, dict) and step not in holder:
+            return False
+        if isinstance(holder, list) and not (step.isdigit() and int(step) < len(holder)):
+            return False
+    return last is not None
 
 
 _UTF8 = frozenset({"utf-8", "utf8"})

@@ -739,7 +739,8 @@ class ApiHook(HttpHook):
                 request.url or endpoint,
                 params=request.params or None,
                 json=request.json,
-                headers=headers,
+                # A dialect's paging headers (Range) with the conditional ones (If-None-Match).
+                headers={**request.headers, **(headers or {})} or None,
                 allow_defer=True,
             )
 

@@ -86,16 +86,16 @@ import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import annotated_types
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError, PaginationError, did_you_mean
-from apisync.http.body import RawRecords, dig
+from apisync.http.body import RawRecords, body_path, dig, has_path
 from apisync.redaction import cut_redacted, redact
 
 if TYPE_CHECKING:
@@ -112,6 +112,18 @@ REPEAT_GUARD_TAIL = 100
 
 
 # -- options: one model per dialect ---------------------------------------------------------------
+def _checked_path(path: str) -> str:
+    body_path(path)  # raises ValueError naming the accepted forms
+    return path
+
+
+BodyPath = Annotated[str, AfterValidator(_checked_path)]
+"""An option naming a place in the body: ``$``, ``$.a.b`` or ``a.b`` (see ``body_path``)."""
+
+END_ON = ("short_page", "empty_page")
+"""``end_on`` of the positional dialects: which page (besides a total) ends the read."""
+
+
 class PaginationOptions(BaseModel):
     """The options every dialect accepts (see the module docstring); each dialect's model adds its own.
 
@@ -144,17 +156,28 @@ class SinglePageOptions(PaginationOptions):
 
 class CursorBodyOptions(PaginationOptions):
     type: Literal["cursor_body"] = "cursor_body"
-    cursor_param: str = Field(
-        default="starting_after", description="query parameter that carries the last id"
+    cursor_param: str = Field(default="starting_after", description="query parameter that carries the cursor")
+    cursor_path: BodyPath | None = Field(
+        default=None,
+        description="body field with the next page's cursor (null: the last record's id_field); "
+        "absent, null or empty ends the read",
     )
     id_field: str = Field(default="id", description="record field whose last value is the cursor")
-    has_more_field: str = Field(default="has_more", description="body field that says more pages follow")
+    has_more_field: BodyPath | None = Field(
+        default="has_more", description="body field that says more pages follow (null: none)"
+    )
     limit_param: str = Field(default="limit", description="query parameter that carries page_size")
 
 
 class LinkHeaderOptions(PaginationOptions):
     type: Literal["link_header"] = "link_header"
     size_param: str = Field(default="per_page", description="query parameter that carries page_size")
+    page_param: str | None = Field(
+        default=None,
+        description="query parameter the first request sends start_page in (servers that send "
+        "a Link header only when a page is asked for, e.g. json-server's _page); null: none",
+    )
+    start_page: int = Field(default=1, description="number of the first page (with page_param)")
 
 
 class HubSpotOptions(PaginationOptions):
@@ -168,8 +191,17 @@ class OffsetOptions(PaginationOptions):
     page_size: int | None = Field(default=100, ge=1, description="records asked for per page")
     offset_param: str = Field(default="offset", description="query parameter that carries the offset")
     limit_param: str = Field(default="limit", description="query parameter that carries page_size")
-    total_path: str | None = Field(
+    start_offset: int = Field(default=0, ge=0, description="offset of the first record")
+    total_path: BodyPath | None = Field(
         default="total", description="body field with the total count (null: none)"
+    )
+    total_header: str | None = Field(
+        default=None, description="response header with the total count, e.g. X-Total-Count"
+    )
+    end_on: Literal["short_page", "empty_page"] = Field(
+        default="short_page",
+        description="which page ends the read when no total says (empty_page: servers that cap "
+        "the page size below page_size)",
     )
 
 
@@ -178,15 +210,44 @@ class PageNumberOptions(PaginationOptions):
     page_param: str = Field(default="page", description="query parameter that carries the page number")
     size_param: str = Field(default="page_size", description="query parameter that carries page_size")
     start_page: int = Field(default=1, description="number of the first page")
-    total_path: str | None = Field(
+    total_path: BodyPath | None = Field(
         default="count", description="body field with the total count (null: none)"
+    )
+    total_header: str | None = Field(
+        default=None, description="response header with the total count, e.g. X-Total-Count"
+    )
+    end_on: Literal["short_page", "empty_page"] = Field(
+        default="short_page",
+        description="which page ends the read when no total says (empty_page: servers that cap "
+        "the page size below page_size)",
     )
 
 
 class NextUrlOptions(PaginationOptions):
     type: Literal["next_url"] = "next_url"
-    next_path: str = Field(default="next", description="body field with the next page's URL")
+    next_path: BodyPath = Field(
+        default="next", description="body field with the next page's URL (relative: to the page's URL)"
+    )
     size_param: str = Field(default="page_size", description="query parameter that carries page_size")
+
+
+class HeaderCursorOptions(PaginationOptions):
+    type: Literal["header_cursor"] = "header_cursor"
+    cursor_header: str = Field(
+        default="X-Next-Cursor", description="response header with the next page's cursor; absent ends"
+    )
+    cursor_param: str = Field(default="cursor", description="query parameter that carries the cursor")
+    limit_param: str = Field(default="limit", description="query parameter that carries page_size")
+
+
+class RangeHeaderOptions(PaginationOptions):
+    type: Literal["range_header"] = "range_header"
+    page_size: int | None = Field(default=100, ge=1, description="records asked for per page")
+    range_unit: str = Field(default="items", description="unit of Range: <unit>=0-99")
+    range_header: str = Field(default="Range", description="request header that carries the range")
+    content_range_header: str = Field(
+        default="Content-Range", description="response header with <unit> first-last/total"
+    )
 
 
 class GraphQLRelayOptions(PaginationOptions):
@@ -205,6 +266,8 @@ DialectOptions = Annotated[
     | OffsetOptions
     | PageNumberOptions
     | NextUrlOptions
+    | HeaderCursorOptions
+    | RangeHeaderOptions
     | GraphQLRelayOptions,
     Field(discriminator="type"),
 ]
@@ -217,6 +280,8 @@ def _shape(info: FieldInfo) -> str:
     members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
     kinds = [member for member in members if member is not type(None)]
     kind = kinds[0] if len(kinds) == 1 else None
+    if typing.get_origin(kind) is Annotated:  # BodyPath | None
+        kind = typing.get_args(kind)[0]
     if typing.get_origin(kind) is Literal:
         return f"one of {list(typing.get_args(kind))}"
     if kind is bool:
@@ -264,6 +329,8 @@ def option_error(model: type[PaginationOptions], error: ErrorDetails) -> tuple[s
         return option, f"pagination {kind!r}: {error['msg']}"
     if error["type"] == "missing":
         return option, f"pagination {kind!r} needs {option} ({_shape(info)}: {info.description})"
+    if error["type"] == "value_error":
+        return option, f"{option}: {error['ctx']['error'] if 'ctx' in error else error['msg']}"
     return option, f"{option} must be {_shape(info)}, got {error['input']!r} ({info.description})"
 
 
@@ -298,18 +365,28 @@ def pagination_options(config: PaginationOptions | dict[str, Any] | str | None) 
 
 @dataclass
 class PageRequest:
-    """The request for one page: ``url`` (absolute) overrides the endpoint when a server hands it out."""
+    """The request for one page: ``url`` (absolute) overrides the endpoint when a server hands it out;
+    ``headers`` are the paging headers only (``Range``), merged over the connection's."""
 
     params: dict[str, Any] = field(default_factory=dict)
     json: Any = None
     url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     def to_state(self) -> dict[str, Any]:
-        return {"params": self.params, "json": self.json, "url": self.url}
+        state = {"params": self.params, "json": self.json, "url": self.url}
+        if self.headers:  # only the dialects that page in headers: older states stay as they were
+            state["headers"] = self.headers
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PageRequest:
-        return cls(params=dict(state.get("params") or {}), json=state.get("json"), url=state.get("url"))
+        return cls(
+            params=dict(state.get("params") or {}),
+            json=state.get("json"),
+            url=state.get("url"),
+            headers=dict(state.get("headers") or {}),
+        )
 
 
 def _fingerprint(text: bytes) -> bytes:
@@ -349,12 +426,15 @@ class _PreviousPage:
     from a resume state, the fingerprints of its last :data:`REPEAT_GUARD_TAIL` records.
     """
 
-    __slots__ = ("_digests", "_texts", "records")
+    __slots__ = ("_digests", "_texts", "count", "records")
 
-    def __init__(self, records: Sequence[Any] = (), digests: Iterable[bytes] = ()) -> None:
+    def __init__(
+        self, records: Sequence[Any] = (), digests: Iterable[bytes] = (), count: int | None = None
+    ) -> None:
         self.records = records
         self._texts: set[bytes] | None = None
         self._digests = set(digests)
+        self.count = len(records) if count is None else count  # records the page arrived with
 
     def holds(self, text: bytes) -> bool:
         if self._digests:
@@ -416,6 +496,7 @@ class Paginator:
         self.total_pages: int | None = None  # pages in the whole read, when the server said (rel="last")
         self._previous = _PreviousPage()
         self._requested: dict[bytes, int] = {}  # fingerprint of each request of this read -> page
+        self.pages_read = 0  # pages whose records were read (for messages)
 
     # -- the contract -------------------------------------------------------------------------
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
@@ -470,17 +551,49 @@ class Paginator:
         """Raise on error payloads that come with a 2xx (GraphQL)."""
 
     def records(self, data: Any, records_path: str | None, *, method: str, url: str) -> Sequence[Any]:
-        path = records_path if records_path is not None else self.default_records_path
+        path = body_path(records_path) if records_path is not None else self.default_records_path
         found = dig(data, path)
         if found is None and isinstance(data, list | RawRecords) and not path:
             found = data
         if not isinstance(found, list | RawRecords):
+            where = path or "$"
             raise MalformedResponseError(
-                f"{method} {url}: expected a list at {path or '<body>'!r}, got {type(found).__name__}",
+                f"{method} {url}: expected a list at {where!r}, got {type(found).__name__}"
+                + ("" if records_path is not None else " (the dialect's default records_path)"),
                 method=method,
                 url=url,
             )
-        return self._drop_repeats(found)
+        return self._repeats_checked(found, method=method, url=url)
+
+    def _repeats_checked(self, records: Sequence[Any], *, method: str, url: str) -> Sequence[Any]:
+        """:meth:`_drop_repeats`, and a page that is the page before all over again is an error:
+        a server that ignores the paging parameter sends page 1 forever, and dropping each copy
+        would end the read as if complete, the rest of the rows lost."""
+        previous = self._previous.count
+        kept = self._drop_repeats(records)
+        if self.repeated and self.repeated == len(records) == previous:
+            self.pages_read += 1
+            parameter = self._paging_param()
+            cause = (
+                f"the server likely ignores the paging parameter {parameter!r} (check its name in "
+                "the API's documentation and declare it in the stream's pagination)"
+                if parameter
+                else "the server likely ignores how the dialect asks for the next page"
+            )
+            raise PaginationError(
+                redact(
+                    f"page {self.pages_read}: {method} {url}: every one of its {len(records)} records "
+                    f"repeats the page before: {cause}; stopping here would lose the rest of the read"
+                ),
+                method=method,
+                url=url,
+            )
+        self.pages_read += 1
+        return kept
+
+    def _paging_param(self) -> str | None:
+        """The request parameter that moves the read to the next page, for messages."""
+        return None
 
     def _drop_repeats(self, records: Sequence[Any]) -> Sequence[Any]:
         """Drop the records at the top of the page that are byte-identical to one of the page
@@ -503,8 +616,11 @@ class Paginator:
     def restore_extra(self, state: dict[str, Any]) -> None:
         """Restore dialect-private state: the requests made so far (for the cycle check) and the
         last records of the page before (for the repeat guard), both as fingerprints."""
-        self._previous = _PreviousPage(digests=_unpack(state.get("previous_records")))
+        digests = _unpack(state.get("previous_records"))
+        # Its record count: exact up to REPEAT_GUARD_TAIL records (the resume state stays small).
+        self._previous = _PreviousPage(digests=digests, count=len(digests))
         self._requested = {digest: page for page, digest in enumerate(_unpack(state.get("requests")), 1)}
+        self.pages_read = int(state.get("page") or len(self._requested))
 
     def extra_state_later(self) -> Callable[[], dict[str, Any]]:
         """Dialect-private state as of now (what :meth:`restore_extra` reads back), built when
@@ -601,6 +717,7 @@ class CursorBodyPaginator(Paginator):
         super().__init__(options)
         self.cursor_param, self.id_field = self.options.cursor_param, self.options.id_field
         self.has_more_field, self.limit_param = self.options.has_more_field, self.options.limit_param
+        self.cursor_path = self.options.cursor_path
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
@@ -610,18 +727,30 @@ class CursorBodyPaginator(Paginator):
     def _size_param(self) -> str | None:
         return self.limit_param
 
+    def _paging_param(self) -> str | None:
+        return self.cursor_param
+
     def _marker(self) -> str:
-        return f"{self.has_more_field!r} in the body"
+        markers = [f"{path!r} in the body" for path in (self.cursor_path, self.has_more_field) if path]
+        return " or ".join(markers)
 
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
-        has_more = bool(dig(data, self.has_more_field))
-        self.end_marked = dig(data, self.has_more_field) is not None
-        raw_records = dig(data, self.default_records_path) or records
-        if has_more and raw_records:
+        more_given = bool(self.has_more_field) and dig(data, self.has_more_field or "") is not None
+        if self.cursor_path is not None:
+            # The cursor is a body field: an empty one ends the read, a has_more false as well.
+            cursor = dig(data, self.cursor_path)
+            self.end_marked = more_given or has_path(data, self.cursor_path)
+            more = cursor not in (None, "") and (not more_given or bool(dig(data, self.has_more_field or "")))
+        else:
+            raw_records = dig(data, self.default_records_path) or records
+            self.end_marked = more_given
+            more = more_given and bool(dig(data, self.has_more_field or "")) and bool(raw_records)
+            cursor = self._last_id(raw_records) if more else None
+        if more:
             params = dict(request.params)
-            params[self.cursor_param] = self._last_id(raw_records)
+            params[self.cursor_param] = cursor
             self.has_next, self.next = True, PageRequest(params=params, json=request.json)
         else:
             self.has_next, self.next = False, None
@@ -652,15 +781,20 @@ class LinkHeaderPaginator(Paginator):
 
     def __init__(self, options: PaginationOptions | None = None) -> None:
         super().__init__(options)
-        self.size_param = self.options.size_param
+        self.size_param, self.page_param = self.options.size_param, self.options.page_param
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
+        if self.page_param:
+            request.params.setdefault(self.page_param, self.options.start_page)
         self._with_size(request.params, self.size_param)
         return request
 
     def _size_param(self) -> str | None:
         return self.size_param
+
+    def _paging_param(self) -> str | None:
+        return self.page_param or "page"
 
     def _marker(self) -> str:
         return 'a Link header with rel="next"'
@@ -670,10 +804,13 @@ class LinkHeaderPaginator(Paginator):
     ) -> None:
         # Any relation (prev, first, last) shows the server pages: then no "next" is the end.
         self.end_marked = bool(response.links)
-        last_page = parse_qs(urlsplit(response.links.get("last", {}).get("url", "")).query).get("page")
+        last_url = response.links.get("last", {}).get("url", "")
+        last_page = parse_qs(urlsplit(last_url).query).get(self.page_param or "page")
         if last_page and last_page[0].isdigit():  # GitHub's rel="last": the read's page count
-            self.total_pages = int(last_page[0])
+            self.total_pages = int(last_page[0]) - self.options.start_page + 1
         next_url = response.links.get("next", {}).get("url")
+        if next_url:
+            next_url = urljoin(response.url or "", next_url)  # RFC 8288: relative to the request
         self.has_next = bool(next_url)
         self.next = PageRequest(url=next_url, json=request.json) if next_url else None
 
@@ -700,6 +837,9 @@ class HubSpotPaginator(Paginator):
 
     def _size_param(self) -> str | None:
         return self.limit_param
+
+    def _paging_param(self) -> str | None:
+        return self.cursor_param
 
     def _marker(self) -> str:
         return "paging.next.after in the body"
@@ -733,26 +873,29 @@ class OffsetPaginator(Paginator):
 
     def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
         request = super().start(params, json)
-        request.params.setdefault(self.offset_param, 0)
+        request.params.setdefault(self.offset_param, self.options.start_offset)
         self._with_size(request.params, self.limit_param)
         return request
+
+    def _paging_param(self) -> str | None:
+        return self.offset_param
 
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
-        raw_records = dig(data, self.default_records_path)
-        received = len(raw_records) if isinstance(raw_records, list | RawRecords) else len(records)
+        received = self.arrived
         # Advance by what the server returned, but never by more than the limit: a page that starts
         # with a repeated row carries limit + 1 items, and skipping by that would lose a row.
         limit = request.params.get(self.limit_param)
         step = min(received, int(limit)) if limit else received
         offset = int(request.params.get(self.offset_param, 0)) + step
-        total = dig(data, self.total_path) if self.total_path else None
-        self.total = _count_or_none(total)
+        self.total = _total(response, data, self.total_path, self.options.total_header)
         if received == 0:
             more = False
-        elif isinstance(total, int):
-            more = offset < total
+        elif self.total is not None:
+            more = offset - self.options.start_offset < self.total
+        elif self.options.end_on == "empty_page":
+            more = True
         else:
             more = received >= int(request.params.get(self.limit_param) or 1)
         params = dict(request.params)
@@ -781,19 +924,22 @@ class PageNumberPaginator(Paginator):
         self._with_size(request.params, self.size_param)
         return request
 
+    def _paging_param(self) -> str | None:
+        return self.page_param
+
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
-        raw_records = dig(data, self.default_records_path)
-        received = len(raw_records) if isinstance(raw_records, list | RawRecords) else len(records)
+        received = self.arrived
         page = int(request.params[self.page_param])
         size = request.params.get(self.size_param)
-        total = dig(data, self.total_path) if self.total_path else None
-        self.total = _count_or_none(total)
+        self.total = _total(response, data, self.total_path, self.options.total_header)
         if received == 0:
             more = False
-        elif isinstance(total, int) and size:
-            more = (page - self.start_page + 1) * int(size) < total
+        elif self.total is not None and size:
+            more = (page - self.start_page + 1) * int(size) < self.total
+        elif self.options.end_on == "empty_page":
+            more = True
         else:
             more = not size or received >= int(size)
         params = dict(request.params)
@@ -831,12 +977,130 @@ class NextUrlPaginator(Paginator):
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
         # An explicit null (Django REST framework's last page) is an end; a missing key is not.
-        parent, _, leaf = self.next_path.rpartition(".")
-        holder = dig(data, parent) if parent else data
-        self.end_marked = isinstance(holder, dict) and leaf in holder
+        self.end_marked = has_path(data, self.next_path)
         next_url = dig(data, self.next_path)
+        if next_url and not isinstance(next_url, str):
+            raise MalformedResponseError(
+                f"{response.url}: {self.next_path!r} must be a URL, got {type(next_url).__name__}",
+                method="GET",
+                url=response.url,
+            )
+        if next_url:
+            next_url = urljoin(response.url or "", next_url)  # "/items?page=2", "?page=2": as a browser does
         self.has_next = bool(next_url)
         self.next = PageRequest(url=next_url, json=request.json) if next_url else None
+
+
+class HeaderCursorPaginator(Paginator):
+    """The next page's cursor in a response header (``X-Next-Cursor: abc``) sent back as a query
+    parameter, until the header is absent or empty."""
+
+    type = "header_cursor"
+    ends_on_a_marker = True
+    marker_absent_on_last_page = True
+
+    options: HeaderCursorOptions
+    options_model = HeaderCursorOptions
+
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
+        request = super().start(params, json)
+        self._with_size(request.params, self.options.limit_param)
+        return request
+
+    def _size_param(self) -> str | None:
+        return self.options.limit_param
+
+    def _paging_param(self) -> str | None:
+        return self.options.cursor_param
+
+    def _marker(self) -> str:
+        return f"a {self.options.cursor_header} header"
+
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
+        cursor = response.headers.get(self.options.cursor_header, "").strip()
+        self.end_marked = self.options.cursor_header in response.headers
+        if cursor:
+            params = {**request.params, self.options.cursor_param: cursor}
+            self.has_next, self.next = True, PageRequest(params=params, json=request.json)
+        else:
+            self.has_next, self.next = False, None
+
+
+class RangeHeaderPaginator(Paginator):
+    """``Range: items=0-99`` asked, ``206`` with ``Content-Range: items 0-99/1234`` answered (the
+    total may be ``*``): the next range starts after the last one served, until the total, an
+    empty page or a short one."""
+
+    type = "range_header"
+
+    options: RangeHeaderOptions
+    options_model = RangeHeaderOptions
+
+    def start(self, params: dict[str, Any] | None, json: Any) -> PageRequest:
+        request = super().start(params, json)
+        request.headers = {self.options.range_header: self._range(0)}
+        return request
+
+    def _range(self, first: int) -> str:
+        size = self.page_size or 100
+        return f"{self.options.range_unit}={first}-{first + size - 1}"
+
+    def _paging_param(self) -> str | None:
+        return f"{self.options.range_header} header"
+
+    def _requested_size(self, request: PageRequest) -> int | None:
+        return self.page_size
+
+    def update_state(
+        self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
+    ) -> None:
+        asked = request.headers.get(self.options.range_header, "")
+        first = int(asked.partition("=")[2].partition("-")[0] or 0)
+        served = _content_range(response.headers.get(self.options.content_range_header, ""))
+        received = self.arrived
+        if served is not None:
+            _, last, total = served
+            following, self.total = last + 1, total
+        else:
+            following = first + received  # a 200 without Content-Range: the server sent what it had
+        size = self.page_size or 100
+        if received == 0 or (served is None and response.status_code != 206):
+            more = False
+        elif self.total is not None:
+            more = following < self.total
+        else:
+            more = received >= size
+        self.has_next = more
+        self.next = (
+            PageRequest(
+                params=dict(request.params),
+                json=request.json,
+                headers={**request.headers, self.options.range_header: self._range(following)},
+            )
+            if more
+            else None
+        )
+
+
+def _content_range(value: str) -> tuple[int, int, int | None] | None:
+    """``items 0-99/1234`` -> (0, 99, 1234); ``items 0-99/*`` -> (0, 99, None); else None."""
+    _, _, spec = value.strip().partition(" ")
+    span, _, total = spec.partition("/")
+    first, _, last = span.partition("-")
+    if not (first.isdigit() and last.isdigit()):
+        return None
+    return int(first), int(last), int(total) if total.isdigit() else None
+
+
+def _total(response: requests.Response, data: Any, path: str | None, header: str | None) -> int | None:
+    """The read's record count from the declared body field or response header, when it is one."""
+    if header:
+        value = response.headers.get(header, "").strip()
+        if value.isdigit():
+            return int(value)
+    return _count_or_none(dig(data, path)) if path else None
 
 
 class GraphQLRelayPaginator(Paginator):
@@ -897,7 +1161,8 @@ class GraphQLRelayPaginator(Paginator):
             raise MalformedResponseError(
                 f"{method} {url}: no list at {self.connection_path}.edges", method=method, url=url
             )
-        return self._drop_repeats([e.get("node") if isinstance(e, dict) else e for e in edges])
+        nodes = [e.get("node") if isinstance(e, dict) else e for e in edges]
+        return self._repeats_checked(nodes, method=method, url=url)
 
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
@@ -928,6 +1193,8 @@ PAGINATORS: dict[str, type[Paginator]] = {
         OffsetPaginator,
         PageNumberPaginator,
         NextUrlPaginator,
+        HeaderCursorPaginator,
+        RangeHeaderPaginator,
         GraphQLRelayPaginator,
     )
 }

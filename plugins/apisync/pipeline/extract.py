@@ -69,7 +69,7 @@ class ExtractStreamOperator(PagedExtractOperator):
             conn_id=conn_id,
             endpoint=source.endpoint,
             pagination=source.pagination.model_dump(),
-            records_path=source.records_path or None,
+            records_path=source.records_path,  # None: the dialect's default; "": the body
             method=source.method,
             json=source.json_body,
             **kwargs,
