@@ -34,6 +34,8 @@ GITHUB_DEFAULT_PER_PAGE = 30
 HUBSPOT_DEFAULT_LIMIT = 10
 OFFSET_DEFAULT_LIMIT = 100
 PAGE_DEFAULT_SIZE = 100
+RANGE_DEFAULT_SIZE = 100
+RANGE_UNIT = "items"
 MAX_INT_PARAM = 2**31 - 1
 # Positional traversals remembered for the repeat fault's shift.
 MAX_TRAVERSALS = 1024
@@ -255,7 +257,55 @@ def build_router(state: SandboxState) -> APIRouter:
         )
         return conditional_json(request, body, state.dataset.modified_at)
 
+    @router.get("/cursor/{resource}")
+    async def header_cursor_list(resource: str, request: Request) -> Response:
+        """The body is the list; the next page's cursor in an ``X-Next-Cursor`` header (id order)."""
+        data = resource_data(state, resource)
+        params = request.query_params
+        limit = int_param(params, "limit", OFFSET_DEFAULT_LIMIT, 1, state.config.max_page_size)
+        keys = state.dataset.ordered(resource, "id", _iso_window(params))
+        cursor = params.get("cursor")
+        start = 0
+        if cursor:
+            if not cursor.isdigit():
+                raise BadRequestError(f"cursor must come from X-Next-Cursor, got {cursor!r}", param="cursor")
+            start = int(np.searchsorted(keys, min(int(cursor), MAX_INT_PARAM), side="left"))
+        page, after_page = cursor_slice(state, keys, start, limit)
+        headers = {"X-Next-Cursor": str(int(keys[after_page - 1]) + 1)} if after_page < len(keys) else None
+        return json_response(data.records_json(page & INDEX_MASK), headers)
+
+    @router.get("/range/{resource}")
+    async def range_list(resource: str, request: Request) -> Response:
+        """RFC 9110 ranges in a custom unit: ``Range: items=0-99`` -> 206 with ``Content-Range:
+        items 0-99/1234`` (the body is the list), by (updated, id); 416 past the end."""
+        data = resource_data(state, resource)
+        window = _iso_window(request.query_params)
+        keys = state.dataset.ordered(resource, "updated", window)
+        first, size = _items_range(request.headers.get("range"), state.config.max_page_size)
+        page, total = positional_slice(state, ("range", resource, window, size), keys, first, size)
+        if first and first >= total:
+            return Response(status_code=416, headers={"Content-Range": f"{RANGE_UNIT} */{total}"})
+        if not len(page):
+            return json_response(b"[]", {"Content-Range": f"{RANGE_UNIT} */{total}"})
+        last = first + len(page) - 1
+        headers = {"Content-Range": f"{RANGE_UNIT} {first}-{last}/{total}", "Accept-Ranges": RANGE_UNIT}
+        response = json_response(data.records_json(page & INDEX_MASK), headers)
+        if first or last < total - 1:
+            response.status_code = 206
+        return response
+
     return router
+
+
+def _items_range(value: str | None, max_size: int) -> tuple[int, int]:
+    """(first, size) of ``items=<first>-<last>``; no header: the first page."""
+    if value is None:
+        return 0, min(RANGE_DEFAULT_SIZE, max_size)
+    unit, _, span = value.partition("=")
+    first, _, last = span.partition("-")
+    if unit.strip() != RANGE_UNIT or not first.isdigit() or not last.isdigit() or int(last) < int(first):
+        raise BadRequestError(f"Range must be {RANGE_UNIT}=<first>-<last>, got {value!r}", param="Range")
+    return int(first), min(int(last) - int(first) + 1, max_size)
 
 
 def _iso_window(params: Any) -> Window:

@@ -42,6 +42,8 @@ DIALECTS: dict[str, tuple[str, str, str, dict[str, Any], Any]] = {
     "offset": ("orders", "/api/orders", "GET", {"type": "offset", "page_size": PAGE}, None),
     "page_number": ("issues", "/api/v2/issues", "GET", {"type": "page_number", "page_size": PAGE}, None),
     "next_url": ("customers", "/api/v2/customers", "GET", {"type": "next_url", "page_size": PAGE}, None),
+    "header_cursor": ("orders", "/cursor/orders", "GET", {"type": "header_cursor", "page_size": PAGE}, None),
+    "range_header": ("issues", "/range/issues", "GET", {"type": "range_header", "page_size": PAGE}, None),
     "graphql_relay": (
         "products",
         "/graphql",
