@@ -349,7 +349,9 @@ def test_the_spec_rejects_what_the_paginator_rejects() -> None:
         ({"type": "graphql_relay"}, "needs connection_path"),
         ({"type": "offset", "page_size": "100"}, r"page_size must be a whole number >= 1, got '100'"),
         ({"type": "page_number", "start_page": 1.5}, "start_page must be a whole number, got 1.5"),
-        ({"type": "next_url", "next_path": ["next"]}, r"next_path must be text, got \['next'\]"),
+        ({"type": "next_url", "next_path": ["next"]}, r"next_path must be a body path .*, got \['next'\]"),
+        ({"type": "next_url", "next_path": "$..next"}, r"next_path: '\$\.\.next' is not a body path: use \$"),
+        ({"type": "offset", "end_on": "short"}, r"end_on must be one of \['short_page', 'empty_page'\]"),
     ],
 )
 def test_bad_configs_fail_at_once(config: dict[str, Any], message: str) -> None:

@@ -277,11 +277,16 @@ DialectOptions = Annotated[
 def _shape(info: FieldInfo) -> str:
     """What an option's value must look like, for messages: ``a whole number >= 1``, ``text``..."""
     annotation = info.annotation
-    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    union = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+    members = typing.get_args(annotation) if union else (annotation,)
     kinds = [member for member in members if member is not type(None)]
     kind = kinds[0] if len(kinds) == 1 else None
+    metadata = list(info.metadata)
     if typing.get_origin(kind) is Annotated:  # BodyPath | None
-        kind = typing.get_args(kind)[0]
+        kind, *more = typing.get_args(kind)
+        metadata += more
+    if any(isinstance(m, AfterValidator) and m.func is _checked_path for m in metadata):
+        return "a body path ($, $.a.b or a.b)"
     if typing.get_origin(kind) is Literal:
         return f"one of {list(typing.get_args(kind))}"
     if kind is bool:
@@ -304,6 +309,29 @@ def option_list(model: type[PaginationOptions]) -> str:
         given = "required" if info.is_required() else f"default {json.dumps(default)}"
         described.append(f"{name} ({_shape(info)}, {given})")
     return ", ".join(described)
+
+
+def options_table() -> str:
+    """Every dialect's options as a Markdown table, from the models themselves: docs/recipes.md
+    holds it (a test keeps the two equal), so the reference cannot drift from the code."""
+    rows = ["| type | option | value | default | what it says |", "|---|---|---|---|---|"]
+
+    def row(kind: str, name: str, info: FieldInfo) -> str:
+        default = "required" if info.is_required() else f"`{json.dumps(info.get_default())}`"
+        described = (info.description or "").replace("|", "\\|")
+        return f"| {kind} | `{name}` | {_shape(info)} | {default} | {described} |"
+
+    for kind, dialect in PAGINATORS.items():
+        model = dialect.options_model
+        for name, info in model.model_fields.items():
+            shared = PaginationOptions.model_fields.get(name)
+            if name == "type" or (shared is not None and info.get_default() == shared.get_default()):
+                continue
+            rows.append(row(f"`{kind}`", name, info))
+    for name, info in PaginationOptions.model_fields.items():
+        if name != "type":
+            rows.append(row("all", name, info))
+    return "\n".join(rows)
 
 
 def _suggestion(word: str, candidates: Iterable[str]) -> str:
@@ -741,7 +769,8 @@ class CursorBodyPaginator(Paginator):
         if self.cursor_path is not None:
             # The cursor is a body field: an empty one ends the read, a has_more false as well.
             cursor = dig(data, self.cursor_path)
-            self.end_marked = more_given or has_path(data, self.cursor_path)
+            # Like HubSpot's paging, the field may be gone on the last page: suspicious on page 1 only.
+            self.end_marked = more_given or has_path(data, self.cursor_path) or self.pages_read > 1
             more = cursor not in (None, "") and (not more_given or bool(dig(data, self.has_more_field or "")))
         else:
             raw_records = dig(data, self.default_records_path) or records
