@@ -163,3 +163,51 @@ def test_a_run_without_window_or_data_interval_says_what_to_set() -> None:
     context = {"dag": dag, "params": {}, "data_interval_start": None, "data_interval_end": None}
     with pytest.raises(WindowError, match=r"no window: .* set both params, or trigger with a logical date"):
         resolve_window(context)
+
+
+# -- the window filter's formats: how {window_start}/{window_end} render into a request (issue 15) --
+WINDOW_FILTER = (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 1, 3, 6, 7, 8, 500000, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "start", "end"),
+    [
+        ("epoch", 1767323045, 1767420429),  # the end rounds up to the whole second: never narrower
+        ("epoch_ms", 1767323045000, 1767420429000),
+        ("iso", "2026-01-02T03:04:05Z", "2026-01-03T06:07:09Z"),
+        ("iso_ms", "2026-01-02T03:04:05.000Z", "2026-01-03T06:07:09.000Z"),
+        ("iso_offset", "2026-01-02T03:04:05+00:00", "2026-01-03T06:07:09+00:00"),
+        ("iso_offset_ms", "2026-01-02T03:04:05.000+00:00", "2026-01-03T06:07:09.000+00:00"),
+        ("date", "2026-01-02", "2026-01-04"),  # widened to whole days
+    ],
+)
+def test_each_window_format_renders_a_bound_that_asks_for_at_least_the_window(
+    fmt: str, start: Any, end: Any
+) -> None:
+    from apisync.spec import render_window
+
+    params = {"from": "{window_start}", "to": "{window_end}", "fixed": 1}
+    assert render_window(params, *WINDOW_FILTER, fmt) == {"from": start, "to": end, "fixed": 1}
+    # Per value, whatever window_format says; inside a text, in place.
+    per_value = {"from": f"{{window_start:{fmt}}}", "q": f"updated ge {{window_end:{fmt}}}"}
+    assert render_window(per_value, *WINDOW_FILTER, "epoch") == {"from": start, "q": f"updated ge {end}"}
+
+
+def test_an_exclusive_start_asks_one_second_earlier_in_every_format() -> None:
+    from apisync.spec import WindowBounds, render_window
+
+    bounds = WindowBounds(start="exclusive", end="inclusive")
+    rendered = render_window(
+        {"gt": "{window_start:iso_ms}", "lte": "{window_end:date}"}, *WINDOW_FILTER, "iso", bounds
+    )
+    assert rendered == {"gt": "2026-01-02T03:04:04.000Z", "lte": "2026-01-04"}
+
+
+def test_a_date_on_midnight_stays_that_day() -> None:
+    from apisync.spec import render_window
+
+    window = (datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC))
+    assert render_window(["{window_start:date}", "{window_end:date}"], *window, "iso") == [
+        "2026-01-02",
+        "2026-01-05",
+    ]
