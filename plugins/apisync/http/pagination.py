@@ -9,17 +9,30 @@ defers (or crashes) resumes exactly after the last page it handled, neither repe
 type            dialect                                      options (defaults)
 =============== ============================================ =====================================
 cursor_body     Stripe ``starting_after=<last id>``,         cursor_param, id_field ("id"),
-                ``has_more``                                 has_more_field, limit_param, page_size
-link_header     GitHub ``Link: <...>; rel="next"``            page_size, size_param ("per_page")
+                ``has_more``; or a cursor body field         has_more_field, limit_param,
+                                                             cursor_path, page_size
+link_header     GitHub ``Link: <...>; rel="next"``            page_size, size_param ("per_page"),
+                                                             page_param, start_page
 hubspot         HubSpot ``paging.next.after``                 cursor_param ("after"), page_size
 offset          ``offset``/``limit`` with ``total``           offset_param, limit_param,
-                                                             page_size (100), total_path ("total")
+                                                             page_size (100), total_path ("total"),
+                                                             total_header, start_offset, end_on
 page_number     ``page``/``page_size`` (+ optional total)     page_param, size_param, page_size,
-                                                             start_page (1), total_path
-next_url        absolute next URL in the body                 next_path ("next")
+                                                             start_page (1), total_path,
+                                                             total_header, end_on
+next_url        a next URL in the body (relative: resolved)   next_path ("next"), size_param
+header_cursor   the next cursor in a response header          cursor_header, cursor_param,
+                                                             limit_param
+range_header    ``Range: items=0-99`` / ``Content-Range``     range_unit, range_header,
+                                                             content_range_header, page_size (100)
 graphql_relay   Relay ``pageInfo {hasNextPage endCursor}``    connection_path (required),
                                                              page_size, first_var, after_var
 =============== ============================================ =====================================
+
+docs/recipes.md is the user's reference: a tested spec per style and :func:`options_table` (every
+option with its shape, default and meaning, generated from the models; a test keeps them equal).
+Options naming a place in the body (``total_path``, ``next_path``...) take ``$``, ``$.a.b`` or
+``a.b`` (:func:`~apisync.http.body.body_path`), checked when the spec loads.
 
 How a read ends, and when a full page without a next-page marker is a
 :class:`~apisync.errors.PaginationError` (``full_page_without_next: warn`` makes it a warning):
@@ -30,9 +43,13 @@ type            the read ends when                               full page, no m
 cursor_body     ``has_more`` is false                            ``has_more`` is missing
 link_header     no ``rel="next"`` link                           page 1 has no Link header at all
 hubspot         no ``paging.next``                               page 1 has no ``paging``
-offset          an empty page, the ``total``, or a short page    never (a short page is the end)
-page_number     an empty or short page, or past ``total``        never (a short page is the end)
+offset          an empty page, the total, or a short page        never (a short page is the end)
+page_number     an empty or short page, or past the total        never (a short page is the end)
+                (``end_on: empty_page``: an empty page only)
 next_url        ``next`` is null or missing                      ``next`` is missing
+header_cursor   no (or an empty) cursor header                   page 1 has no cursor header
+range_header    the ``Content-Range`` total, an empty or short   never
+                page
 graphql_relay   ``hasNextPage`` is false                         ``hasNextPage`` is missing
 (none)          after one request                                never
 =============== ================================================ ==================================
@@ -56,9 +73,12 @@ All dialects accept:
   legitimately. ``offset`` and ``page_number`` end on a short page or a total and need no marker.
 
 Every read also ends with :class:`~apisync.errors.PaginationError` when a next request was already
-made in it (a cursor cycle, A -> B -> A). The fingerprints of the requests made (8 bytes a page) and
-of the previous page's last records travel in the resume state, so both checks hold across a
-deferral.
+made in it (a cursor cycle, A -> B -> A), and (with the repeat guard on) when a page is the page
+before all over again: every record a byte-identical repeat, as many as that page had. A server
+that ignores the paging parameter (``page`` sent, ``_page`` expected) sends page 1 forever;
+dropping each copy would end the read as if complete. The fingerprints of the requests made (8
+bytes a page) and of the previous page's last records travel in the resume state, so both checks
+hold across a deferral.
 
 Bodies are decoded before a paginator sees them (:mod:`apisync.http.body`): the records list is
 usually a :class:`~apisync.http.body.RawRecords`, and a paginator reads only the fields it needs.
