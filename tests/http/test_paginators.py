@@ -388,3 +388,68 @@ def test_case5_a_an_unknown_option_names_the_closest_one_and_the_dialects_option
         make_paginator(config)
     for fragment in fragments:
         assert fragment in str(caught.value)
+
+
+def _pages_of_a_list(paginator: Paginator, serve: Callable[[PageRequest], requests.Response]) -> list[int]:
+    """Page sizes of a read whose body is the list (records_path "$")."""
+    request, sizes = paginator.start(None, None), []
+    while True:
+        response = serve(request)
+        data = decode_response(response, "$")
+        records = paginator.records(data, "$", method="GET", url=BASE)
+        paginator.update_state(response, data, records, request)
+        sizes.append(len(records))
+        if not paginator.has_next:
+            return sizes
+        assert paginator.next is not None
+        request = paginator.next
+
+
+def test_a_total_header_ends_the_read_without_asking_for_an_empty_page() -> None:
+    def serve(request: PageRequest) -> requests.Response:
+        page, size = int(request.params["_page"]), int(request.params["_limit"])
+        body = RECORDS[(page - 1) * size : page * size]
+        return _response(body, headers={"X-Total-Count": str(len(RECORDS))})
+
+    config = {"type": "page_number", "page_param": "_page", "size_param": "_limit", "page_size": 5}
+    assert _pages_of_a_list(make_paginator({**config, "total_header": "X-Total-Count"}), serve) == [5] * 5
+    assert _pages_of_a_list(make_paginator(config), serve) == [5] * 5 + [0]  # no total: an empty page
+
+
+def test_end_on_empty_page_reads_past_the_short_pages_of_a_server_that_caps_the_size() -> None:
+    def serve(request: PageRequest) -> requests.Response:  # asked 10, serves at most 4
+        offset = int(request.params["offset"])
+        return _response(RECORDS[offset : offset + min(4, int(request.params["limit"]))])
+
+    config = {"type": "offset", "page_size": 10, "total_path": None}
+    assert _pages_of_a_list(make_paginator(config), serve) == [4]  # short page: the end, rows lost
+    assert _pages_of_a_list(make_paginator({**config, "end_on": "empty_page"}), serve) == [4] * 6 + [1, 0]
+
+
+def test_a_cursor_from_a_body_field_at_any_path() -> None:
+    def serve(request: PageRequest) -> requests.Response:
+        page = _slice_after(request.params.get("cursor"))
+        more = page[-1] is not RECORDS[-1]
+        return _response({"items": page, "meta": {"next_cursor": page[-1]["id"] if more else None}})
+
+    paginator = make_paginator(
+        {
+            "type": "cursor_body",
+            "cursor_path": "$.meta.next_cursor",
+            "cursor_param": "cursor",
+            "has_more_field": None,
+            "page_size": SIZE,
+        }
+    )
+    request, ids = paginator.start(None, None), []
+    while True:
+        response = serve(request)
+        data = decode_response(response, "items")
+        records = paginator.records(data, "items", method="GET", url=BASE)
+        paginator.update_state(response, data, records, request)
+        ids += [r["id"] for r in records]
+        if not paginator.has_next:
+            break
+        assert paginator.next is not None
+        request = paginator.next
+    assert ids == [r["id"] for r in RECORDS]
