@@ -196,27 +196,24 @@ def test_found2_link_header_asks_for_the_first_page_by_its_declared_name(
     assert server.calls[0].query["_page"] == "1"
 
 
+@pytest.mark.parametrize(
+    ("pagination", "parameter"),
+    [(JSON_SERVER_PAGES, "_page"), ({**JSON_SERVER_OFFSETS, "page_size": 10}, "_start")],
+)
 def test_found5_a_page_made_only_of_repeats_is_an_error_naming_the_paging_parameter(
-    declared: Callable[..., ExtractStreamOperator], serve: Callable[..., Any]
+    pagination: dict[str, Any],
+    parameter: str,
+    declared: Callable[..., ExtractStreamOperator],
+    serve: Callable[..., Any],
 ) -> None:
     """Failed on main: the repeated page was dropped whole and the read ended 'complete', rows lost."""
-    extract = declared(
-        {
-            "records_path": "$",
-            "pagination": {
-                "type": "page_number",
-                "page_param": "_page",
-                "size_param": "_limit",
-                "page_size": 10,
-            },
-        }
-    )
+    extract = declared({"records_path": "$", "pagination": pagination})
     hook, _ = serve(ignores_the_page_param)
     with pytest.raises(PaginationError) as caught:
         _read(extract, hook)
     message = str(caught.value)
     assert "page 2" in message and "every one of its 10 records" in message
-    assert "ignores the paging parameter '_page'" in message
+    assert f"ignores the paging parameter {parameter!r}" in message
 
 
 @pytest.mark.parametrize(
