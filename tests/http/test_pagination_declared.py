@@ -242,3 +242,12 @@ def test_a_misdeclared_source_option_fails_when_the_spec_loads_naming_it(
         declared(source)
     for fragment in fragments:
         assert fragment in str(caught.value)
+
+
+def test_found5_at_the_hook_the_same_page_again_is_never_a_silent_end(serve: Callable[..., Any]) -> None:
+    """Failed on main without any spec in the way: the hook read 10 rows and called it complete."""
+    hook, server = serve(ignores_the_page_param)
+    pages = hook.paginate("/orders", pagination={"type": "page_number", "page_size": 10}, records_path="")
+    with pytest.raises(PaginationError, match="ignores the paging parameter 'page'"):
+        list(pages)
+    assert len(server.calls) == 2
