@@ -272,7 +272,8 @@ def build_router(state: SandboxState) -> APIRouter:
             start = int(np.searchsorted(keys, min(int(cursor), MAX_INT_PARAM), side="left"))
         page, after_page = cursor_slice(state, keys, start, limit)
         headers = {"X-Next-Cursor": str(int(keys[after_page - 1]) + 1)} if after_page < len(keys) else None
-        return json_response(data.records_json(page & INDEX_MASK), headers)
+        body = data.records_json(page & INDEX_MASK)
+        return conditional_json(request, body, state.dataset.modified_at, headers)
 
     @router.get("/range/{resource}")
     async def range_list(resource: str, request: Request) -> Response:
@@ -289,8 +290,9 @@ def build_router(state: SandboxState) -> APIRouter:
             return json_response(b"[]", {"Content-Range": f"{RANGE_UNIT} */{total}"})
         last = first + len(page) - 1
         headers = {"Content-Range": f"{RANGE_UNIT} {first}-{last}/{total}", "Accept-Ranges": RANGE_UNIT}
-        response = json_response(data.records_json(page & INDEX_MASK), headers)
-        if first or last < total - 1:
+        body = data.records_json(page & INDEX_MASK)
+        response = conditional_json(request, body, state.dataset.modified_at, headers)
+        if response.status_code == 200 and (first or last < total - 1):
             response.status_code = 206
         return response
 

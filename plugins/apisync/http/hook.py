@@ -72,7 +72,7 @@ from apisync.errors import (
 )
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
-from apisync.http.conditional import ConditionalPages, Fetched
+from apisync.http.conditional import REPLAYED_HEADERS, ConditionalPages, Fetched
 from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.latency import latency_bucket, merge_histograms
 from apisync.http.network_failures import NetworkFailure, classify
@@ -688,11 +688,20 @@ class ApiHook(HttpHook):
             request = paginator.start(params, json)
             number = 0
         progress = _Progress(self, self.settings.progress_every_pages, label or endpoint, number)
+        # A 304 replays the staged body and REPLAYED_HEADERS only, keyed by URL, params and body:
+        # not for pages chosen by a request header (Range) or read from another response header.
+        replayed = {name.lower() for name in REPLAYED_HEADERS}
+
+        def replayable(request: PageRequest) -> bool:
+            return not request.headers and all(h.lower() in replayed for h in paginator.response_headers())
+
         try:
             while True:
                 for reread in range(MALFORMED_REREADS + 1):
                     try:
-                        fetched = self._fetch_page(method, endpoint, request, conditional=reread == 0)
+                        fetched = self._fetch_page(
+                            method, endpoint, request, conditional=reread == 0 and replayable(request)
+                        )
                         response = fetched.response
                     except RateLimitWait as wait:
                         wait.state = self._state(paginator, request, number, done=False)

@@ -643,6 +643,11 @@ class Paginator:
         """The request parameter that moves the read to the next page, for messages."""
         return None
 
+    def response_headers(self) -> tuple[str, ...]:
+        """The response headers :meth:`update_state` reads: a page replayed from staging (a 304
+        to a conditional request) must carry them, or the read would end early."""
+        return ()
+
     def _drop_repeats(self, records: Sequence[Any]) -> Sequence[Any]:
         """Drop the records at the top of the page that are byte-identical to one of the page
         before (a server shifting rows between requests repeats them) and count them. A changed
@@ -845,6 +850,9 @@ class LinkHeaderPaginator(Paginator):
     def _paging_param(self) -> str | None:
         return self.page_param or "page"
 
+    def response_headers(self) -> tuple[str, ...]:
+        return ("Link",)
+
     def _marker(self) -> str:
         return 'a Link header with rel="next"'
 
@@ -929,6 +937,9 @@ class OffsetPaginator(Paginator):
     def _paging_param(self) -> str | None:
         return self.offset_param
 
+    def response_headers(self) -> tuple[str, ...]:
+        return (self.options.total_header,) if self.options.total_header else ()
+
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
     ) -> None:
@@ -975,6 +986,9 @@ class PageNumberPaginator(Paginator):
 
     def _paging_param(self) -> str | None:
         return self.page_param
+
+    def response_headers(self) -> tuple[str, ...]:
+        return (self.options.total_header,) if self.options.total_header else ()
 
     def update_state(
         self, response: requests.Response, data: Any, records: Sequence[Any], request: PageRequest
@@ -1062,6 +1076,9 @@ class HeaderCursorPaginator(Paginator):
     def _paging_param(self) -> str | None:
         return self.options.cursor_param
 
+    def response_headers(self) -> tuple[str, ...]:
+        return (self.options.cursor_header,)
+
     def _marker(self) -> str:
         return f"a {self.options.cursor_header} header"
 
@@ -1098,6 +1115,9 @@ class RangeHeaderPaginator(Paginator):
 
     def _paging_param(self) -> str | None:
         return f"{self.options.range_header} header"
+
+    def response_headers(self) -> tuple[str, ...]:
+        return (self.options.content_range_header,)
 
     def _requested_size(self, request: PageRequest) -> int | None:
         return self.page_size
