@@ -339,7 +339,7 @@ def options_table() -> str:
     def row(kind: str, name: str, info: FieldInfo) -> str:
         default = "required" if info.is_required() else f"`{json.dumps(info.get_default())}`"
         described = (info.description or "").replace("|", "\\|")
-        return f"| {kind} | `{name}` | {_shape(info)} | {default} | {described} |"
+        return f"| {kind} | `{info.alias or name}` | {_shape(info)} | {default} | {described} |"
 
     for kind, dialect in PAGINATORS.items():
         model = dialect.options_model
