@@ -25,7 +25,7 @@ from apisync.spec import StreamSpec, load_spec, render_window
 from apisync.staging.layout import RunPaths
 from tests.load.datapath_fixtures import Target
 from tests.recipes import stream
-from thirdparty.servers import orders
+from thirdparty.servers import ThirdPartyServer, orders
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ORDERS = orders(2000, start=START)  # 37 s apart: 2026-01-01T00:00:00.000Z .. 20:32:43.000Z
@@ -90,6 +90,18 @@ def sync_windows(spec: StreamSpec, conn_id: str, target: Target, root: Path) -> 
         synced.runs.append(run)
         synced.api = add_stats(synced.api, hook.stats())
     return synced
+
+
+def served_to_the_sync(server: ThirdPartyServer) -> Counter[int]:
+    """nginx's responses to the sync's requests, by status: those that carry the window filter
+    (``updated_at``), not the readiness probe, whose log line may land after the log was cleared."""
+    log = server.workdir / "nginx" / "access.log"
+    counts: Counter[int] = Counter()
+    for line in log.read_text().splitlines():
+        status, _, request = line.partition(" ")
+        if "updated_at" in request:
+            counts[int(status)] += 1
+    return counts
 
 
 def iso_ms(moment: datetime) -> str:

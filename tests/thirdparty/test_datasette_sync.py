@@ -24,6 +24,7 @@ from tests.thirdparty.declared_sync import (
     ORDERS,
     assert_warehouse_is_the_servers_data,
     declare_stream,
+    served_to_the_sync,
     sync_windows,
 )
 from thirdparty.servers import ThirdPartyServer, run_datasette
@@ -62,7 +63,7 @@ def test_datasette_orders_land_in_the_warehouse_exactly(
         conn_id = api_conn(server, auth={"type": "none"}, password=None, rate_limit=declared)
         synced = sync_windows(spec, conn_id, postgres, tmp_path / "stage")
         truth = _truth(server)
-        served = server.status_counts()
+        served = served_to_the_sync(server)
     assert len(truth) == len(ORDERS)
     assert_warehouse_is_the_servers_data(postgres, spec.destination.table, truth, synced)
     assert [run.normalized.out_of_window for run in synced.runs] == [0, 0]  # a half-open filter

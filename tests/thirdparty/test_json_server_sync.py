@@ -25,6 +25,7 @@ from tests.thirdparty.declared_sync import (
     ORDERS,
     assert_warehouse_is_the_servers_data,
     declare_stream,
+    served_to_the_sync,
     sync_windows,
 )
 from thirdparty.servers import ThirdPartyServer, run_json_server
@@ -60,7 +61,7 @@ def test_json_server_orders_land_in_the_warehouse_exactly(
     spec = declare_stream(tmp_path / "include", monkeypatch, table, recipe(name))
     declared = {"requests": 40, "period_s": 1, "burst": 5} if rate_limit == "declared" else {}
     conn_id = api_conn(json_server, auth={"type": "none"}, password=None, rate_limit=declared)
-    before = json_server.status_counts()
+    before = served_to_the_sync(json_server)
     synced = sync_windows(spec, conn_id, postgres, tmp_path / "stage")
 
     truth = requests.get(json_server.direct_url + "/orders", timeout=30).json()  # past the limit
@@ -69,7 +70,7 @@ def test_json_server_orders_land_in_the_warehouse_exactly(
     first, second = synced.runs
     assert first.normalized.out_of_window == 1, "the boundary order, returned by the inclusive end"
     assert second.normalized.out_of_window == 0
-    served = json_server.status_counts() - before
+    served = served_to_the_sync(json_server) - before
     rate = rate_limit.replace(" ", "_")
     print(
         f"BENCH thirdparty_sync server=json-server recipe={name} rate_limit={rate} "
@@ -91,7 +92,7 @@ def test_a_tight_server_budget_costs_waits_never_rows(
         conn_id = api_conn(server, auth={"type": "none"}, password=None, rate_limit={})
         synced = sync_windows(spec, conn_id, postgres, tmp_path / "stage")
         truth = requests.get(server.direct_url + "/orders", timeout=30).json()
-        served = server.status_counts()
+        served = served_to_the_sync(server)
     print(
         f"BENCH thirdparty_sync server=json-server budget=2rps "
         f"requests={synced.api['requests']} r429={served[429]}"
