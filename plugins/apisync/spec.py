@@ -18,7 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from apisync.errors import SpecError, did_you_mean
+from apisync.errors import ApiConfigError, SpecError, did_you_mean
+from apisync.http.graphql import GraphQLOptions, is_graphql_source
 from apisync.http.pagination import PAGINATORS, DialectOptions, make_paginator, option_error, type_error
 from apisync.naming import column_name
 
@@ -73,10 +74,26 @@ class SourceSpec(_Strict):
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
     window_format: Literal["epoch", "iso"] = "iso"
     window_bounds: WindowBounds = Field(default_factory=WindowBounds)
+    # A GraphQL source (json.query): what a response with both data and errors does.
+    graphql: GraphQLOptions = Field(default_factory=GraphQLOptions)
 
     @model_validator(mode="after")
     def _page_size_known(self) -> SourceSpec:
-        paginator = make_paginator(self.pagination)
+        placement = self.pagination.in_
+        if placement == "variables" and not is_graphql_source(self.json_body):
+            raise ValueError(
+                "source.pagination.in: variables puts the page parameters in the GraphQL variables, "
+                "so the source needs a GraphQL query in source.json.query (and method: POST)"
+            )
+        if placement != "query" and self.method != "POST":
+            raise ValueError(
+                f"source.pagination.in: {placement} sends the page parameters in the request body: "
+                "declare method: POST"
+            )
+        try:
+            paginator = make_paginator(self.pagination)
+        except ApiConfigError as exc:
+            raise ValueError(f"source.pagination: {exc}") from None
         if paginator.full_page_undetectable(self.params):
             raise ValueError(
                 f"pagination {self.pagination.type!r} ends a read on a page without a next-page "

@@ -71,6 +71,7 @@ from apisync.errors import (
 )
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
+from apisync.http.graphql import GraphQLOptions, check_errors, graphql_options
 from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.latency import latency_bucket, merge_histograms
 from apisync.http.network_failures import NetworkFailure, classify
@@ -153,6 +154,7 @@ class Page:
     repeated: int = 0  # records the server sent again, byte-identical, from the page before: dropped
     total: int | None = None  # records of the whole read, when the API said (X-Total-Count, a total field)
     total_pages: int | None = None  # pages of the whole read, when the API said (GitHub's rel="last")
+    graphql_errors: list[Any] = field(default_factory=list)  # kept with partial results (.graphql)
 
     @functools.cached_property
     def state(self) -> dict[str, Any]:
@@ -659,8 +661,12 @@ class ApiHook(HttpHook):
         json: Any = None,
         state: dict[str, Any] | None = None,
         label: str | None = None,
+        graphql: GraphQLOptions | dict[str, Any] | None = None,
     ) -> Iterator[Page]:
         """Yield pages one at a time (nothing accumulates); ``state`` resumes after a page.
+
+        ``graphql``: what a GraphQL page with data and errors does (:class:`GraphQLOptions`); the
+        ``errors`` array of every GraphQL page is checked (:func:`~apisync.http.graphql.check_errors`).
 
         Progress lines (every ``progress_every_pages`` pages and every 30 s) start with ``label``
         (default: the endpoint) and give the total and an ETA when the API says the total.
@@ -671,6 +677,7 @@ class ApiHook(HttpHook):
         self.get_conn()
         assert self.settings is not None
         paginator = make_paginator(pagination)
+        graphql_checks = graphql_options(graphql)
         if state is not None:
             if state.get("done"):
                 return
@@ -702,7 +709,9 @@ class ApiHook(HttpHook):
                         )
                         raise
                     try:
-                        page = self._page(paginator, response, request, records_path, method, number + 1)
+                        page = self._page(
+                            paginator, response, request, records_path, method, number + 1, graphql_checks
+                        )
                         break
                     except TruncatedBodyError as exc:
                         # A body cut off mid-transfer is transient: read the same page again (the
@@ -732,6 +741,7 @@ class ApiHook(HttpHook):
         records_path: str | None,
         method: str,
         number: int,
+        graphql: GraphQLOptions | None = None,
     ) -> Page:
         public_url = self._public_url(response.url)
         try:
@@ -746,6 +756,15 @@ class ApiHook(HttpHook):
                 status=response.status_code,
                 body=body_excerpt(response.content),
             ) from None
+        graphql_errors = check_errors(
+            data,
+            request.json,
+            paginator=paginator,
+            records_path=records_path,
+            options=graphql or GraphQLOptions(),
+            method=method,
+            url=public_url,
+        )
         paginator.check(data, method=method, url=public_url)
         records = paginator.records(data, records_path, method=method, url=public_url)
         paginator.update_state(response, data, records, request)
@@ -762,6 +781,7 @@ class ApiHook(HttpHook):
             repeated=paginator.repeated,
             total=paginator.total if paginator.total is not None else _header_total(response),
             total_pages=paginator.total_pages,
+            graphql_errors=graphql_errors,
         )
 
     @staticmethod

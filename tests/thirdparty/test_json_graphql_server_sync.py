@@ -1,0 +1,209 @@
+"""A GraphQL source nobody here wrote, synced end to end: json-graphql-server (marmelab) behind nginx's
+rate limit, a stream declared only as data, the data path into PostgreSQL (issue 15, item 5).
+
+The spec pages ``allOrders(page, perPage, sortField, filter)`` with ``page_number`` and ``in:
+variables`` (page 0-based), takes the total from ``_allOrdersMeta(filter) { count }`` in the same
+query and puts the window in the variables' filter. The warehouse must equal what the server
+holds for the window (asked directly, past the rate limit): nothing lost, nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+import yaml
+
+from apisync.errors import GraphQLError
+from apisync.http import ApiHook
+from apisync.pipeline.runner import WindowRun, run_window
+from apisync.spec import StreamSpec, load_spec, render_window
+from apisync.staging.layout import RunPaths
+from thirdparty.servers import ThirdPartyServer, orders, run_json_graphql_server
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+STEP = timedelta(seconds=37)
+ROWS = orders(2400, start=START, step=STEP)
+# 1,946 orders; the end falls exactly on order 1,947's updated_at, which belongs to the next window.
+WINDOW = (START, START + STEP * 1946)
+FIELDS = "id updated_at amount status customer_email"
+QUERY = (
+    "query Orders($page: Int, $perPage: Int, $sortField: String, $filter: OrderFilter) {"
+    f" allOrders(page: $page, perPage: $perPage, sortField: $sortField, filter: $filter) {{ {FIELDS} }}"
+    " _allOrdersMeta(filter: $filter) { count } }"
+)
+STREAM: dict[str, Any] = {
+    "name": "graphql_orders",
+    "description": "json-graphql-server's allOrders, paged with page/perPage in the GraphQL variables.",
+    "source": {
+        "endpoint": "/",
+        "method": "POST",
+        "pagination": {
+            "type": "page_number",
+            "in": "variables",
+            "page_param": "page",
+            "size_param": "perPage",
+            "start_page": 0,
+            "page_size": 100,
+            "total_path": "data._allOrdersMeta.count",
+        },
+        "records_path": "data.allOrders",
+        "window_format": "iso",
+        "json": {
+            "query": QUERY,
+            "variables": {
+                "sortField": "id",
+                "filter": {"updated_at_gte": "{window_start}", "updated_at_lt": "{window_end}"},
+            },
+        },
+    },
+    "primary_key": ["id"],
+    "cursor_field": "updated_at",
+    "fields": {
+        "id": {"type": "string"},  # a GraphQL ID: "1", "2", ...
+        "updated_at": {"type": "timestamp"},
+        "amount": {"type": "float"},
+        "status": {"type": "string"},
+        "customer_email": {"type": "string"},
+    },
+    "quality": {"suite": "graphql_orders", "quarantine_threshold": 0.0},
+    "destination": {"table": "graphql_orders", "write_mode": "merge"},
+}
+SUITE = {
+    "name": "graphql_orders",
+    "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "updated_at"}},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThirdPartyServer]:
+    with run_json_graphql_server({"orders": ROWS}, rate=50, burst=10) as running:
+        yield running
+
+
+def _include(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream: dict[str, Any]) -> StreamSpec:
+    """The stream and its suite in an include folder of their own: the spec is data, nothing else."""
+    include = tmp_path / "include"
+    (include / "streams").mkdir(parents=True)
+    (include / "expectations").mkdir()
+    (include / "streams" / f"{stream['name']}.yaml").write_text(yaml.safe_dump(stream, sort_keys=False))
+    (include / "expectations" / "graphql_orders.json").write_text(json.dumps(SUITE))
+    monkeypatch.setenv("APISYNC_INCLUDE_DIR", str(include))
+    return load_spec(stream["name"])
+
+
+def _connect(monkeypatch: pytest.MonkeyPatch, server: ThirdPartyServer, tmp_path: Path) -> str:
+    conn = {
+        "conn_type": "http",
+        "host": server.url,
+        "extra": {"auth": {"type": "none"}, "rate_limit": {"path": str(tmp_path / "ratelimit.sqlite")}},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_JSON_GRAPHQL_SERVER", json.dumps(conn))
+    return "json_graphql_server"
+
+
+def _sync(
+    spec: StreamSpec, conn_id: str, root: Path, engine: sa.Engine, schema: str
+) -> tuple[WindowRun, Any]:
+    """What the sync DAG's tasks do, without Airflow: extract (the hook pages the spec's source)
+    -> normalize -> validate -> load."""
+    source = spec.source
+    hook = ApiHook(http_conn_id=conn_id)
+    pages = hook.paginate(
+        source.endpoint,
+        params=render_window(source.params, *WINDOW, source.window_format, source.window_bounds),
+        pagination=source.pagination.model_dump(),
+        records_path=source.records_path or None,
+        method=source.method,
+        json=render_window(source.json_body, *WINDOW, source.window_format, source.window_bounds),
+        graphql=source.graphql.model_dump(),
+    )
+    run = run_window(spec, pages, RunPaths(root), engine, window=WINDOW, run_id="run-1", db_schema=schema)
+    return run, hook.stats()
+
+
+def _truth(server: ThirdPartyServer) -> list[dict[str, Any]]:
+    """The window's orders as the server holds them, asked directly (one request, no rate limit)."""
+    window = {"updated_at_gte": WINDOW[0].isoformat(), "updated_at_lt": WINDOW[1].isoformat()}
+    query = f"query($f: OrderFilter) {{ allOrders(perPage: 100000, filter: $f) {{ {FIELDS} }} }}"
+    body = requests.post(
+        server.direct_url + "/", json={"query": query, "variables": {"f": window}}, timeout=30
+    )
+    rows: list[dict[str, Any]] = body.json()["data"]["allOrders"]
+    return rows
+
+
+def test_the_window_syncs_completely_with_page_and_per_page_in_the_variables(
+    server: ThirdPartyServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+    pg_schema: str,
+) -> None:
+    spec = _include(tmp_path, monkeypatch, STREAM)
+    engine = sa.create_engine(postgres_url)
+    try:
+        run, stats = _sync(
+            spec, _connect(monkeypatch, server, tmp_path), tmp_path / "stage", engine, pg_schema
+        )
+        with engine.connect() as conn:
+            loaded = conn.execute(
+                sa.text(
+                    f'SELECT id, updated_at, amount, status, customer_email FROM "{pg_schema}".graphql_orders'
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    truth = _truth(server)
+    assert len(truth) == 1946 and {r["id"] for r in truth} == {str(n) for n in range(1, 1947)}
+    warehouse = sorted(
+        (str(id_), updated.astimezone(UTC), float(amount), status, email)
+        for id_, updated, amount, status, email in loaded
+    )
+    expected = sorted(
+        (
+            r["id"],
+            datetime.fromisoformat(r["updated_at"]),
+            float(r["amount"]),
+            r["status"],
+            r["customer_email"],
+        )
+        for r in truth
+    )
+    assert len(warehouse) == len({row[0] for row in warehouse}), "an order was loaded twice"
+    assert warehouse == expected, "the warehouse differs from the server"
+    assert run.normalized.pulled == stats["records"] == len(truth)
+    assert run.loaded.inserted == len(truth) and run.validated.quarantined == 0
+    assert stats["pages"] == 20 and stats["repeated"] == 0
+    served = server.status_counts()
+    assert served[200] >= 20 and set(served) <= {200, 429}  # 429s (the limit) are retried, nothing else
+
+
+def test_a_query_with_a_bad_field_fails_with_the_servers_message(
+    server: ThirdPartyServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
+    pg_schema: str,
+) -> None:
+    stream = json.loads(json.dumps(STREAM))
+    stream["source"]["json"]["query"] = QUERY.replace("customer_email", "customer_mail")
+    spec = _include(tmp_path, monkeypatch, stream)
+    engine = sa.create_engine(postgres_url)
+    try:
+        with pytest.raises(GraphQLError) as info:
+            _sync(spec, _connect(monkeypatch, server, tmp_path), tmp_path / "stage", engine, pg_schema)
+    finally:
+        engine.dispose()
+    message = str(info.value)
+    assert 'Cannot query field "customer_mail" on type "Order"' in message
+    assert "expected a list" not in message and info.value.errors
