@@ -94,7 +94,11 @@ class SourceSpec(_Strict):
             paginator = make_paginator(self.pagination)
         except ApiConfigError as exc:
             raise ValueError(f"source.pagination: {exc}") from None
-        if paginator.full_page_undetectable(self.params):
+        params = dict(self.params)  # where the page size may be fixed: the URL, or where `in` says
+        if placement != "query" and self.json_body is not None:
+            holder = self.json_body.get("variables") if placement == "variables" else self.json_body
+            params.update(holder if isinstance(holder, dict) else {})
+        if paginator.full_page_undetectable(params):
             raise ValueError(
                 f"pagination {self.pagination.type!r} ends a read on a page without a next-page "
                 "marker, so source.pagination.page_size (or the page size parameter in "

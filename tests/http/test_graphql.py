@@ -153,6 +153,27 @@ def test_page_number_puts_page_and_per_page_in_the_variables_and_resumes(api_con
     assert rest[-1].total == len(ROWS)
 
 
+def test_the_total_from_the_same_query_ends_the_read(api_conn) -> None:
+    def twenty(call: Call, server: ScriptedServer) -> Reply:
+        variables = json.loads(call.body)["variables"]
+        rows = ROWS[:20][variables["page"] * 5 : variables["page"] * 5 + 5]
+        return Reply(json.dumps({"data": {"allOrders": rows, "_allOrdersMeta": {"count": 20}}}).encode())
+
+    with scripted_server(twenty) as server:
+        pages = list(
+            ApiHook(_conn(api_conn, server.url)).paginate(
+                "/",
+                method="POST",
+                json={"query": ALL_ORDERS},
+                pagination=PAGE_NUMBER_IN_VARIABLES,
+                records_path="data.allOrders",
+            )
+        )
+    # Four full pages and the count says that is all: no fifth, empty request.
+    assert [len(page.records) for page in pages] == [5, 5, 5, 5] and len(server.calls) == 4
+    assert {page.total for page in pages} == {20}
+
+
 def test_a_page_size_fixed_in_the_variables_is_the_dialects() -> None:
     paginator = make_paginator({**PAGE_NUMBER_IN_VARIABLES, "page_size": None})
     request = paginator.start({}, {"query": ALL_ORDERS, "variables": {"perPage": 7}})

@@ -207,3 +207,23 @@ def test_a_query_with_a_bad_field_fails_with_the_servers_message(
     message = str(info.value)
     assert 'Cannot query field "customer_mail" on type "Order"' in message
     assert "expected a list" not in message and info.value.errors
+
+
+def test_a_bad_field_fails_with_the_servers_message_whatever_the_paginator(
+    server: ThirdPartyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's read: page_number with its parameters in the URL (where GraphQL ignores them)."""
+    hook = ApiHook(_connect(monkeypatch, server, tmp_path))
+    body = {"query": "{ allOrders(perPage: 5) { id nosuch } }"}
+    with pytest.raises(GraphQLError) as info:
+        list(
+            hook.paginate(
+                "/",
+                method="POST",
+                json=body,
+                records_path="data.allOrders",
+                pagination={"type": "page_number", "page_size": 5, "total_path": None},
+            )
+        )
+    assert 'Cannot query field "nosuch" on type "Order"' in str(info.value)
+    assert "expected a list" not in str(info.value)
