@@ -349,16 +349,16 @@ def test_a_null_records_field_with_errors_fails_with_the_message_not_expected_a_
 
 
 def test_the_servers_messages_are_redacted(api_conn) -> None:
-    payload = {"data": None, "errors": [{"message": "bad key sandbox-key-secret-1234 for user"}]}
+    payload = {"data": None, "errors": [{"message": "bad key tok-9f8e7d6c5b4a3921 for user"}]}
     with scripted_server(_answering(payload)) as server:
-        hook = ApiHook(_conn(api_conn, server.url, password="sandbox-key-secret-1234"))
+        hook = ApiHook(_conn(api_conn, server.url, password="tok-9f8e7d6c5b4a3921"))
         with pytest.raises(GraphQLError) as info:
             list(
                 hook.paginate(
                     "/", method="POST", json={"query": "{ allOrders { id } }"}, records_path="data.allOrders"
                 )
             )
-    assert "sandbox-key-secret-1234" not in str(info.value) and "bad key *** for user" in str(info.value)
+    assert "tok-9f8e7d6c5b4a3921" not in str(info.value) and "bad key *** for user" in str(info.value)
 
 
 def test_errors_of_a_rest_body_are_none_of_graphqls_business() -> None:

@@ -154,7 +154,7 @@ class Page:
     repeated: int = 0  # records the server sent again, byte-identical, from the page before: dropped
     total: int | None = None  # records of the whole read, when the API said (X-Total-Count, a total field)
     total_pages: int | None = None  # pages of the whole read, when the API said (GitHub's rel="last")
-    graphql_errors: list[Any] = field(default_factory=list)  # kept with partial results (.graphql)
+    graphql_errors: list[Any] = field(default_factory=list)  # of partial results kept (http.graphql)
 
     @functools.cached_property
     def state(self) -> dict[str, Any]:
