@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,9 +23,10 @@ import yaml
 
 from apisync.errors import GraphQLError
 from apisync.http import ApiHook
+from apisync.pipeline.extract import ExtractStreamOperator
 from apisync.pipeline.runner import WindowRun, run_window
-from apisync.spec import StreamSpec, load_spec, render_window
-from apisync.staging.layout import RunPaths
+from apisync.pipeline.staging import upstream_paths
+from apisync.spec import StreamSpec, load_spec
 from thirdparty.servers import ThirdPartyServer, orders, run_json_graphql_server
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -112,23 +114,34 @@ def _connect(monkeypatch: pytest.MonkeyPatch, server: ThirdPartyServer, tmp_path
 
 
 def _sync(
-    spec: StreamSpec, conn_id: str, root: Path, engine: sa.Engine, schema: str
-) -> tuple[WindowRun, Any]:
-    """What the sync DAG's tasks do, without Airflow: extract (the hook pages the spec's source)
-    -> normalize -> validate -> load."""
-    source = spec.source
-    hook = ApiHook(http_conn_id=conn_id)
-    pages = hook.paginate(
-        source.endpoint,
-        params=render_window(source.params, *WINDOW, source.window_format, source.window_bounds),
-        pagination=source.pagination.model_dump(),
-        records_path=source.records_path or None,
-        method=source.method,
-        json=render_window(source.json_body, *WINDOW, source.window_format, source.window_bounds),
-        graphql=source.graphql.model_dump(),
+    spec: StreamSpec,
+    conn_id: str,
+    root: Path,
+    engine: sa.Engine,
+    schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[WindowRun, dict[str, Any]]:
+    """What the sync DAG's tasks do: the extract operator (the hook pages the spec's source into
+    staged raw pages), then normalize -> validate -> load of exactly that attempt's pages."""
+    monkeypatch.setenv("APISYNC_STAGING_URL", f"file://{root}")
+    context = {
+        "run_id": "scheduled__2026-01-01T20:00:02+00:00",
+        "ti": SimpleNamespace(try_number=1),
+        "data_interval_start": WINDOW[0],
+        "data_interval_end": WINDOW[1],
+        "params": {},
+    }
+    extracted = ExtractStreamOperator(task_id="extract", stream=spec.name, conn_id=conn_id).execute(context)
+    run = run_window(
+        spec,
+        None,
+        upstream_paths(extracted),
+        engine,
+        window=WINDOW,
+        run_id=context["run_id"],
+        db_schema=schema,
     )
-    run = run_window(spec, pages, RunPaths(root), engine, window=WINDOW, run_id="run-1", db_schema=schema)
-    return run, hook.stats()
+    return run, extracted
 
 
 def _truth(server: ThirdPartyServer) -> list[dict[str, Any]]:
@@ -152,9 +165,8 @@ def test_the_window_syncs_completely_with_page_and_per_page_in_the_variables(
     spec = _include(tmp_path, monkeypatch, STREAM)
     engine = sa.create_engine(postgres_url)
     try:
-        run, stats = _sync(
-            spec, _connect(monkeypatch, server, tmp_path), tmp_path / "stage", engine, pg_schema
-        )
+        conn_id = _connect(monkeypatch, server, tmp_path)
+        run, extracted = _sync(spec, conn_id, tmp_path / "stage", engine, pg_schema, monkeypatch)
         with engine.connect() as conn:
             loaded = conn.execute(
                 sa.text(
@@ -181,9 +193,9 @@ def test_the_window_syncs_completely_with_page_and_per_page_in_the_variables(
     )
     assert len(warehouse) == len({row[0] for row in warehouse}), "an order was loaded twice"
     assert warehouse == expected, "the warehouse differs from the server"
-    assert run.normalized.pulled == stats["records"] == len(truth)
+    assert run.normalized.pulled == extracted["records"] == len(truth)
     assert run.loaded.inserted == len(truth) and run.validated.quarantined == 0
-    assert stats["pages"] == 20 and stats["repeated"] == 0
+    assert extracted["pages"] == 20 and extracted["repeated"] == 0
     served = server.status_counts()
     assert served[200] >= 20 and set(served) <= {200, 429}  # 429s (the limit) are retried, nothing else
 
@@ -201,7 +213,14 @@ def test_a_query_with_a_bad_field_fails_with_the_servers_message(
     engine = sa.create_engine(postgres_url)
     try:
         with pytest.raises(GraphQLError) as info:
-            _sync(spec, _connect(monkeypatch, server, tmp_path), tmp_path / "stage", engine, pg_schema)
+            _sync(
+                spec,
+                _connect(monkeypatch, server, tmp_path),
+                tmp_path / "stage",
+                engine,
+                pg_schema,
+                monkeypatch,
+            )
     finally:
         engine.dispose()
     message = str(info.value)
