@@ -1,10 +1,12 @@
 """A GraphQL source nobody here wrote, synced end to end: json-graphql-server (marmelab) behind nginx's
 rate limit, a stream declared only as data, the data path into PostgreSQL (issue 15, item 5).
 
-The spec pages ``allOrders(page, perPage, sortField, filter)`` with ``page_number`` and ``in:
-variables`` (page 0-based), takes the total from ``_allOrdersMeta(filter) { count }`` in the same
-query and puts the window in the variables' filter. The warehouse must equal what the server
-holds for the window (asked directly, past the rate limit): nothing lost, nothing twice.
+The stream's source is docs/graphql.md's recipe, read from the document: it pages
+``allOrders(page, perPage, sortField, filter)`` with ``page_number`` and ``in: variables`` (page
+0-based), takes the total from ``_allOrdersMeta(filter) { count }`` in the same query and puts the
+window in the variables' filter. The extract is the real ExtractStreamOperator. The warehouse must
+equal what the server holds for the window (asked directly, past the rate limit): nothing lost,
+nothing twice.
 """
 
 from __future__ import annotations
@@ -34,37 +36,24 @@ STEP = timedelta(seconds=37)
 ROWS = orders(2400, start=START, step=STEP)
 # 1,946 orders; the end falls exactly on order 1,947's updated_at, which belongs to the next window.
 WINDOW = (START, START + STEP * 1946)
-FIELDS = "id updated_at amount status customer_email"
-QUERY = (
-    "query Orders($page: Int, $perPage: Int, $sortField: String, $filter: OrderFilter) {"
-    f" allOrders(page: $page, perPage: $perPage, sortField: $sortField, filter: $filter) {{ {FIELDS} }}"
-    " _allOrdersMeta(filter: $filter) { count } }"
-)
+FIELDS = "id updated_at amount status customer_email"  # what the recipe's query selects
+DOC = Path(__file__).resolve().parents[2] / "docs" / "graphql.md"
+
+
+def recipe_source(heading: str) -> dict[str, Any]:
+    """The ``source`` of the YAML block under ``heading`` in docs/graphql.md: the document's recipe
+    is what this test runs, so the two cannot drift apart."""
+    section = DOC.read_text().split(f"## {heading}", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    source: dict[str, Any] = yaml.safe_load(block)["source"]
+    return source
+
+
+SOURCE = recipe_source("Recipe 2: page/perPage in the variables")
 STREAM: dict[str, Any] = {
     "name": "graphql_orders",
     "description": "json-graphql-server's allOrders, paged with page/perPage in the GraphQL variables.",
-    "source": {
-        "endpoint": "/",
-        "method": "POST",
-        "pagination": {
-            "type": "page_number",
-            "in": "variables",
-            "page_param": "page",
-            "size_param": "perPage",
-            "start_page": 0,
-            "page_size": 100,
-            "total_path": "data._allOrdersMeta.count",
-        },
-        "records_path": "data.allOrders",
-        "window_format": "iso",
-        "json": {
-            "query": QUERY,
-            "variables": {
-                "sortField": "id",
-                "filter": {"updated_at_gte": "{window_start}", "updated_at_lt": "{window_end}"},
-            },
-        },
-    },
+    "source": SOURCE,
     "primary_key": ["id"],
     "cursor_field": "updated_at",
     "fields": {
@@ -208,7 +197,7 @@ def test_a_query_with_a_bad_field_fails_with_the_servers_message(
     pg_schema: str,
 ) -> None:
     stream = json.loads(json.dumps(STREAM))
-    stream["source"]["json"]["query"] = QUERY.replace("customer_email", "customer_mail")
+    stream["source"]["json"]["query"] = SOURCE["json"]["query"].replace("customer_email", "customer_mail")
     spec = _include(tmp_path, monkeypatch, stream)
     engine = sa.create_engine(postgres_url)
     try:
