@@ -1,5 +1,7 @@
 """GraphQL endpoint with Relay connections: `products(first:, after:, updatedAfter:, updatedBefore:)`.
 
+Served on ``POST /graphql`` and on the root path ``POST /`` (where json-graphql-server serves it).
+
 A small parser covers the query subset sync clients send: one operation, fields with aliases and
 arguments (literals or $variables), nested selection sets. Fragments, directives and mutations are
 refused with an error. Selections are validated against the record shape (an unknown field is an
@@ -211,7 +213,9 @@ def _child_type(parent: str, field: str) -> str:
 def build_router(state: Any) -> APIRouter:
     router = APIRouter()
 
+    # Also on the root path, where json-graphql-server and many others serve GraphQL.
     @router.post("/graphql")
+    @router.post("/")
     async def graphql(request: Request) -> JSONResponse:
         try:
             payload = await request.json()

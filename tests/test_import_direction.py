@@ -53,7 +53,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apisync.naming": frozenset(),
     "apisync.pools": frozenset({"apisync.errors", "apisync.spec"}),
     "apisync.lazy_exports": frozenset(),
-    "apisync.spec": frozenset({"apisync.errors", "apisync.naming", "apisync.http.pagination"}),
+    # the dialects' options and a GraphQL source's (both cheap to import: no requests, no Airflow)
+    "apisync.spec": frozenset(
+        {"apisync.errors", "apisync.naming", "apisync.http.pagination", "apisync.http.graphql"}
+    ),
     "apisync.http": _BASE,
     "apisync.staging": _BASE | {"apisync.spec", "apisync.naming"},
     "apisync.transform": _STAGE,

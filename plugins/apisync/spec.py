@@ -27,8 +27,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from apisync.errors import SpecError, did_you_mean
+from apisync.errors import ApiConfigError, SpecError, did_you_mean
 from apisync.http.body import body_path
+from apisync.http.graphql import GraphQLOptions, is_graphql_source
 from apisync.http.pagination import PAGINATORS, DialectOptions, make_paginator, option_error, type_error
 from apisync.naming import column_name
 
@@ -93,6 +94,9 @@ class SourceSpec(_Strict):
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
     window_format: Literal[WINDOW_FORMATS] = "iso"  # type: ignore[valid-type]
     window_bounds: WindowBounds = Field(default_factory=WindowBounds)
+    # A GraphQL source (json.query): what a response with both data and errors does.
+    graphql: GraphQLOptions = Field(default_factory=GraphQLOptions)
+
     # Ask with the ETag / Last-Modified of the window's newest complete extraction; a 304 page is
     # replayed from staging (apisync.http.conditional). GET only: a POST may get 412 for it.
     conditional_requests: StrictBool = False
@@ -113,8 +117,26 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _page_size_known(self) -> SourceSpec:
-        paginator = make_paginator(self.pagination)
-        if paginator.full_page_undetectable(self.params):
+        placement = self.pagination.in_
+        if placement == "variables" and not is_graphql_source(self.json_body):
+            raise ValueError(
+                "source.pagination.in: variables puts the page parameters in the GraphQL variables, "
+                "so the source needs a GraphQL query in source.json.query (and method: POST)"
+            )
+        if placement != "query" and self.method != "POST":
+            raise ValueError(
+                f"source.pagination.in: {placement} sends the page parameters in the request body: "
+                "declare method: POST"
+            )
+        try:
+            paginator = make_paginator(self.pagination)
+        except ApiConfigError as exc:
+            raise ValueError(f"source.pagination: {exc}") from None
+        params = dict(self.params)  # where the page size may be fixed: the URL, or where `in` says
+        if placement != "query" and self.json_body is not None:
+            holder = self.json_body.get("variables") if placement == "variables" else self.json_body
+            params.update(holder if isinstance(holder, dict) else {})
+        if paginator.full_page_undetectable(params):
             raise ValueError(
                 f"pagination {self.pagination.type!r} ends a read on a page without a next-page "
                 "marker, so source.pagination.page_size (or the page size parameter in "

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError
+from apisync.errors import ApiConfigError, MalformedResponseError
 from apisync.http.body import RawRecords, decode_response
 from apisync.http.pagination import (
     PAGINATORS,
@@ -314,12 +314,6 @@ def test_no_pagination_is_one_request() -> None:
     data = decode_response(response, paginator.records_location(None))
     paginator.update_state(response, data, paginator.records(data, None, method="GET", url=BASE), request)
     assert not paginator.has_next and paginator.next is None
-
-
-def test_graphql_errors_with_a_200_raise() -> None:
-    paginator = make_paginator(DIALECTS["graphql_relay"].config)
-    with pytest.raises(GraphQLError, match="boom"):
-        paginator.check({"errors": [{"message": "boom"}], "data": None}, method="POST", url=BASE)
 
 
 def test_a_body_without_the_records_list_is_malformed() -> None:

@@ -73,6 +73,7 @@ from apisync.errors import (
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
 from apisync.http.conditional import REPLAYED_HEADERS, ConditionalPages, Fetched
+from apisync.http.graphql import GraphQLOptions, check_errors, graphql_options
 from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.latency import latency_bucket, merge_histograms
 from apisync.http.network_failures import NetworkFailure, classify
@@ -158,6 +159,7 @@ class Page:
     total_pages: int | None = None  # pages of the whole read, when the API said (GitHub's rel="last")
     # With conditional requests (:mod:`.conditional`): what to stage next to the page, ``raw`` with it.
     validators: dict[str, Any] | None = None
+    graphql_errors: list[Any] = field(default_factory=list)  # of partial results kept (http.graphql)
 
     @functools.cached_property
     def state(self) -> dict[str, Any]:
@@ -666,8 +668,12 @@ class ApiHook(HttpHook):
         json: Any = None,
         state: dict[str, Any] | None = None,
         label: str | None = None,
+        graphql: GraphQLOptions | dict[str, Any] | None = None,
     ) -> Iterator[Page]:
         """Yield pages one at a time (nothing accumulates); ``state`` resumes after a page.
+
+        ``graphql``: what a GraphQL page with data and errors does (:class:`GraphQLOptions`); the
+        ``errors`` array of every GraphQL page is checked (:func:`~apisync.http.graphql.check_errors`).
 
         Progress lines (every ``progress_every_pages`` pages and every 30 s) start with ``label``
         (default: the endpoint) and give the total and an ETA when the API says the total.
@@ -678,6 +684,7 @@ class ApiHook(HttpHook):
         self.get_conn()
         assert self.settings is not None
         paginator = make_paginator(pagination)
+        graphql_checks = graphql_options(graphql)
         if state is not None:
             if state.get("done"):
                 return
@@ -713,7 +720,9 @@ class ApiHook(HttpHook):
                         )
                         raise
                     try:
-                        page = self._page(paginator, response, request, records_path, method, number + 1)
+                        page = self._page(
+                            paginator, response, request, records_path, method, number + 1, graphql_checks
+                        )
                         if self.conditional is not None:
                             page.validators = self.conditional.entry(
                                 fetched, ended_read=not paginator.has_next, secret_params=self._secret_params
@@ -770,6 +779,7 @@ class ApiHook(HttpHook):
         records_path: str | None,
         method: str,
         number: int,
+        graphql: GraphQLOptions | None = None,
     ) -> Page:
         public_url = self._public_url(response.url)
         try:
@@ -784,6 +794,15 @@ class ApiHook(HttpHook):
                 status=response.status_code,
                 body=body_excerpt(response.content),
             ) from None
+        graphql_errors = check_errors(
+            data,
+            request.json,
+            paginator=paginator,
+            records_path=records_path,
+            options=graphql or GraphQLOptions(),
+            method=method,
+            url=public_url,
+        )
         paginator.check(data, method=method, url=public_url)
         records = paginator.records(data, records_path, method=method, url=public_url)
         paginator.update_state(response, data, records, request)
@@ -800,6 +819,7 @@ class ApiHook(HttpHook):
             repeated=paginator.repeated,
             total=paginator.total if paginator.total is not None else _header_total(response),
             total_pages=paginator.total_pages,
+            graphql_errors=graphql_errors,
         )
 
     @staticmethod

@@ -33,6 +33,7 @@ class PagedExtractOperator(BaseOperator):
     :param records_path: dotted path of the records list in the body (dialect default if omitted).
     :param method: ``GET``, or ``POST`` for GraphQL.
     :param json: request body of the first request (templated), e.g. a GraphQL query + variables.
+    :param graphql: a GraphQL source's options (:class:`~apisync.http.graphql.GraphQLOptions`).
     """
 
     template_fields: Sequence[str] = ("endpoint", "query_params", "json")
@@ -47,6 +48,7 @@ class PagedExtractOperator(BaseOperator):
         records_path: str | None = None,
         method: str = "GET",
         json: Any = None,
+        graphql: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -57,6 +59,7 @@ class PagedExtractOperator(BaseOperator):
         self.records_path = records_path
         self.method = method
         self.json = json
+        self.graphql = graphql
         self.api_stats: dict[str, Any] = {}
         self.deferrals = 0
 
@@ -123,6 +126,7 @@ class PagedExtractOperator(BaseOperator):
                 json=self.json,
                 state=state,
                 label=self.progress_label,
+                graphql=self.graphql,
             ):
                 self.handle_page(context, page)
         except RateLimitWait as wait:

@@ -62,6 +62,12 @@ All dialects accept:
   where normalize and the load keep the latest cursor per primary key. Texts are compared as sent,
   never decoded, so a record that is not valid UTF-8 passes through untouched. (``dedupe_field:
   null``, the old switch, still turns the guard off.)
+- ``in`` (``query`` | ``body`` | ``variables``; default ``query``): where the dialect's page
+  parameters (``page_param``, ``size_param``, ``offset_param``, ``limit_param``, ``cursor_param``)
+  travel: the URL query, the top level of the JSON body, or the body's GraphQL ``variables``
+  (json-graphql-server's ``allOrders(page: $page, perPage: $perPage)``). :func:`make_paginator`
+  wraps the dialect for that (:func:`apisync.http.graphql.placed_in_body`); the dialect itself
+  keeps reading and writing ``PageRequest.params``. Not for ``link_header``/``next_url``.
 - ``max_pages`` (none): a read that reaches this page while the server offers more ends with
   :class:`~apisync.errors.PaginationError`.
 - ``full_page_without_next`` (``"error"`` | ``"warn"``): what a full page (as many records as the page
@@ -114,9 +120,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from apisync.errors import ApiConfigError, GraphQLError, MalformedResponseError, PaginationError, did_you_mean
+from apisync.errors import ApiConfigError, MalformedResponseError, PaginationError, did_you_mean
 from apisync.http.body import RawRecords, body_path, dig, has_path
-from apisync.redaction import cut_redacted, redact
+from apisync.redaction import redact
 
 if TYPE_CHECKING:
     import requests
@@ -152,9 +158,22 @@ class PaginationOptions(BaseModel):
     never a surprise on page 1 of a run.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        validate_by_alias=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+    )
 
     type: str
+    in_: Literal["query", "body", "variables"] = Field(
+        default="query",
+        alias="in",
+        description="where the page parameters go: the URL query, the JSON body, or its GraphQL "
+        "variables (apisync.http.graphql)",
+    )
     drop_repeats: bool = Field(default=True, description="drop records repeated from the page before")
     dedupe_field: str | None = Field(
         default="id", description="the repeat guard's old switch: null turns it off"
@@ -327,7 +346,7 @@ def option_list(model: type[PaginationOptions]) -> str:
         info = model.model_fields[name]
         default = info.get_default() if not info.is_required() else None
         given = "required" if info.is_required() else f"default {json.dumps(default)}"
-        described.append(f"{name} ({_shape(info)}, {given})")
+        described.append(f"{info.alias or name} ({_shape(info)}, {given})")
     return ", ".join(described)
 
 
@@ -364,7 +383,7 @@ def option_error(model: type[PaginationOptions], error: ErrorDetails) -> tuple[s
     """One validation error of a dialect's options as (option, sentence saying what is expected)."""
     kind = model.model_fields["type"].get_default()
     option = ".".join(str(part) for part in error["loc"])
-    fields = {name: info for name, info in model.model_fields.items() if name != "type"}
+    fields = {info.alias or name: info for name, info in model.model_fields.items() if name != "type"}
     if error["type"] == "extra_forbidden":
         elsewhere = sorted(name for name, other in _OPTIONS.items() if option in other.model_fields)
         also = f" (an option of {', '.join(elsewhere)})" if elsewhere else ""
@@ -1175,8 +1194,8 @@ def _total(response: requests.Response, data: Any, path: str | None, header: str
 class GraphQLRelayPaginator(Paginator):
     """GraphQL Relay connection: ``after: $after`` from ``pageInfo.endCursor`` while ``hasNextPage``.
 
-    Records are the ``node`` of each edge. A 200 with a top-level ``errors`` array raises
-    :class:`~apisync.errors.GraphQLError`.
+    Records are the ``node`` of each edge. The ``errors`` array of a response is checked for
+    every GraphQL source, whatever its dialect, by :func:`apisync.http.graphql.check_errors`.
     """
 
     type = "graphql_relay"
@@ -1210,17 +1229,6 @@ class GraphQLRelayPaginator(Paginator):
     def records_location(self, records_path: str | None) -> str | None:
         # Records are the ``node`` of each edge: without an explicit path the body is decoded whole.
         return records_path
-
-    def check(self, data: Any, *, method: str, url: str) -> None:
-        errors = data.get("errors") if isinstance(data, dict) else None
-        if errors:
-            messages = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
-            raise GraphQLError(
-                f"{method} {url}: GraphQL errors: {cut_redacted(messages, 500)}",
-                method=method,
-                url=url,
-                errors=errors,
-            )
 
     def records(self, data: Any, records_path: str | None, *, method: str, url: str) -> Sequence[Any]:
         if records_path is not None:
@@ -1281,4 +1289,8 @@ def make_paginator(config: PaginationOptions | dict[str, Any] | str | None) -> P
     ``None``: a single request. Bad options raise :class:`~apisync.errors.ApiConfigError`."""
     options = pagination_options(config)
     dialect = PAGINATORS.get(options.type, Paginator)
+    if options.in_ != "query":  # page parameters in the JSON body or its GraphQL variables
+        from apisync.http.graphql import placed_in_body
+
+        return placed_in_body(dialect, options)
     return dialect(options)

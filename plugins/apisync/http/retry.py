@@ -7,8 +7,11 @@ What is retried:
 - ``500/502/503/504``, read timeouts and dropped connections: only for idempotent requests, since
   the server may have acted on it. Idempotent = GET, HEAD, OPTIONS, PUT, DELETE; a POST only when its
   path is listed in ``extra["idempotent_post_paths"]`` (e.g. HubSpot batch upsert by idProperty:
-  sending the same inputs twice leaves one record), or when it is a GraphQL *query* (a POST to a
-  path ending in ``graphql`` whose document's operation is not a ``mutation``).
+  sending the same inputs twice leaves one record), or when it is a GraphQL *query* on any path
+  (``/``, ``/graphql``, ``/api``...): the operation the body runs (its ``operationName``, else its
+  only operation; ``{ ... }`` alone is a query) is read from the document by
+  :func:`graphql_operation`. A mutation, a subscription, or a document whose operation cannot be
+  told is never retried after it was sent.
 - Anything else (other 4xx) fails at once with a body excerpt.
 
 Retryability is decided by exception *type* (:meth:`RetryPolicy.should_retry`): a 429/5xx is a
@@ -54,15 +57,76 @@ DEFAULT_CONNECT_ATTEMPTS = 3
 DEFAULT_CONNECT_BUDGET_S = 15.0
 CONNECT_INITIAL_BACKOFF_S = 2.0
 
-_GRAPHQL_COMMENT = re.compile(r"#[^\n]*")
+OPERATION_TYPES = frozenset({"query", "mutation", "subscription"})
+# The lexical tokens of a GraphQL document that matter for finding its operations (spec section 2.1):
+# strings and comments are skipped whole, so a "mutation" inside one is text.
+_GRAPHQL_TOKEN = re.compile(
+    r'(?P<skip>[\s,\ufeff]+|#[^\n\r]*|"""(?:\\"""|[^"]|"(?!""))*"""|"(?:[^"\\\n\r]|\\.)*")'
+    r"|(?P<name>[_A-Za-z][_0-9A-Za-z]*)"
+    r"|(?P<punct>.)",
+    re.DOTALL,
+)
+
+
+def graphql_operations(document: str) -> list[tuple[str, str | None]]:
+    """The operations of a GraphQL document as (type, name), in order; ``{ ... }`` is an anonymous
+    query, fragments are not operations.
+
+    A tokenizer, not a parser (graphql-core is not a dependency, and only the top level matters):
+    it skips strings and comments, ignores what sits in parentheses (variable definitions, whose
+    default values may hold braces) and counts braces to stay at the top level.
+    """
+    operations: list[tuple[str, str | None]] = []
+    depth = parens = 0
+    header: str | None = None  # "operation" or "fragment": between its keyword and its "{"
+    name_next = False  # the next name is the operation's name
+    for token in _GRAPHQL_TOKEN.finditer(document):
+        kind, text = token.lastgroup, token.group()
+        if kind == "skip":
+            continue
+        if text in "()" and kind == "punct":
+            parens += 1 if text == "(" else -1
+            name_next = False
+            continue
+        if parens > 0:
+            continue
+        if text == "{":
+            if depth == 0 and header is None:
+                operations.append(("query", None))
+            depth, header, name_next = depth + 1, None, False
+        elif text == "}":
+            depth = max(0, depth - 1)
+        elif depth == 0 and kind == "name":
+            if name_next:
+                operations[-1] = (operations[-1][0], text)
+                name_next = False
+            elif header is None and text in OPERATION_TYPES:
+                operations.append((text, None))
+                header, name_next = "operation", True
+            elif header is None and text == "fragment":
+                header = "fragment"
+        else:
+            name_next = False
+    return operations
+
+
+def graphql_operation(body: Any) -> str | None:
+    """The type of the operation a GraphQL request body runs (``query``, ``mutation``,
+    ``subscription``); None when the body is not GraphQL or the operation cannot be told (several
+    operations and no ``operationName``, or an ``operationName`` the document lacks)."""
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+        return None
+    operations = graphql_operations(body["query"])
+    wanted = body.get("operationName")
+    if isinstance(wanted, str) and wanted:
+        kinds = [kind for kind, name in operations if name == wanted]
+        return kinds[0] if len(kinds) == 1 else None
+    return operations[0][0] if len(operations) == 1 else None
 
 
 def is_graphql_query(body: Any) -> bool:
-    """True for a GraphQL document whose (first) operation is a query, not a mutation/subscription."""
-    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-        return False
-    document = _GRAPHQL_COMMENT.sub("", body["query"]).lstrip()
-    return not document.startswith(("mutation", "subscription"))
+    """True for a GraphQL request body whose operation is a query (safe to send again), on any path."""
+    return graphql_operation(body) == "query"
 
 
 class RetryableResponseError(Exception):
@@ -189,7 +253,7 @@ class RetryPolicy:
         path = "/" + urlsplit(url).path.strip("/")
         if any(path == p or path.endswith(p) for p in self.idempotent_post_paths):
             return True
-        return path.endswith("graphql") and is_graphql_query(json)
+        return is_graphql_query(json)
 
     def should_retry_status(self, status: int, idempotent: bool) -> bool:
         if status == 429:

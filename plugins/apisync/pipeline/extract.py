@@ -72,6 +72,7 @@ class ExtractStreamOperator(PagedExtractOperator):
             records_path=source.records_path,  # None: the dialect's default; "": the body
             method=source.method,
             json=source.json_body,
+            graphql=source.graphql.model_dump(),
             **kwargs,
         )
         self.stream = stream
