@@ -28,9 +28,15 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from apisync.errors import ApiConfigError, SpecError, did_you_mean
-from apisync.http.body import body_path
 from apisync.http.graphql import GraphQLOptions, is_graphql_source
-from apisync.http.pagination import PAGINATORS, DialectOptions, make_paginator, option_error, type_error
+from apisync.http.pagination import (
+    PAGINATORS,
+    BodyPath,
+    DialectOptions,
+    make_paginator,
+    option_error,
+    type_error,
+)
 from apisync.naming import column_name
 
 __all__ = [
@@ -88,8 +94,8 @@ class SourceSpec(_Strict):
     # option or a value of the wrong shape fails here, naming the option and what it expects.
     pagination: DialectOptions
     # Where the records list is: omitted, the dialect's default; "$" (or "") the body itself;
-    # "$.a.b" or "a.b" a dotted path. Kept in the dotted form ("" for the body).
-    records_path: str | None = None
+    # "$.a.b" or "a.b" a dotted path (apisync.http.body.body_path; checked here, read by the hook).
+    records_path: BodyPath | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     json_body: dict[str, Any] | None = Field(default=None, alias="json")
     window_format: Literal[WINDOW_FORMATS] = "iso"  # type: ignore[valid-type]
@@ -109,11 +115,6 @@ class SourceSpec(_Strict):
                 "conditional POST with 412 Precondition Failed, and GraphQL servers rarely send validators)"
             )
         return self
-
-    @field_validator("records_path")
-    @classmethod
-    def _records_path_form(cls, value: str | None) -> str | None:
-        return None if value is None else body_path(value)
 
     @model_validator(mode="after")
     def _page_size_known(self) -> SourceSpec:
