@@ -1,0 +1,122 @@
+"""Small-window latency: one ~100-record orders window through the real DAG, trigger to success.
+
+A real Airflow (``airflow standalone``: scheduler with the LocalExecutor, dag-processor,
+triggerer, api-server; metadata on a throwaway PostgreSQL database) runs ``orders_to_warehouse``
+against the sandbox, started the way the end-to-end tests start it (``tests/e2e/conftest.py``).
+Each run is triggered through the REST API with a window holding ``--records`` orders (the
+sandbox's ground truth picks its end), and timed from the POST to the run's ``success``; the task
+durations are the task instances' as the API reports them. The first run pays the cold imports
+(disk cache, first GX import of the machine); the later ones, on other windows, are the hourly
+case. Prints, per run::
+
+    BENCH dagrun_small run=1 records=100 seconds=… validate_s=… extract_s=… normalize_s=… load_s=…
+
+Run: ``.venv/bin/python benchmarks/bench_dagrun.py [--runs 3] [--records 100]`` (needs
+PostgreSQL on 127.0.0.1:5432, ``APISYNC_TEST_POSTGRES_URL`` to override).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT / "plugins"), str(REPO_ROOT)]
+
+from tests.e2e.conftest import AirflowStack, iso, running_airflow, throwaway_database  # noqa: E402
+
+DAG_ID = "orders_to_warehouse"
+GROUP = "sync_orders"
+POSTGRES_URL = os.environ.get(
+    "APISYNC_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+FIRST_WINDOW_START = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def window_holding(stack: AirflowStack, start: datetime, records: int) -> tuple[datetime, datetime]:
+    """[start, end) holding exactly ``records`` orders by the sandbox's ground truth."""
+    truth = requests.get(
+        f"{stack.sandbox_urls['shop']}/_sandbox/truth/orders",
+        params={"updated_gte": iso(start), "updated_lt": iso(start + timedelta(days=1))},
+        timeout=30,
+    ).json()["records"]
+    if len(truth) <= records:
+        raise SystemExit(f"the sandbox has only {len(truth)} orders in the day from {iso(start)}")
+    # Ends at the first record after the window (epoch seconds; the window is half-open).
+    end = datetime.fromtimestamp(truth[records]["updated"], UTC)
+    return start, end
+
+
+def finished_run(stack: AirflowStack, run_id: str, timeout_s: float = 600) -> dict[str, Any]:
+    """Poll the run (every 0.2 s: the figure measured is seconds) until it is done."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            run = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}").json()
+        except requests.RequestException:
+            run = {}
+        if run.get("state") in ("success", "failed"):
+            return run
+        time.sleep(0.2)
+    raise TimeoutError(f"run {run_id} not finished within {timeout_s:.0f}s")
+
+
+def task_seconds(stack: AirflowStack, run_id: str) -> dict[str, float]:
+    """Each task's duration as the API reports it, by its short name (extract, validate, …)."""
+    instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+    return {ti["task_id"].rsplit(".", 1)[-1]: float(ti["duration"] or 0.0) for ti in instances}
+
+
+def one_run(
+    stack: AirflowStack, window: tuple[datetime, datetime]
+) -> tuple[float, dict[str, Any], dict[str, float]]:
+    body = {
+        "logical_date": datetime.now(UTC).isoformat(),
+        "conf": {"window_start": iso(window[0]), "window_end": iso(window[1])},
+    }
+    started = time.monotonic()
+    response = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json=body)
+    response.raise_for_status()
+    run = finished_run(stack, response.json()["dag_run_id"])
+    seconds = time.monotonic() - started
+    return seconds, run, task_seconds(stack, run["dag_run_id"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--records", type=int, default=100)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="bench_dagrun_"))
+    dag_files = [REPO_ROOT / "dags" / f"{DAG_ID}.py"]
+    with (
+        throwaway_database(POSTGRES_URL) as metadata_url,
+        running_airflow(home, metadata_url, dag_files=dag_files, scheduled_runs=False) as stack,
+    ):
+        stack.wait_for_dag(DAG_ID)
+        stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+        for number in range(1, args.runs + 1):
+            window = window_holding(stack, FIRST_WINDOW_START + timedelta(hours=6 * number), args.records)
+            seconds, run, tasks = one_run(stack, window)
+            if run["state"] != "success":
+                raise SystemExit(f"run {run['dag_run_id']} {run['state']}; logs under {home / 'logs'}")
+            durations = " ".join(
+                f"{name}_s={tasks.get(name, 0.0):.2f}" for name in ("extract", "normalize", "load")
+            )
+            print(
+                f"BENCH dagrun_small run={number} records={args.records} seconds={seconds:.2f} "
+                f"validate_s={tasks.get('validate', 0.0):.2f} {durations}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
