@@ -8,9 +8,11 @@ checking 100 rows (issue 14), and every task paid again for pandas, pyarrow, SQL
 steps. :class:`PreloadingLocalExecutor` imports them in ``start()``, before the workers fork, so
 task processes find them in ``sys.modules``.
 
-The scheduler pays the import once when it starts (seconds) and keeps the modules (~250 MB,
-shared copy-on-write with the workers; the LocalExecutor freezes the GC around the fork to keep
-the pages shared). Nothing is built at import (no GX context, no connection, no thread). With the
+It also builds each stream's suite runner (GX's ephemeral context, suite and batch definition:
+pure Python objects, no data, no connection, no thread), so a task process's validate starts
+checking at once. The scheduler pays this once when it starts (seconds) and keeps the modules
+(~250 MB, shared copy-on-write with the workers; the LocalExecutor freezes the GC around the fork
+to keep the pages shared). With the
 spawn start method (macOS) a worker is a fresh interpreter, so nothing is preloaded. A module
 that fails to import is logged and left for the task to fail on, with its own traceback.
 Set ``[core] executor = apisync.pipeline.executor.PreloadingLocalExecutor`` (``make run`` and the
@@ -44,7 +46,8 @@ PRELOADED_MODULES = (
 
 
 def preload() -> list[str]:
-    """Import :data:`PRELOADED_MODULES` and GX; return the failures, one ``module: error`` each."""
+    """Import :data:`PRELOADED_MODULES` and GX, and build every stream's suite runner; return the
+    failures, one ``what: error`` each."""
     failed = []
     for name in PRELOADED_MODULES:
         try:
@@ -57,6 +60,27 @@ def preload() -> list[str]:
         import_great_expectations()
     except ImportError as exc:
         failed.append(f"great_expectations: {exc}")
+        return failed
+    failed.extend(_build_suite_runners())
+    return failed
+
+
+def _build_suite_runners() -> list[str]:
+    """One :meth:`~apisync.quality.expectations.SuiteRunner.for_suite` per stream spec: the GX
+    context, suite and batch definition (a tenth of a second each) are then in the cache the task
+    processes inherit; one whose file changes after this is rebuilt there (the cache keys on it).
+    Building runs no validation: no data, no thread, nothing that minds being forked."""
+    from apisync.quality.expectations import SuiteRunner
+    from apisync.quality.suites import suite_path
+    from apisync.spec import include_dir, load_spec
+
+    failed = []
+    for path in sorted((include_dir() / "streams").glob("*.yaml")):
+        try:
+            spec = load_spec(path)
+            SuiteRunner.for_suite(suite_path(spec.quality.suite), spec.primary_key)
+        except Exception as exc:  # the stream's DAG reports a broken spec or suite at parse time
+            failed.append(f"suite of {path.name}: {type(exc).__name__}: {exc}")
     return failed
 
 
