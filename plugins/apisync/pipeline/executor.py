@@ -3,18 +3,19 @@
 On Linux the LocalExecutor forks its worker processes from the scheduler when it starts, and each
 task process is a fork of a worker (the task SDK's supervisor): a task starts with whatever the
 scheduler had imported and imports the rest itself. For a small window that import was the run:
-validate spent 2-6 s of its 4 s importing Great Expectations on a 2-core machine and under 0.3 s
-checking 100 rows (issue 14), and every task paid again for pandas, pyarrow, SQLAlchemy and our
-steps. :class:`PreloadingLocalExecutor` imports them in ``start()``, before the workers fork, so
-task processes find them in ``sys.modules``.
+a 100-record validate took 4-6 s on a 2-core machine, nearly all of it importing Great
+Expectations (the checks themselves: under 0.3 s), and every task paid again for pandas, pyarrow,
+SQLAlchemy and our steps (issue 14). :class:`PreloadingLocalExecutor` imports them in
+``start()``, before the workers fork, so task processes find them in ``sys.modules``.
 
 It also builds each stream's suite runner (GX's ephemeral context, suite and batch definition:
 pure Python objects, no data, no connection, no thread), so a task process's validate starts
-checking at once. The scheduler pays this once when it starts (seconds) and keeps the modules
-(~250 MB, shared copy-on-write with the workers; the LocalExecutor freezes the GC around the fork
-to keep the pages shared). With the
-spawn start method (macOS) a worker is a fresh interpreter, so nothing is preloaded. A module
-that fails to import is logged and left for the task to fail on, with its own traceback.
+checking at once. The scheduler pays this once, as it starts: its first loop waits for it (5 s on
+an idle 2-core machine, 15 s on a loaded one), and it keeps the modules (~220 MB, shared
+copy-on-write with the workers; the LocalExecutor freezes the GC around the fork to keep the
+pages shared). With the spawn start method (macOS) a worker is a fresh interpreter, so nothing
+is preloaded. A module that fails to import is logged and left for the task to fail on, with
+its own traceback.
 Set ``[core] executor = apisync.pipeline.executor.PreloadingLocalExecutor`` (``make run`` and the
 end-to-end stack do, :func:`scripts.localstack.airflow_env`).
 """

@@ -140,8 +140,8 @@ def validate(
 ) -> ValidationResult:
     """Split every normalized part into valid rows and quarantined rows (with raw record and reasons)."""
     manifest = read_normalized_manifest(normalized_dir)
-    # A runner shared across windows accumulates its seconds: count only this call's share (with
-    # building it, when this call built it).
+    # A runner shared across windows accumulates its seconds: count only this call's share (and
+    # the runner's building, the first time it validates).
     if runner is None:
         runner = SuiteRunner.for_suite(suite_file or suite_path(spec.quality.suite), spec.primary_key)
         gx_before = runner.seconds if runner.chunks else 0.0
