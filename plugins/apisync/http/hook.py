@@ -26,7 +26,8 @@ first request: an unknown key or a bad value fails with the key path and what is
     rate_limit           {"requests" (> 0), "period_s" (1), "burst" (2), "backend": "sqlite"|"redis",
                          "path" (sqlite file, default $AIRFLOW_HOME/apisync_ratelimit.sqlite),
                          "redis_url", "key_prefix" (redis only), "key" (budget key, default
-                         "<conn_id>|<host>")}; without "requests" the limit is learned from headers
+                         "<conn_id>|<host>")}; without "requests" the limit is learned from headers,
+                         or from 429s alone (see :mod:`.ratelimit`)
     rate_limit_headers   "auto" | "github" | "ietf" | "ietf-legacy" | "hubspot" | "none" |
                          {"limit", "remaining", "reset", "reset_kind", "window", "window_kind"}
     timeout              {"connect": 10, "read": 60} (seconds; a number sets read)

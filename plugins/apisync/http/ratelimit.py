@@ -4,14 +4,20 @@ How it paces: GCRA (the "virtual scheduling" form of a leaky bucket). Each reque
 reserves the next slot ``T = period_s / requests`` after the previous one, in a state row shared
 through a backend; the caller then sleeps until its slot. Requests leave evenly spaced instead of in
 bursts, so network jitter that bunches a few of them is absorbed by the server's own burst
-allowance. We allow at most ``PACING_BURST`` (2) back-to-back requests, well inside any server burst
-of 2 or more: a GCRA(T, tau) schedule is exactly a token bucket (rate 1/T, burst 1 + tau/T), so it
-can never drain a server bucket with the same rate and a bigger burst.
+allowance. We allow at most ``PACING_BURST`` (2) back-to-back requests and always fewer than the
+server's burst where it is declared: a GCRA(T, tau) schedule is exactly a token bucket (rate 1/T,
+burst 1 + tau/T), so it can never drain a server bucket with the same rate and a bigger burst.
 
-The same row carries what the server told us, so parallel processes agree:
-``blocked_until`` (Retry-After on a 429, or remaining=0 until reset), a temporary slower spacing when
-remaining gets low (the remaining budget is spread until reset: slow down before the 429), and a
-learned spacing when the connection declares no limit (quota / window from the headers).
+The same row carries what the server told us, so parallel processes agree: ``blocked_until`` (a
+long Retry-After, or an exhausted quota with a long reset), a temporary slower spacing (after a
+429 at a known rate, or when remaining gets low in a long fixed window), a learned spacing when
+the connection declares no limit (quota / window from the headers), and, when neither a limit nor
+a rate in the headers exists, a rate learned blind from the 429s (slow start, then additive
+increase / multiplicative decrease just below the lowest rate answered 429, see
+:meth:`RateLimiter.throttled`), remembered for ``PROBE_TTL_S`` so the next run starts at it.
+Short signals (``Retry-After: 1``, ``remaining: 0`` with a 1 s reset: whole seconds, rounded up)
+move the pace, not a whole-second block for everyone; a slot taken before a block or slow-down is
+rechecked before sending (:meth:`RateLimiter.recheck`).
 
 Backends (atomic read-modify-write of one small JSON state per key):
 
