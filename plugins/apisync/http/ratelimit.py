@@ -45,6 +45,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -81,6 +82,7 @@ PROBE_FREE_GROWTH = 0.1  # or grow 10 % when no 429 rate is remembered
 PROBE_CEILING = 0.97
 PROBE_TTL_S = 7 * 86400  # a learned rate is remembered for a week (the next run starts at it)
 FAIL_TTL_S = 3600.0  # the lowest rate answered 429 caps the growth for an hour, then is probed again
+SCOUT_S = 2.0  # a budget nothing is known about: the first limiter asking scouts alone this long
 MIN_PROBE_RATE = 0.05  # requests/s: the pace never drops below one request in 20 s
 MIN_COUNTED_S = 0.05  # the send rate (slots granted / time) is measured over at least this long
 
@@ -107,6 +109,8 @@ class LimiterState:
     decreased_at: float = 0.0
     stepped_at: float = 0.0
     paced_since: float = 0.0  # since when the pace has bound (callers waiting for slots); 0: not
+    scout: float = 0.0  # the limiter whose answers teach a new budget (the others start slower)
+    scout_until: float = 0.0
     counted: float = 0.0  # slots granted since counted_since (the first slot, or the last slow-down)
     counted_since: float = 0.0
 
@@ -296,6 +300,7 @@ class RateLimiter:
         self.key = key
         self.declared_interval = period_s / requests if requests else 0.0
         self.pacing_slots = max(1, min(int(burst) - 1, PACING_BURST))
+        self.identity = float(uuid.uuid4().int % 2**52)  # exact in the JSON state
 
     @property
     def declared(self) -> bool:
@@ -319,7 +324,7 @@ class RateLimiter:
         """Reserve the next slot; the caller sleeps ``wait_s``. Nothing is reserved past ``max_wait``."""
 
         def reserve_slot(state: LimiterState, now: float) -> Reservation:
-            interval = self._interval(state, now)
+            interval = self._interval(state, now) or self._scouting_interval(state, now)
             tolerance = (self.pacing_slots - 1) * interval
             start = max(now, state.blocked_until, state.tat - tolerance)
             wait = start - now
@@ -334,6 +339,18 @@ class RateLimiter:
             return Reservation(True, wait, now, interval)
 
         return self.backend.update(self.key, reserve_slot)
+
+    def _scouting_interval(self, state: LimiterState, now: float) -> float:
+        """Nothing known about the budget yet (a first run, several tasks starting at once): the
+        first limiter to ask sends unpaced and its first answers teach the rate (headers, or a
+        429); the others start at ``PROBE_START_RATE`` for ``SCOUT_S``, not in one burst that
+        the server refuses. Then, still nothing known, everyone unpaced, as for a server that
+        never limits."""
+        if not state.scout_until:
+            state.scout, state.scout_until = self.identity, now + SCOUT_S
+        if state.scout == self.identity or now >= state.scout_until:
+            return 0.0
+        return 1.0 / PROBE_START_RATE
 
     def _probe_step(self, state: LimiterState, now: float, *, paced: bool) -> None:
         """Blind discovery, additive part: a step of pacing without a 429 raises the learned rate.
