@@ -84,6 +84,7 @@ PROBE_TTL_S = 7 * 86400  # a learned rate is remembered for a week (the next run
 FAIL_TTL_S = 3600.0  # the lowest rate answered 429 caps the growth for an hour, then is probed again
 SCOUT_S = 2.0  # a budget nothing is known about: the first limiter asking scouts alone this long
 MIN_PROBE_RATE = 0.05  # requests/s: the pace never drops below one request in 20 s
+BURST_LEFT_SHARE = 0.5  # after a slow-down the server's bucket holds about half its burst
 MIN_COUNTED_S = 0.05  # the send rate (slots granted / time) is measured over at least this long
 
 
@@ -111,6 +112,7 @@ class LimiterState:
     paced_since: float = 0.0  # since when the pace has bound (callers waiting for slots); 0: not
     scout: float = 0.0  # the limiter whose answers teach a new budget (the others start slower)
     scout_until: float = 0.0
+    probe_burst: float = 0.0  # slots the server let through unpaced before its first 429
     counted: float = 0.0  # slots granted since counted_since (the first slot, or the last slow-down)
     counted_since: float = 0.0
 
@@ -333,8 +335,10 @@ class RateLimiter:
             if not self._known_interval(state, now):
                 self._probe_step(state, now, paced=state.tat - tolerance > now)
             state.tat = max(state.tat, start) + interval
+            if wait > 0 and not self._known_interval(state, now) and not state.learned_rate(now):
+                state.counted_since = 0.0  # before the first 429 only a burst is counted
             if not state.counted_since:
-                state.counted_since = start
+                state.counted, state.counted_since = 0.0, start
             state.counted += 1
             return Reservation(True, wait, now, interval)
 
@@ -439,22 +443,27 @@ class RateLimiter:
         _forget_expired_probe(state, now)
         counted_s = now - state.counted_since if state.counted_since else 0.0
         sent = state.counted / max(counted_s, MIN_COUNTED_S)
-        at = sent
-        if reservation.interval:  # paced: the pace, or what was really sent over a long enough time
+        if not reservation.interval:  # unpaced: the rate says how fast we send; the count, the burst
+            state.probe_burst = state.probe_burst or state.counted
+            state.probe_rate = max(MIN_PROBE_RATE, min(PROBE_COLD_DECREASE * sent, PROBE_START_RATE))
+        else:
             at = 1.0 / reservation.interval
-        at = max(MIN_PROBE_RATE, at)
-        state.counted, state.counted_since = 0.0, 0.0  # counting again from the next slot
-        if reservation.interval:  # unpaced, the rate at the 429 says how fast we can send, not it
+            limit = at  # the server refused this rate: its own is lower
+            if counted_s >= PROBE_STEP_S:
+                # Since the last slow-down the server's bucket went from about half its burst
+                # to empty: what it let through, less that, over the time is its rate.
+                drained = (state.counted - BURST_LEFT_SHARE * state.probe_burst) / counted_s
+                limit = min(at, max(PROBE_COLD_DECREASE * at, drained))
             if state.probe_fail and now < state.fail_until:
-                state.probe_fail = min(state.probe_fail, at)
+                state.probe_fail = min(state.probe_fail, limit)
             else:
-                state.probe_fail = at
+                state.probe_fail = limit
             state.fail_until = now + FAIL_TTL_S
-        # Back to the highest rate that held a step, but between 0.5 and 0.9 x the rate of the 429.
-        held = min(state.probe_ok, PROBE_DECREASE * at)
-        state.probe_rate = max(MIN_PROBE_RATE, PROBE_COLD_DECREASE * at, held)
-        if not reservation.interval:
-            state.probe_rate = min(state.probe_rate, PROBE_START_RATE)
+            # Back to the highest rate that held a step, but between 0.5 and 0.9 x the rate of
+            # the 429, and below the limit it revealed.
+            held = min(state.probe_ok, PROBE_DECREASE * at, PROBE_CEILING * limit)
+            state.probe_rate = max(MIN_PROBE_RATE, PROBE_COLD_DECREASE * at, held)
+        state.counted, state.counted_since = 0.0, 0.0  # counting again from the next slot
         state.probe_ok = min(state.probe_ok, state.probe_rate)
         state.probe_until = now + PROBE_TTL_S
         state.stepped_at = now
