@@ -11,7 +11,8 @@ and send small GETs for ``--seconds`` each phase:
     any error), the usual hand-rolled approach.
 (d) ``blind``: the sandbox sends no rate-limit headers (``ratelimit_headers="none"``, only 429 +
     ``Retry-After``) and nothing is declared: the rate is learned from the answers alone, with 1
-    and with 3 processes; target >= 0.90 with <= 2 % 429s. ``learned_rps`` is the rate remembered.
+    and with 3 processes; target >= 0.90 with <= 2 % 429s. ``learned_rps`` is the rate remembered;
+    ``ratelimit_blind_warm`` is the next run on the same budget store, starting at it.
 (e) ``cluster``: 4 processes x 2 threads (one ``ApiHook`` per thread, as one per task on a worker)
     draw from ONE Redis budget against a sandbox limited to 10 r/s, burst 2: the limit declared,
     learned from each header dialect, and blind; target >= 0.90 with <= 2 % 429s in every mode.
@@ -24,6 +25,7 @@ Run: ``.venv/bin/python benchmarks/bench_ratelimit.py [--seconds 30] [--workers 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -121,10 +123,13 @@ def _safe_worker(*args) -> None:
         raise
 
 
-def run_phase(sb, mode: str, extra: dict, seconds: float, workers: int, threads: int = 1) -> dict:
+def run_phase(
+    sb, mode: str, extra: dict, seconds: float, workers: int, threads: int = 1, home: str | None = None
+) -> dict:
+    """One phase; ``home`` keeps the budget state of an earlier phase (a warm start), else a new one."""
     sb.reset()
     rate = sb.config.get("rate") or RATE
-    with tempfile.TemporaryDirectory() as home:
+    with contextlib.nullcontext(home) if home else tempfile.TemporaryDirectory() as home:
         extra = json.loads(json.dumps(extra).replace("@HOME@", home))
         ctx = mp.get_context("spawn")
         out, go, start = ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
@@ -242,14 +247,17 @@ def main() -> None:
         with run_sandbox(rate=RATE, burst=BURST, ratelimit_headers="none") as sb:
             extra = {"auth": auth, "rate_limit": {"path": sqlite_path}, "rate_limit_headers": "none"}
             for processes in (1, 3):
-                blind = run_phase(sb, "blind", extra, args.seconds, processes)
-                print(f"blind processes={processes}: {blind}", flush=True)
-                print(
-                    f"BENCH ratelimit_blind processes={processes} utilization={blind['utilization']:.3f} "
-                    f"r429_share={blind['r429_share']:.4f} learned_rps={blind['learned_rps']:.2f} "
-                    f"server_rps={RATE}",
-                    flush=True,
-                )
+                with tempfile.TemporaryDirectory() as home:
+                    for start in ("cold", "warm"):  # warm: the next run, on the rate remembered
+                        blind = run_phase(sb, "blind", extra, args.seconds, processes, home=home)
+                        print(f"blind processes={processes} {start}: {blind}", flush=True)
+                        name = "ratelimit_blind" if start == "cold" else "ratelimit_blind_warm"
+                        print(
+                            f"BENCH {name} processes={processes} "
+                            f"utilization={blind['utilization']:.3f} r429_share={blind['r429_share']:.4f} "
+                            f"learned_rps={blind['learned_rps']:.2f} server_rps={RATE}",
+                            flush=True,
+                        )
     if "cluster" in only:
         prefix = f"apisync:bench:{uuid.uuid4().hex}:"
         with run_sandbox(rate=CLUSTER_RATE, burst=CLUSTER_BURST, ratelimit_headers="none") as sb:

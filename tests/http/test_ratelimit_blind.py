@@ -7,6 +7,7 @@ here, so every wait is exact; the real-HTTP test counts requests and 429s, never
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from apisync.http import ApiHook
 from apisync.http.headers import RateLimitSnapshot
 from apisync.http.ratelimit import PROBE_TTL_S, RateLimiter, SQLiteBackend
 from tests.http.fake_clock import FakeClock, FakeClockSQLiteBackend
+from tests.http.test_shared_limit import _record_grants, refusals
 
 SERVER_RATE = 20.0
 SERVER_BURST = 5
@@ -160,3 +162,29 @@ def test_hook_learns_a_rate_from_429s_alone(sandbox, api_conn, tmp_path: Path) -
     key = f"{conn_id}|{urlsplit(sb.url).netloc}"
     state = RateLimiter(SQLiteBackend(tmp_path / "ratelimit.sqlite"), key).state()
     assert state.probe_rate > 0 and not math.isinf(state.probe_rate), state
+
+
+def test_threads_with_a_hook_each_share_one_budget(sandbox, api_conn) -> None:
+    """Two tasks in one worker process (a hook each, as Airflow builds them) on one budget."""
+    sb = sandbox(records=20, rate=10, burst=2)
+    conn_id = api_conn(sb, rate_limit={"requests": 10, "period_s": 1, "burst": 2})
+    hooks = [ApiHook(conn_id) for _ in range(2)]
+    granted = []
+    for hook in hooks:
+        hook.get_conn()
+        assert hook.limiter is not None
+        granted.append(_record_grants(hook.limiter))
+
+    def load(hook: ApiHook) -> None:
+        for _ in range(8):
+            hook.request("GET", "/v1/orders", params={"limit": 1})
+
+    threads = [threading.Thread(target=load, args=(hook,)) for hook in hooks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats = sb.stats()
+    assert stats["r429"] == 0 and stats["by_status"]["200"] == 16, stats
+    slots = [slot for grants in granted for slot in grants]
+    assert len(slots) == 16 and refusals(slots, rate=10, burst=2) == 0

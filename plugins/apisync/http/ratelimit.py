@@ -77,7 +77,7 @@ PROBE_COLD_DECREASE = 0.5  # ... or halve it while no rate has yet held a step w
 PROBE_START_RATE = 10.0  # the first 429 (unpaced until then): at most 10 requests/s, doubling
 PROBE_START_GROWTH = 1.0  # every step (slow start) until the next 429
 PROBE_STEP_S = 1.0  # every second of pacing (the pace binding) without a 429, raise the rate:
-PROBE_GROWTH = 0.25  # close this share of the gap to the ceiling (PROBE_CEILING x lowest 429 rate)
+PROBE_GROWTH = 0.5  # close this share of the gap to the ceiling (PROBE_CEILING x lowest 429 rate)
 PROBE_FREE_GROWTH = 0.1  # or grow 10 % when no 429 rate is remembered
 PROBE_CEILING = 0.97
 PROBE_TTL_S = 7 * 86400  # a learned rate is remembered for a week (the next run starts at it)
@@ -410,9 +410,12 @@ class RateLimiter:
           policy). A block says when, not how fast: nothing is learned from it.
         - A shorter one is a pace signal, answered once per overload (a 429 on a slot taken before
           the last slow-down is the same overload): with a known rate (declared or from headers),
-          pace ``1 / PROBE_DECREASE`` slower for ``THROTTLE_AFTER_429_S``; blind, the learned rate
-          drops to ``PROBE_DECREASE`` x the rate it happened at (halved while no rate has held a
-          step), and that rate is remembered as the lowest answered 429 (the climb's ceiling).
+          pace ``1 / PROBE_DECREASE`` slower for ``THROTTLE_AFTER_429_S``; blind, the server's rate
+          is estimated from what it let through since the last slow-down (the bucket went from
+          about half its burst to empty), remembered as the lowest limit seen (the climb's
+          ceiling), and the pace goes back to the highest rate that held a step, between
+          ``PROBE_COLD_DECREASE`` and ``PROBE_DECREASE`` x the rate of the 429 and below
+          ``PROBE_CEILING`` x that estimate. The first 429, unpaced, only starts the slow start.
         Either way the slots already handed out are dropped (their holders recheck and reserve
         again) and the next one is one new interval away, so the server's bucket refills a token.
         """
