@@ -195,7 +195,8 @@ def airflow_env(airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The LocalExecutor, with GX & co. imported before its workers fork (apisync.pipeline.executor).
+        "AIRFLOW__CORE__EXECUTOR": "apisync.pipeline.executor.PreloadingLocalExecutor",
         # A laptop-sized pool: standalone otherwise forks 32 LocalExecutor workers.
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",

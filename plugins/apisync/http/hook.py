@@ -27,7 +27,8 @@ first request: an unknown key or a bad value fails with the key path and what is
     rate_limit           {"requests" (> 0), "period_s" (1), "burst" (2), "backend": "sqlite"|"redis",
                          "path" (sqlite file, default $AIRFLOW_HOME/apisync_ratelimit.sqlite),
                          "redis_url", "key_prefix" (redis only), "key" (budget key, default
-                         "<conn_id>|<host>")}; without "requests" the limit is learned from headers
+                         "<conn_id>|<host>")}; without "requests" the limit is learned from headers,
+                         or from 429s alone (see :mod:`.ratelimit`)
     rate_limit_headers   "auto" | "github" | "ietf" | "ietf-legacy" | "hubspot" | "none" |
                          {"limit", "remaining", "reset", "reset_kind", "window", "window_kind"}
     timeout              {"connect": 10, "read": 60} (seconds; a number sets read)
@@ -78,11 +79,10 @@ from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.latency import latency_bucket, merge_histograms
 from apisync.http.network_failures import NetworkFailure, classify
 from apisync.http.pagination import PageRequest, Paginator, make_paginator
-from apisync.http.ratelimit import RateLimiter, make_backend
+from apisync.http.ratelimit import RateLimiter, Reservation, make_backend
 from apisync.http.retry import (
     DEFAULT_CONNECT_ATTEMPTS,
     DEFAULT_CONNECT_BUDGET_S,
-    MIN_RETRY_WAIT_S,
     RetryableResponseError,
     RetryPolicy,
 )
@@ -573,7 +573,7 @@ class ApiHook(HttpHook):
         method = call.method
         refreshed = False
         while True:
-            self._wait_for_slot(call.allow_defer)
+            reservation = self._wait_for_slot(call.allow_defer)
             sent = time.perf_counter()
             response = self._session.request(
                 method,
@@ -605,7 +605,7 @@ class ApiHook(HttpHook):
             if status == 429:
                 self._stats["r429"] += 1
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                self.limiter.pause(max(retry_after or 0.0, MIN_RETRY_WAIT_S))
+                self.limiter.throttled(reservation, retry_after)  # the request waits Retry-After
                 raise RetryableResponseError(status, retry_after, response)
             if status >= 500:
                 self._stats["r5xx"] += 1
@@ -646,15 +646,20 @@ class ApiHook(HttpHook):
         if status == "error" or (int(status) >= 400 and status != "429"):
             self._stats["api_errors"] += 1
 
-    def _wait_for_slot(self, allow_defer: bool) -> None:
+    def _wait_for_slot(self, allow_defer: bool) -> Reservation:
+        """Reserve a slot of the shared budget and sleep until it; reserve again when a block or a
+        slower pace began while sleeping (another process's 429): the old slot predates it."""
         assert self.settings is not None and self.limiter is not None
         max_wait = self.settings.defer_after_s if allow_defer else float("inf")
-        reservation = self.limiter.reserve(max_wait=max_wait)
-        if not reservation.granted:
-            raise RateLimitWait(reservation.wait_s, time.time() + reservation.wait_s)
-        if reservation.wait_s > 0:
-            self._stats["throttled_s"] += reservation.wait_s
-            self.sleep(reservation.wait_s)
+        while True:
+            reservation = self.limiter.reserve(max_wait=max_wait)
+            if not reservation.granted:
+                raise RateLimitWait(reservation.wait_s, time.time() + reservation.wait_s)
+            if reservation.wait_s > 0:
+                self._stats["throttled_s"] += reservation.wait_s
+                self.sleep(reservation.wait_s)
+            if self.limiter.recheck(reservation):
+                return reservation
 
     # -- Pagination -----------------------------------------------------------------------------
     def paginate(

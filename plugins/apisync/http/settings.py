@@ -119,7 +119,8 @@ AuthSettings = Annotated[
 
 
 class RateLimitSettings(_Extras):
-    """The client-side budget; without ``requests`` the limit is learned from response headers."""
+    """The client-side budget; without ``requests`` the limit is learned from response headers, or
+    from the 429s alone. ``burst`` is the server's: the client allows itself fewer back-to-back."""
 
     requests: Annotated[Number, Field(gt=0)] | None = None
     period_s: Annotated[Number, Field(gt=0)] = 1.0

@@ -8,12 +8,22 @@ Per chunk, GX loads the batch once (loading fingerprints the whole frame) and fi
 suite with the BOOLEAN_ONLY result format; only the expectations that failed run again, on the
 same loaded batch, with COMPLETE to name their failing rows. A clean chunk, the usual case, skips
 the unexpected-row bookkeeping of every expectation.
+
+:meth:`SuiteRunner.for_suite` keeps one runner per suite content in the process, so a process
+that validates many windows (``run_window``, a worker that imported GX before it forked) builds
+the context once; the key is the file's path and parsed content, so an edited suite is rebuilt.
+Importing GX is most of a small window's validate (2-6 s on a 2-core machine, against well under
+a second for the checks themselves): :func:`import_great_expectations` is the one place it
+happens, so a worker can do it once before its task processes fork
+(:mod:`apisync.pipeline.executor`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,7 +40,7 @@ if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import ExpectationValidationResult
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-__all__ = ["ChunkFailures", "SuiteRunner"]
+__all__ = ["ChunkFailures", "SuiteRunner", "import_great_expectations"]
 
 _SCREEN_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 
@@ -57,14 +67,34 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def import_great_expectations() -> Any:
+    """Import GX as the runner uses it (no analytics, quiet logger) with the modules a validation
+    loads on first use; returns the ``great_expectations`` module."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    import great_expectations.data_context.types.base
+    import great_expectations.validator.v1_validator
+    import pyarrow.dataset  # noqa: F401  (pandas' Arrow-backed frames load it on the first check)
+
+    return gx
+
+
+# Runners this process built, by (suite file, its parsed content, index columns): few suites per
+# process, so the cache is small and never evicts.
+_RUNNERS: dict[tuple[str, str, tuple[str, ...]], SuiteRunner] = {}
+_RUNNERS_LOCK = threading.Lock()
+
+
 class SuiteRunner:
     """Holds the GX objects for one suite; ``seconds`` accumulates time spent inside GX."""
 
-    def __init__(self, suite_file: Path, index_columns: list[str]) -> None:
+    def __init__(
+        self, suite_file: Path, index_columns: list[str], suite_data: dict[str, Any] | None = None
+    ) -> None:
+        """``suite_data``: the file as :func:`read_suite_file` read it (read here when None)."""
         started = time.perf_counter()
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        import great_expectations as gx
+        gx = import_great_expectations()
         from great_expectations.data_context.types.base import (
             DataContextConfig,
             InMemoryStoreBackendDefaults,
@@ -76,10 +106,10 @@ class SuiteRunner:
             analytics_enabled=False,
             progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
         )
+        data = read_suite_file(suite_file) if suite_data is None else suite_data
         self.suite_file = suite_file
         self.context = gx.get_context(project_config=config, mode="ephemeral")
-        self.suite = self.context.suites.add(build_suite(suite_file))
-        data = read_suite_file(suite_file)
+        self.suite = self.context.suites.add(build_suite(suite_file, data))
         self.checked_columns = checked_columns(data)
         self.checks_dtypes = checks_dtypes(data)
         self._by_id = {expectation.id: expectation for expectation in self.suite.expectations}
@@ -91,7 +121,24 @@ class SuiteRunner:
             "result_format": "COMPLETE",
             "unexpected_index_column_names": self.index_columns,
         }
+        self.chunks = 0  # validated so far
         self.seconds = time.perf_counter() - started
+
+    @classmethod
+    def for_suite(cls, suite_file: Path, index_columns: list[str]) -> SuiteRunner:
+        """This process's runner for the suite as the file reads now (built on first use).
+
+        The file is read on every call (a few milliseconds) and its parsed content is part of the
+        key: a suite edited since is a new runner, never a stale one. A runner is used by one
+        validation at a time (``validate`` runs in the caller's thread).
+        """
+        data = read_suite_file(suite_file)
+        key = (str(suite_file.resolve()), json.dumps(data, sort_keys=True, default=str), tuple(index_columns))
+        with _RUNNERS_LOCK:
+            runner = _RUNNERS.get(key)
+            if runner is None:
+                runner = _RUNNERS[key] = cls(suite_file, index_columns, data)
+        return runner
 
     def columns_to_check(self, available: list[str]) -> list[str]:
         """Of a part's columns, those GX must see: what the suite reads plus the index columns."""
@@ -117,6 +164,7 @@ class SuiteRunner:
             validator.result_format = self._complete_format
             for outcome in self._complete_results(validator, failed):
                 self._record(outcome, failures)
+        self.chunks += 1
         self.seconds += time.perf_counter() - started
         return failures
 

@@ -128,11 +128,12 @@ def check_suite(spec: StreamSpec, expectations_dir: Path | None = None) -> dict[
     return data
 
 
-def build_suite(path: Path) -> ExpectationSuite:
-    """Build the GX suite and assert every expectation in the file survived."""
+def build_suite(path: Path, data: dict[str, Any] | None = None) -> ExpectationSuite:
+    """Build the GX suite and assert every expectation in the file survived; ``data`` is the
+    file as :func:`read_suite_file` read it, when the caller has it already."""
     from great_expectations.core import ExpectationSuite
 
-    data = read_suite_file(path)
+    data = read_suite_file(path) if data is None else data
     wanted = [expectation["type"] for expectation in data["expectations"]]
     try:
         suite = ExpectationSuite(

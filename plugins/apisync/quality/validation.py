@@ -140,9 +140,13 @@ def validate(
 ) -> ValidationResult:
     """Split every normalized part into valid rows and quarantined rows (with raw record and reasons)."""
     manifest = read_normalized_manifest(normalized_dir)
-    # A runner shared across windows accumulates its seconds: count only this call's share.
-    gx_before = runner.seconds if runner is not None else 0.0
-    runner = runner or SuiteRunner(suite_file or suite_path(spec.quality.suite), spec.primary_key)
+    # A runner shared across windows accumulates its seconds: count only this call's share (and
+    # the runner's building, the first time it validates).
+    if runner is None:
+        runner = SuiteRunner.for_suite(suite_file or suite_path(spec.quality.suite), spec.primary_key)
+        gx_before = runner.seconds if runner.chunks else 0.0
+    else:
+        gx_before = runner.seconds
     clear_dir(out_dir)
     (out_dir / "quarantine").mkdir(parents=True, exist_ok=True)
     result = ValidationResult(
