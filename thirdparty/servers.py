@@ -130,6 +130,14 @@ def orders(count: int, *, start: datetime, step: timedelta = timedelta(seconds=3
     return rows
 
 
+def _sqlite_type(value: Any) -> str:
+    """A declared column type: Datasette's keyset ``_next`` compares the key as its column's type
+    (an untyped column compares a number with text, and page 2 comes back empty)."""
+    if isinstance(value, bool | int):
+        return "INTEGER"
+    return "REAL" if isinstance(value, float) else "TEXT"
+
+
 def _require(path: Path | str) -> None:
     if not Path(path).exists():
         raise ThirdPartyServerError(f"{path} is missing: {INSTALL_HINT}")
@@ -206,7 +214,13 @@ def _rate_limited(
         try:
             url = f"http://{HOST}:{port}"
             _wait_ready(url + ready_path, proxy, nginx_log, **(ready_kwargs or {}))
-            (prefix / "access.log").write_text("")  # the readiness probe is not part of what is measured
+            # The readiness probe is not part of what is measured: nginx logs a request after its
+            # response went out, so wait for the probe's line before emptying the log.
+            access = prefix / "access.log"
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while not (access.exists() and access.read_text().strip()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            access.write_text("")
             subprocess.run(
                 [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-s", "reopen"],
                 check=True,
@@ -269,7 +283,10 @@ def run_datasette(
         with contextlib.closing(sqlite3.connect(workdir / "db.db")) as conn:
             for table, rows in data.items():
                 columns = list(rows[0])
-                spec = ", ".join(f'"{c}"' + (" PRIMARY KEY" if c == primary_key else "") for c in columns)
+                spec = ", ".join(
+                    f'"{c}" {_sqlite_type(rows[0][c])}' + (" PRIMARY KEY" if c == primary_key else "")
+                    for c in columns
+                )
                 conn.execute(f'CREATE TABLE "{table}" ({spec})')
                 marks = ", ".join("?" for _ in columns)
                 conn.executemany(
