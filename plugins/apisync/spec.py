@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from apisync.errors import ApiConfigError, SpecError, did_you_mean
-from apisync.http.graphql import GraphQLOptions, is_graphql_source
+from apisync.http.graphql import PARTIAL_RESULTS, GraphQLOptions, is_graphql_source
 from apisync.http.pagination import (
     PAGINATORS,
     BodyPath,
@@ -288,12 +288,11 @@ def _format_error(path: Path, error: ErrorDetails, root: type[BaseModel] | None)
     elif pagination and len(loc) > 2 and loc[2] in PAGINATORS:
         option, message = option_error(PAGINATORS[str(loc[2])].options_model, {**error, "loc": loc[3:]})
         loc = (*loc[:2], option)
-    elif loc[-1:] == ("window_format",) and error["type"] == "literal_error":
+    elif loc[-1:] in (("window_format",), ("partial_results",)) and error["type"] == "literal_error":
         given = str(error.get("input"))
-        suggestion = did_you_mean(given, WINDOW_FORMATS)
-        message = f"must be one of {list(WINDOW_FORMATS)}, got {given!r}" + (
-            f"; {suggestion}" if suggestion else ""
-        )
+        choices = WINDOW_FORMATS if loc[-1] == "window_format" else PARTIAL_RESULTS
+        suggestion = did_you_mean(given, choices)
+        message = f"must be one of {list(choices)}, got {given!r}" + (f"; {suggestion}" if suggestion else "")
     elif error["type"] == "extra_forbidden" and root is not None:
         message += _key_suggestion(root, loc)
     elif root is StreamSpec and not loc and message.split(" ", 1)[0] in _CROSS_FIELD_CHECKS:

@@ -20,7 +20,12 @@ things make it one, whatever the pagination dialect:
   (redacted), never a bare "expected a list". Errors *with* data (partial results: some fields
   resolved, others not) fail too, unless the stream allows them (:class:`GraphQLOptions`,
   ``source.graphql.partial_results: allow_with_warning``): then the page's records are kept and
-  the errors logged and handed on with the page (``Page.graphql_errors``).
+  the errors logged and handed on with the page (``Page.graphql_errors``). With ``quarantine``
+  the records are kept too and each error's ``path`` names the record it hit
+  (:func:`errors_by_record`: ``["allOrders", 3, "quantity"]`` with the records at
+  ``data.allOrders`` is the page's record 3); the extract stages those messages next to the page
+  and normalize puts them in the record's errors column, so validation quarantines it. An error
+  whose path points at no record (none, a whole field, another top-level field) fails the read.
 
 Retries of GraphQL requests (a query is safe to send again, a mutation is not, on any path) are
 decided in :mod:`apisync.http.retry` from the operation in the document.
@@ -54,7 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PARTIAL_RESULTS = ("fail", "allow_with_warning")
+PARTIAL_RESULTS = ("fail", "allow_with_warning", "quarantine")
 # The dialects' options that name a request parameter the paginator manages.
 PAGE_PARAMETER_OPTIONS = ("page_param", "size_param", "offset_param", "limit_param", "cursor_param")
 MESSAGES_CHARS = 500  # the servers' messages in an error or a log line
@@ -64,13 +69,16 @@ class GraphQLOptions(BaseModel):
     """``source.graphql`` of a stream spec: what a response with data *and* errors does.
 
     ``fail`` (default): the read fails with the server's messages. ``allow_with_warning``: the
-    page's records are kept, the errors logged as a warning and kept with the page. A response
-    whose records are missing (``data: null``, ``data.allOrders: null``) fails either way.
+    page's records are kept, the errors logged as a warning and kept with the page.
+    ``quarantine``: the page's records are kept and the records the errors' paths point into are
+    quarantined with the messages as the reason; an error that points into no record fails the
+    read. A response whose records are missing (``data: null``, ``data.allOrders: null``) fails
+    whatever the option.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    partial_results: Literal["fail", "allow_with_warning"] = Field(
+    partial_results: Literal["fail", "allow_with_warning", "quarantine"] = Field(
         default="fail", description="what a response with both data and errors does"
     )
 
@@ -187,27 +195,62 @@ def placed_in_body(dialect: type[Paginator], options: PaginationOptions) -> Pagi
 
 
 # -- the errors array -----------------------------------------------------------------------------
+def _error_text(error: Any) -> str:
+    """One server error's message with its ``path`` when it has one (not yet redacted)."""
+    if not isinstance(error, dict):
+        return str(error)
+    text = str(error.get("message", error))
+    path = error.get("path")
+    if isinstance(path, list) and path:
+        text += f" (at {'.'.join(str(step) for step in path)})"
+    return text
+
+
 def error_messages(errors: Sequence[Any]) -> str:
     """The servers' messages, ``; ``-joined, each with its ``path`` when it has one (redacted, cut)."""
-    parts = []
-    for error in errors:
-        if isinstance(error, dict):
-            text = str(error.get("message", error))
-            path = error.get("path")
-            if isinstance(path, list) and path:
-                text += f" (at {'.'.join(str(step) for step in path)})"
-        else:
-            text = str(error)
-        parts.append(text)
-    return cut_redacted("; ".join(parts), MESSAGES_CHARS)
+    return cut_redacted("; ".join(_error_text(error) for error in errors), MESSAGES_CHARS)
+
+
+def _records_location(paginator: Paginator, records_path: str | None) -> str:
+    """The dotted path of the page's records in the response body ("": the body itself)."""
+    if records_path is None and isinstance(paginator, GraphQLRelayPaginator):
+        return f"{paginator.connection_path}.edges"
+    return records_path if records_path is not None else (paginator.default_records_path or "")
 
 
 def _records_at(data: Any, paginator: Paginator, records_path: str | None) -> Any:
     """What the page holds where its records should be (None: nothing)."""
-    if records_path is None and isinstance(paginator, GraphQLRelayPaginator):
-        return dig(data, f"{paginator.connection_path}.edges")
-    path = records_path if records_path is not None else paginator.default_records_path
+    path = _records_location(paginator, records_path)
     return dig(data, path) if path else data
+
+
+def errors_by_record(
+    errors: Sequence[Any], *, paginator: Paginator, records_path: str | None
+) -> tuple[dict[int, list[str]], list[Any]]:
+    """The errors whose ``path`` points into a record, by the record's index in the page (each
+    message with its path, redacted and cut), and the errors that point into none.
+
+    A GraphQL error's path starts below ``data``: with the records at ``data.allOrders`` the path
+    ``["allOrders", 3, "quantity"]`` is record 3 (``["products", "edges", 3, "node", "title"]``
+    for a Relay connection). A path-less error, or one at a whole field (``["allOrders"]``) or
+    another top-level field, points into no record.
+    """
+    location = _records_location(paginator, records_path).split(".")
+    prefix = location[1:] if location[:1] == ["data"] else None
+    by_record: dict[int, list[str]] = {}
+    unpointed: list[Any] = []
+    for error in errors:
+        path = error.get("path") if isinstance(error, dict) else None
+        index = None
+        if prefix is not None and isinstance(path, list) and len(path) > len(prefix):
+            step = path[len(prefix)]
+            if [str(part) for part in path[: len(prefix)]] == prefix and isinstance(step, int):
+                index = step
+        if index is None or index < 0:
+            unpointed.append(error)
+            continue
+        by_record.setdefault(index, []).append(cut_redacted(_error_text(error), MESSAGES_CHARS))
+    return by_record, unpointed
 
 
 def check_errors(
@@ -224,7 +267,9 @@ def check_errors(
 
     Not a GraphQL source, or no errors: ``[]``. Errors and no records at the records path: the
     read fails with the server's messages, whatever ``options`` say. Errors with records (partial
-    results): fail, or with ``partial_results: allow_with_warning`` log them and return them.
+    results): fail, or with ``partial_results: allow_with_warning`` log them and return them; with
+    ``quarantine`` return them when each points into a record (:func:`errors_by_record`), fail
+    with the ones that do not otherwise.
     """
     if not is_graphql_source(body) or not isinstance(data, dict):
         return []
@@ -245,6 +290,24 @@ def check_errors(
             messages,
         )
         return errors
+    if partial and options.partial_results == "quarantine":
+        _, unpointed = errors_by_record(errors, paginator=paginator, records_path=records_path)
+        if not unpointed:
+            log.warning(
+                "%s %s: GraphQL partial results: quarantining the records of %d errors: %s",
+                method,
+                redact(url),
+                len(errors),
+                messages,
+            )
+            return errors
+        raise GraphQLError(
+            f"{method} {url}: GraphQL errors that point into no record (partial_results: quarantine "
+            f"quarantines only records an error's path points into): {error_messages(unpointed)}",
+            method=method,
+            url=url,
+            errors=errors,
+        )
     what = (
         "partial results (data and errors; source.graphql.partial_results: allow_with_warning keeps them)"
         if partial

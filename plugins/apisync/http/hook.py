@@ -74,7 +74,7 @@ from apisync.errors import (
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
 from apisync.http.conditional import REPLAYED_HEADERS, ConditionalPages, Fetched
-from apisync.http.graphql import GraphQLOptions, check_errors, graphql_options
+from apisync.http.graphql import GraphQLOptions, check_errors, errors_by_record, graphql_options
 from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.latency import latency_bucket, merge_histograms
 from apisync.http.network_failures import NetworkFailure, classify
@@ -160,6 +160,8 @@ class Page:
     # With conditional requests (:mod:`.conditional`): what to stage next to the page, ``raw`` with it.
     validators: dict[str, Any] | None = None
     graphql_errors: list[Any] = field(default_factory=list)  # of partial results kept (http.graphql)
+    # partial_results: quarantine: record index in ``records`` -> the GraphQL errors that hit it
+    record_errors: dict[int, list[str]] = field(default_factory=dict)
 
     @functools.cached_property
     def state(self) -> dict[str, Any]:
@@ -799,17 +801,28 @@ class ApiHook(HttpHook):
                 status=response.status_code,
                 body=body_excerpt(response.content),
             ) from None
+        graphql = graphql or GraphQLOptions()
         graphql_errors = check_errors(
             data,
             request.json,
             paginator=paginator,
             records_path=records_path,
-            options=graphql or GraphQLOptions(),
+            options=graphql,
             method=method,
             url=public_url,
         )
         paginator.check(data, method=method, url=public_url)
         records = paginator.records(data, records_path, method=method, url=public_url)
+        record_errors: dict[int, list[str]] = {}
+        if graphql_errors and graphql.partial_results == "quarantine":
+            by_record, _ = errors_by_record(graphql_errors, paginator=paginator, records_path=records_path)
+            # The repeat guard dropped the page's first ``repeated`` records (copies of records
+            # already staged): the indexes count from the first record kept.
+            record_errors = {
+                index - paginator.repeated: messages
+                for index, messages in by_record.items()
+                if index >= paginator.repeated
+            }
         paginator.update_state(response, data, records, request)
         if paginator.next is not None and paginator.next.url:
             paginator.next.url = strip_query_params(paginator.next.url, self._secret_params)
@@ -825,6 +838,7 @@ class ApiHook(HttpHook):
             total=paginator.total if paginator.total is not None else _header_total(response),
             total_pages=paginator.total_pages,
             graphql_errors=graphql_errors,
+            record_errors=record_errors,
         )
 
     @staticmethod

@@ -31,6 +31,7 @@ from apisync.staging.raw_pages import (
     copy_pages,
     write_manifest,
     write_page,
+    write_page_errors,
     write_page_validators,
 )
 
@@ -139,6 +140,8 @@ class ExtractStreamOperator(PagedExtractOperator):
         return hook
 
     def handle_page(self, context: Context, page: Page) -> None:
+        if page.record_errors:  # partial_results: quarantine: the GraphQL errors that hit records
+            write_page_errors(self._raw_dir, page.number, page.record_errors)
         write_page(self._raw_dir, page.number, page.records, page.url)
         if page.validators is not None:  # conditional requests: the body and validators with the page
             write_page_validators(self._raw_dir, page.number, page.validators, page.raw)

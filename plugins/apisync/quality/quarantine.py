@@ -140,6 +140,14 @@ def _record_key(keys: pa.Table) -> list[str]:
     ]
 
 
+def _source_reason(part: str) -> dict[str, Any]:
+    """A message of the errors column: a coercion failure, or a GraphQL error that hit the record
+    (``partial_results: quarantine``, prefixed ``graphql: `` by normalize)."""
+    if part.startswith("graphql: "):
+        return {"check": "graphql", "message": part.removeprefix("graphql: ")}
+    return {"check": "coercion", "message": part}
+
+
 def quarantine_rows(
     spec: StreamSpec, bad: pa.Table, row_failures: dict[int, list[dict[str, Any]]], raw_dir: Any
 ) -> pa.Table:
@@ -157,7 +165,7 @@ def quarantine_rows(
     ):
         reasons: list[dict[str, Any]] = []
         if isinstance(message, str):
-            reasons.extend({"check": "coercion", "message": part} for part in message.split("; "))
+            reasons.extend(_source_reason(part) for part in message.split("; "))
         reasons.extend({"check": "expectation", **failure} for failure in row_failures.get(int(row), []))
         failures.append(_encoder.encode(reasons).decode())
         records.append(raw.get(int(page), int(line)))

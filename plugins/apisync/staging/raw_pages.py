@@ -15,6 +15,12 @@ carried an ``ETag`` or ``Last-Modified`` also keeps that response's body as the 
 validators, the headers pagination reads, the body's SHA-256), gathered into the manifest as
 ``page_validators``: the next extraction of the window asks with them, and a 304 replays the body
 (:mod:`apisync.http.conditional`).
+
+A GraphQL page read with ``partial_results: quarantine`` keeps the errors that hit its records
+next to it (``page-NNNNNN.errors.json``: line number as text -> messages), gathered into the
+manifest as ``record_errors`` (page number as text -> that map): normalize puts them in the rows'
+errors column, so validation quarantines those records (their raw text is the page's line, as
+the server sent it).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from apisync.staging.overlap import WriteBehind
 __all__ = [
     "MANIFEST_NAME",
     "PAGE_VALIDATORS",
+    "RECORD_ERRORS",
     "PageLike",
     "RawPage",
     "clear_pages",
@@ -45,8 +52,10 @@ __all__ = [
     "read_manifest",
     "read_page",
     "read_page_body",
+    "record_errors",
     "write_manifest",
     "write_page",
+    "write_page_errors",
     "write_page_validators",
 ]
 
@@ -54,8 +63,10 @@ MANIFEST_NAME = "_extract.json"
 _PAGE_FILE = re.compile(r"^page-(\d+)\.jsonl\.gz$")
 _URL_FILE = re.compile(r"^page-(\d+)\.url$")
 _VALIDATOR_FILES = re.compile(r"^page-(\d+)\.(validators\.json|body\.gz)$")
-_PAGE_FAMILY = (_PAGE_FILE, _URL_FILE, _VALIDATOR_FILES)
+_ERRORS_FILE = re.compile(r"^page-(\d+)\.errors\.json$")
+_PAGE_FAMILY = (_PAGE_FILE, _URL_FILE, _VALIDATOR_FILES, _ERRORS_FILE)
 PAGE_VALIDATORS = "page_validators"  # manifest key: page number as text -> its validators entry
+RECORD_ERRORS = "record_errors"  # manifest key: page number as text -> {line as text: [messages]}
 _encoder = msgspec.json.Encoder()
 # gzip level for page files. Measured on 5,000-order pages (2.3 MB): level 1 takes ~9 ms and
 # compresses 5.7x; level 0 (stored) saves that CPU but the 5.7x larger writes cost nearly as much
@@ -98,6 +109,19 @@ def validators_file_name(number: int) -> str:
 
 def body_file_name(number: int) -> str:
     return f"page-{number:06d}.body.gz"
+
+
+def errors_file_name(number: int) -> str:
+    return f"page-{number:06d}.errors.json"
+
+
+def write_page_errors(raw_dir: Any, number: int, errors: dict[int, list[str]]) -> None:
+    """Keep the GraphQL errors that hit a page's records (line -> messages) next to the page,
+    before it (a page file never lacks them); :func:`write_manifest` gathers them."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    temp = raw_dir / f".{errors_file_name(number)}.tmp"
+    temp.write_text(json.dumps({str(line): messages for line, messages in errors.items()}), encoding="utf-8")
+    temp.rename(raw_dir / errors_file_name(number))
 
 
 def write_page(raw_dir: Any, number: int, records: Sequence[Any], url: str | None = None) -> int:
@@ -183,11 +207,17 @@ def write_manifest(
         for number in numbers
         if (raw_dir / validators_file_name(number)).exists()
     }
+    errors = {
+        str(number): json.loads((raw_dir / errors_file_name(number)).read_text(encoding="utf-8"))
+        for number in numbers
+        if (raw_dir / errors_file_name(number)).exists()
+    }
     manifest = {
         "pages": numbers,
         "records": records,
         **({"page_urls": urls} if urls else {}),
         **({PAGE_VALIDATORS: validators} if validators else {}),
+        **({RECORD_ERRORS: errors} if errors else {}),
         **(extra or {}),
     }
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -219,6 +249,14 @@ def read_manifest(raw_dir: Any) -> dict[str, Any]:
     return manifest
 
 
+def record_errors(manifest: dict[str, Any]) -> dict[int, dict[int, list[str]]]:
+    """Page number -> {line: the GraphQL errors that hit that record} (``partial_results: quarantine``)."""
+    return {
+        int(number): {int(line): list(messages) for line, messages in lines.items()}
+        for number, lines in manifest.get(RECORD_ERRORS, {}).items()
+    }
+
+
 def page_urls(manifest: dict[str, Any]) -> dict[int, str]:
     """Page number -> its request URL (redacted), for the pages whose URL was recorded."""
     return {int(number): url for number, url in manifest.get("page_urls", {}).items()}
@@ -237,6 +275,9 @@ def iter_raw_pages(raw_dir: Any) -> Iterator[RawPage]:
 
 def _stage_page(raw_dir: Any, page: PageLike) -> None:
     """A page file, and (conditional requests on: the page has validators) its body and validators."""
+    errors = getattr(page, "record_errors", None)
+    if errors:
+        write_page_errors(raw_dir, page.number, errors)
     write_page(raw_dir, page.number, page.records, getattr(page, "url", None))
     validators = getattr(page, "validators", None)
     if validators is not None:

@@ -58,7 +58,7 @@ from apisync.staging.logical_types import NULLABLE_PANDAS_TYPES, TIMESTAMP_TYPE,
 from apisync.staging.manifests import write_normalized_manifest
 from apisync.staging.overlap import WriteBehind, read_ahead
 from apisync.staging.parts import clear_dir, write_table
-from apisync.staging.raw_pages import iter_raw_pages
+from apisync.staging.raw_pages import iter_raw_pages, read_manifest, record_errors
 
 __all__ = ["Lineage", "NormalizeResult", "normalize_files"]
 
@@ -140,33 +140,44 @@ class _RawChunk:
     pages: np.ndarray  # page number per line
     lines: np.ndarray  # line number within its page, per line
     table: pa.Table | None  # pyarrow's reading of ``body``; None when it could not read it
+    # position in the chunk -> the GraphQL errors that hit the record (partial_results: quarantine)
+    source_errors: dict[int, list[str]] = field(default_factory=dict)
 
 
-def _iter_chunks(raw_dir: Any, chunk_size: int) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
-    """Yield (jsonl body, page number per line, line number per line) for ~chunk_size records."""
+_Chunk = tuple[bytes, np.ndarray, np.ndarray, dict[int, list[str]]]
+
+
+def _iter_chunks(raw_dir: Any, chunk_size: int) -> Iterator[_Chunk]:
+    """Yield (jsonl body, page number per line, line number per line, position -> the source's
+    errors for that record) for ~chunk_size records."""
+    staged_errors = record_errors(read_manifest(raw_dir))
     bodies: list[bytes] = []
     pages: list[np.ndarray] = []
     lines: list[np.ndarray] = []
+    errors: dict[int, list[str]] = {}
     count = 0
     for page in iter_raw_pages(raw_dir):
         n = page.body.count(b"\n") + 1 if page.body else 0  # = len(page.lines()), without the copies
         if n == 0:
             continue
+        for line, messages in staged_errors.get(page.number, {}).items():
+            if 0 <= line < n:
+                errors[count + line] = messages
         bodies.append(page.body)
         pages.append(np.full(n, page.number, dtype=np.int64))
         lines.append(np.arange(n, dtype=np.int64))
         count += n
         if count >= chunk_size:
-            yield b"\n".join(bodies), np.concatenate(pages), np.concatenate(lines)
-            bodies, pages, lines, count = [], [], [], 0
+            yield b"\n".join(bodies), np.concatenate(pages), np.concatenate(lines), errors
+            bodies, pages, lines, errors, count = [], [], [], {}, 0
     if bodies:
-        yield b"\n".join(bodies), np.concatenate(pages), np.concatenate(lines)
+        yield b"\n".join(bodies), np.concatenate(pages), np.concatenate(lines), errors
 
 
 def _iter_parsed_chunks(raw_dir: Any, chunk_size: int) -> Iterator[_RawChunk]:
-    for body, pages, lines in _iter_chunks(raw_dir, chunk_size):
+    for body, pages, lines, errors in _iter_chunks(raw_dir, chunk_size):
         table = _read_json(body, len(pages))
-        yield _RawChunk(body if table is None else None, pages, lines, table)
+        yield _RawChunk(body if table is None else None, pages, lines, table, errors)
 
 
 def _read_json(body: bytes, expected: int) -> pa.Table | None:
@@ -768,6 +779,8 @@ def _normalize_chunk(
     for key in spec.primary_key:
         missing = pc.is_null(out[key], nan_is_null=True).to_numpy(zero_copy_only=False)
         errors.add(missing, f"{key}: primary key is null")
+    for position, messages in chunk.source_errors.items():  # partial_results: quarantine
+        errors.by_position[position].extend(f"graphql: {message}" for message in messages)
     out[PAGE] = pa.chunked_array([pa.array(chunk.pages, pa.int64())])
     out[LINE] = pa.chunked_array([pa.array(chunk.lines, pa.int64())])
     out[ROW] = pa.chunked_array([pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64))])
