@@ -19,7 +19,7 @@ import yaml
 
 from apisync.errors import ApiResponseError, GraphQLError, MalformedResponseError, SpecError
 from apisync.http import ApiHook, RetriesExhaustedError, RetryPolicy
-from apisync.http.graphql import check_errors, graphql_options
+from apisync.http.graphql import check_errors, errors_by_record, graphql_options
 from apisync.http.pagination import make_paginator
 from apisync.http.retry import graphql_operation, graphql_operations
 from apisync.spec import load_spec
@@ -427,3 +427,88 @@ def test_placements_are_checked_when_the_spec_loads(
 ) -> None:
     with pytest.raises(SpecError, match=message):
         load_spec(_spec(tmp_path, source))
+
+
+# -- partial_results: quarantine --------------------------------------------------------------------
+def test_partial_results_quarantine_maps_each_error_to_the_record_it_hit(api_conn) -> None:
+    payload = {
+        "data": {"allOrders": ROWS[:3], "_allOrdersMeta": {"count": 3}},
+        "errors": [
+            {"message": "amount: resolver timed out", "path": ["allOrders", 1, "amount"]},
+            {"message": "status: not allowed", "path": ["allOrders", 1, "status"]},
+            {"message": "amount: resolver timed out", "path": ["allOrders", 2, "amount"]},
+        ],
+    }
+    with scripted_server(_answering(payload)) as server:
+        hook = ApiHook(_conn(api_conn, server.url))
+        pages = list(
+            hook.paginate(
+                "/",
+                method="POST",
+                json={"query": ALL_ORDERS},
+                records_path="data.allOrders",
+                pagination=PAGE_NUMBER_IN_VARIABLES,
+                graphql={"partial_results": "quarantine"},
+            )
+        )
+    assert [r["id"] for r in pages[0].records] == ["1", "2", "3"]
+    assert pages[0].record_errors == {
+        1: [
+            "amount: resolver timed out (at allOrders.1.amount)",
+            "status: not allowed (at allOrders.1.status)",
+        ],
+        2: ["amount: resolver timed out (at allOrders.2.amount)"],
+    }
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"message": "rate budget exhausted"},  # no path
+        {"message": "allOrders: partial", "path": ["allOrders"]},  # the whole field
+        {"message": "meta failed", "path": ["_allOrdersMeta", "count"]},  # another top-level field
+        {"message": "gone", "path": ["allOrders", 3, "amount"]},  # past the page's 3 records
+    ],
+)
+def test_partial_results_quarantine_fails_on_an_error_that_points_into_no_record(
+    api_conn, error: dict[str, Any]
+) -> None:
+    payload = {"data": {"allOrders": ROWS[:3], "_allOrdersMeta": {"count": 3}}, "errors": [error]}
+    with scripted_server(_answering(payload)) as server:
+        hook = ApiHook(_conn(api_conn, server.url))
+        with pytest.raises(GraphQLError, match="point into no record") as info:
+            list(
+                hook.paginate(
+                    "/",
+                    method="POST",
+                    json={"query": ALL_ORDERS},
+                    records_path="data.allOrders",
+                    pagination=PAGE_NUMBER_IN_VARIABLES,
+                    graphql={"partial_results": "quarantine"},
+                )
+            )
+    assert error["message"] in str(info.value)
+
+
+def test_relay_error_paths_name_the_edge() -> None:
+    paginator = make_paginator({"type": "graphql_relay", "connection_path": "data.products"})
+    errors = [
+        {"message": "title hidden", "path": ["products", "edges", 4, "node", "title"]},
+        {"message": "count failed", "path": ["products", "totalCount"]},
+    ]
+    by_record, unpointed = errors_by_record(errors, paginator=paginator, records_path=None)
+    assert by_record == {4: ["title hidden (at products.edges.4.node.title)"]}
+    assert unpointed == errors[1:]
+
+
+def test_a_misspelt_partial_results_suggests_the_value(tmp_path: Path) -> None:
+    path = _spec(
+        tmp_path,
+        {
+            "pagination": PAGE_NUMBER_IN_VARIABLES,
+            "json": WINDOWED,
+            "graphql": {"partial_results": "quarantien"},
+        },
+    )
+    with pytest.raises(SpecError, match=r"'quarantine'\]?, got 'quarantien'; did you mean 'quarantine'\?"):
+        load_spec(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -172,3 +173,36 @@ def test_case8_a_bad_value_inside_an_array_quarantines_its_parent_naming_the_ele
     assert all(pd.isna(errors[key]) for key in errors if key != "ord_000003")
     items = pd.concat([read_parquet(tmp_path / "norm" / "order_items" / part) for part in result.parts])
     assert items["quantity"].notna().sum() == len(items) - 1  # only the bad element is empty
+
+
+def test_graphql_errors_staged_with_a_page_land_in_the_errors_column_of_their_lines(tmp_path: Path) -> None:
+    """partial_results: quarantine: the errors staged next to a page (line -> messages) flag exactly
+    those rows, across chunk boundaries, next to any coercion message of the same row."""
+    records = make_orders(300)
+    records[4]["amount"] = "12abc"
+    pages = [
+        SimpleNamespace(number=page.number, records=page.records, record_errors=errors)
+        for page, errors in zip(
+            pages_of(records, 100),
+            [{4: ["amount: hidden (at allOrders.4.amount)"]}, {30: ["a; b (at allOrders.30.x)"]}, {}],
+            strict=True,
+        )
+    ]
+    spec = load_spec("orders").model_copy(update={"chunk_size": 150})
+    manifest = extract_to_files(pages, tmp_path / "raw")
+    assert manifest["record_errors"] == {
+        "1": {"4": ["amount: hidden (at allOrders.4.amount)"]},
+        "2": {"30": ["a; b (at allOrders.30.x)"]},
+    }
+    result = normalize_files(spec, tmp_path / "raw", tmp_path / "norm", LINEAGE)
+    frame = pd.concat([read_parquet(tmp_path / "norm" / part) for part in result.parts], ignore_index=True)
+    flagged = {
+        row["id"]: row["_apisync_errors"]
+        for _, row in frame.iterrows()
+        if isinstance(row["_apisync_errors"], str)
+    }
+    assert flagged == {
+        "ord_000005": "amount: not a number; graphql: amount: hidden (at allOrders.4.amount)",
+        "ord_000131": "graphql: a, b (at allOrders.30.x)",  # "; " separates the column's messages
+    }
+    assert result.pulled == 300 and result.coercion_errors == 2

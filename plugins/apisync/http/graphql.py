@@ -225,7 +225,7 @@ def _records_at(data: Any, paginator: Paginator, records_path: str | None) -> An
 
 
 def errors_by_record(
-    errors: Sequence[Any], *, paginator: Paginator, records_path: str | None
+    errors: Sequence[Any], *, paginator: Paginator, records_path: str | None, count: int | None = None
 ) -> tuple[dict[int, list[str]], list[Any]]:
     """The errors whose ``path`` points into a record, by the record's index in the page (each
     message with its path, redacted and cut), and the errors that point into none.
@@ -233,7 +233,8 @@ def errors_by_record(
     A GraphQL error's path starts below ``data``: with the records at ``data.allOrders`` the path
     ``["allOrders", 3, "quantity"]`` is record 3 (``["products", "edges", 3, "node", "title"]``
     for a Relay connection). A path-less error, or one at a whole field (``["allOrders"]``) or
-    another top-level field, points into no record.
+    another top-level field, points into no record; so does an index past the page's ``count``
+    records.
     """
     location = _records_location(paginator, records_path).split(".")
     prefix = location[1:] if location[:1] == ["data"] else None
@@ -246,7 +247,7 @@ def errors_by_record(
             step = path[len(prefix)]
             if [str(part) for part in path[: len(prefix)]] == prefix and isinstance(step, int):
                 index = step
-        if index is None or index < 0:
+        if index is None or index < 0 or (count is not None and index >= count):
             unpointed.append(error)
             continue
         by_record.setdefault(index, []).append(cut_redacted(_error_text(error), MESSAGES_CHARS))
@@ -291,7 +292,9 @@ def check_errors(
         )
         return errors
     if partial and options.partial_results == "quarantine":
-        _, unpointed = errors_by_record(errors, paginator=paginator, records_path=records_path)
+        _, unpointed = errors_by_record(
+            errors, paginator=paginator, records_path=records_path, count=len(records)
+        )
         if not unpointed:
             log.warning(
                 "%s %s: GraphQL partial results: quarantining the records of %d errors: %s",

@@ -779,8 +779,10 @@ def _normalize_chunk(
     for key in spec.primary_key:
         missing = pc.is_null(out[key], nan_is_null=True).to_numpy(zero_copy_only=False)
         errors.add(missing, f"{key}: primary key is null")
-    for position, messages in chunk.source_errors.items():  # partial_results: quarantine
-        errors.by_position[position].extend(f"graphql: {message}" for message in messages)
+    # partial_results: quarantine. "; " separates a row's messages in the column (the quarantine
+    # splits on it), so a server message's own "; " becomes ", ".
+    for position, messages in chunk.source_errors.items():
+        errors.by_position[position].extend(f"graphql: {message.replace('; ', ', ')}" for message in messages)
     out[PAGE] = pa.chunked_array([pa.array(chunk.pages, pa.int64())])
     out[LINE] = pa.chunked_array([pa.array(chunk.lines, pa.int64())])
     out[ROW] = pa.chunked_array([pa.array(np.arange(row_offset, row_offset + n, dtype=np.int64))])
