@@ -512,3 +512,39 @@ def test_a_misspelt_partial_results_suggests_the_value(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match=r"'quarantine'\]?, got 'quarantien'; did you mean 'quarantine'\?"):
         load_spec(path)
+
+
+def test_partial_results_quarantine_counts_indexes_from_the_first_record_kept(api_conn) -> None:
+    """The repeat guard drops a page's first records when they repeat the page before: an error's
+    index counts in the server's list, the staged page starts after the dropped ones."""
+
+    def answer(call: Call, server: ScriptedServer) -> Reply:
+        page = json.loads(call.body)["variables"]["page"]
+        if page == 0:
+            return Reply(
+                json.dumps({"data": {"allOrders": ROWS[:5], "_allOrdersMeta": {"count": 9}}}).encode()
+            )
+        errors = [{"message": "amount: hidden", "path": ["allOrders", 2, "amount"]}]
+        rows = ROWS[4:9]  # ROWS[4] again, byte-identical: dropped; ROWS[6] is at index 2
+        return Reply(
+            json.dumps(
+                {"data": {"allOrders": rows, "_allOrdersMeta": {"count": 9}}, "errors": errors}
+            ).encode()
+        )
+
+    with scripted_server(answer) as server:
+        hook = ApiHook(_conn(api_conn, server.url))
+        pages = list(
+            hook.paginate(
+                "/",
+                method="POST",
+                json={"query": ALL_ORDERS},
+                records_path="data.allOrders",
+                pagination=PAGE_NUMBER_IN_VARIABLES,
+                graphql={"partial_results": "quarantine"},
+            )
+        )
+    second = pages[1]
+    assert second.repeated == 1 and [r["id"] for r in second.records] == ["6", "7", "8", "9"]
+    assert second.record_errors == {1: ["amount: hidden (at allOrders.2.amount)"]}
+    assert second.records[1]["id"] == ROWS[6]["id"]

@@ -13,7 +13,7 @@ import pytest
 from apisync.naming import column_name
 from apisync.spec import load_spec
 from apisync.staging.parts import read_parquet
-from apisync.staging.raw_pages import extract_to_files
+from apisync.staging.raw_pages import copy_pages, extract_to_files
 from apisync.transform import Lineage, TooManyColumnsError, normalize_files
 from tests.transform.order_records import make_orders, pages_of
 
@@ -206,3 +206,8 @@ def test_graphql_errors_staged_with_a_page_land_in_the_errors_column_of_their_li
         "ord_000131": "graphql: a, b (at allOrders.30.x)",  # "; " separates the column's messages
     }
     assert result.pulled == 300 and result.coercion_errors == 2
+    # A replay (params.replay_raw) copies the extraction: the same rows are flagged.
+    copy_pages(tmp_path / "raw", tmp_path / "replay")
+    replayed = normalize_files(spec, tmp_path / "replay", tmp_path / "norm2", LINEAGE)
+    again = pd.concat([read_parquet(tmp_path / "norm2" / part) for part in replayed.parts], ignore_index=True)
+    assert again["_apisync_errors"].tolist() == frame["_apisync_errors"].tolist()

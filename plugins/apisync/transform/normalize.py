@@ -18,7 +18,9 @@ Values that cannot be coerced to their spec type are not nulled silently: the ro
 values no column can hold: NaN/±Infinity anywhere in a record (a field that only ever held one
 still gets its float column), an integer outside int64 in an integer column (declared, or
 inferred for an undeclared field: such a field must be declared decimal or string), and a
-record that is not valid UTF-8 (read with U+FFFD so its key still shows).
+record that is not valid UTF-8 (read with U+FFFD so its key still shows). So do the records a
+GraphQL error hit (``source.graphql.partial_results: quarantine``): the extract staged those
+errors with the page (the manifest's ``record_errors``), each becomes a ``graphql: ...`` message.
 
 Every window owns exactly its records: a record whose cursor lies outside ``[interval_start,
 interval_end)`` belongs to another window (an inclusive server bound, a filter the server ignores)
