@@ -8,6 +8,18 @@ no rate limit and large pages. Prints:
     BENCH datapath_1m_windowed windows=<k> records_per_s=<n> peak_rss_mb=<n> gx_share=<ratio>
     BENCH datapath_naive records_per_s=<n> peak_rss_mb=<n>
     BENCH datapath_ratios speedup_vs_naive=<x> rss_naive_over_pipeline=<x> rss_large_over_small=<x>
+    BENCH datapath_remerge_100k seconds=<s> records_per_s=<n>
+    BENCH floor_http mb_per_s=<n> records_per_s=<n> seconds=<s>
+    BENCH floor_copy rows_per_s=<n> rows=<n> seconds=<s>
+    BENCH datapath_floor_ratios large_over_floor=<x> gx_share=<ratio>
+
+"remerge" = the small window run a second time into the table it already loaded (every row
+unchanged: the replay of a window). The floors are measured in the same run on the same
+machine, so each figure reads as a ratio: ``floor_http`` = the large window's pages fetched with
+a bare HTTP client (transfer time only, no JSON parsing), ``floor_copy`` = the large run's loaded
+rows (parent and child tables) COPYed back in, binary format, into key-less (WAL-logged) tables
+of the same columns, rolled back. ``large_over_floor`` = the large run's wall time over
+floor_http + floor_copy seconds.
 
 "naive" = every page in one DataFrame (pd.json_normalize) written with DataFrame.to_sql, at the
 small scale (it does not survive 1M on a small machine in reasonable time). "windowed" = the
@@ -65,6 +77,68 @@ def _pages(url: str, page_size: int, window: tuple[Any, Any] | None = None) -> A
         pagination=pagination,
         records_path=source.records_path or None,
     )
+
+
+def child_floor_http(args: argparse.Namespace) -> dict[str, Any]:
+    """The sandbox alone: the window's pages with a bare client, timing the transfers only (the
+    next cursor is read outside the clock)."""
+    import json as json_module
+    from datetime import datetime
+
+    import requests
+
+    from apisync.spec import load_spec, render_window
+
+    source = load_spec("orders").source
+    start, end = datetime.fromisoformat(WINDOW_START), datetime.fromisoformat(WINDOW_END)
+    params: dict[str, Any] = {
+        **render_window(source.params, start, end, source.window_format),
+        "limit": args.page_size,
+    }
+    transfer_s, size, records = 0.0, 0, 0
+    with requests.Session() as session:
+        session.headers["X-API-Key"] = "sandbox-key"
+        while True:
+            t = time.perf_counter()
+            response = session.get(f"{args.url}{source.endpoint}", params=params)
+            body = response.content
+            transfer_s += time.perf_counter() - t
+            response.raise_for_status()
+            size += len(body)
+            page = json_module.loads(body)
+            records += len(page["data"])
+            if not page.get("has_more") or not page["data"]:
+                break
+            params["starting_after"] = page["data"][-1]["id"]
+    return {"records": records, "bytes": size, "seconds": transfer_s}
+
+
+def floor_copy(engine: Any, schema: str, tables: list[str]) -> dict[str, Any]:
+    """PostgreSQL alone: the loaded tables COPYed out in binary, then back in (timed) into
+    key-less copies of them, in one transaction that is rolled back (no key build: the floor)."""
+    import io
+
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        dumps = {}
+        for table in tables:
+            buffer = io.BytesIO()
+            cursor.copy_expert(f'COPY "{schema}"."{table}" TO STDOUT WITH (FORMAT binary)', buffer)
+            dumps[table] = buffer
+        rows, seconds = 0, 0.0
+        for table, buffer in dumps.items():
+            # A plain (WAL-logged) table, as the load's target is: a temporary one skips the WAL.
+            cursor.execute(f'CREATE TABLE "{schema}"."floor_{table}" (LIKE "{schema}"."{table}")')
+            buffer.seek(0)
+            t = time.perf_counter()
+            cursor.copy_expert(f'COPY "{schema}"."floor_{table}" FROM STDIN WITH (FORMAT binary)', buffer)
+            seconds += time.perf_counter() - t
+            rows += cursor.rowcount
+        connection.rollback()
+    finally:
+        connection.close()
+    return {"rows": rows, "seconds": seconds}
 
 
 def child_pipeline(args: argparse.Namespace) -> dict[str, Any]:
@@ -279,14 +353,21 @@ def main() -> None:
         "the previous one is normalized/validated/loaded (default 0: skip; on the 2-core box it "
         "gains nothing, every process competes for the same cores)",
     )
-    parser.add_argument("--child", choices=["pipeline", "naive", "windowed"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["pipeline", "naive", "windowed", "floor_http"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)
     parser.add_argument("--staging", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        modes = {"pipeline": child_pipeline, "naive": child_naive, "windowed": child_windowed}
+        modes = {
+            "pipeline": child_pipeline,
+            "naive": child_naive,
+            "windowed": child_windowed,
+            "floor_http": child_floor_http,
+        }
         print(json.dumps(modes[args.child](args)))
         return
 
@@ -306,6 +387,11 @@ def main() -> None:
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{schema}".orders, "{schema}".order_items'))
             results[name] = run_child(mode, n, args, schema)
             print(f"# {mode} {n}: {json.dumps(results[name])}", file=sys.stderr)
+            if name == "small":  # the same window again, into the table it just loaded
+                results["remerge"] = run_child(mode, n, args, schema)
+                print(f"# remerge {n}: {json.dumps(results['remerge'])}", file=sys.stderr)
+        results["floor_copy"] = floor_copy(engine, schema, ["orders", "order_items"])
+        results["floor_http"] = run_child("floor_http", large_n, args, schema)
         if args.windows > 0:
             with engine.begin() as conn:
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS "{schema}".orders, "{schema}".order_items'))
@@ -351,6 +437,25 @@ def main() -> None:
             f"rss_naive_over_pipeline={naive['peak_rss_mb'] / small['peak_rss_mb']:.2f} {ratios}"
         )
     print(f"BENCH datapath_ratios {ratios}")
+    remerge = results["remerge"]
+    print(
+        f"BENCH datapath_remerge_{small_label} seconds={remerge['wall_s']:.2f} "
+        f"records_per_s={rate(remerge):.0f}"
+    )
+    http, copy = results["floor_http"], results["floor_copy"]
+    print(
+        f"BENCH floor_http mb_per_s={http['bytes'] / http['seconds'] / 1e6:.0f} "
+        f"records_per_s={http['records'] / http['seconds']:.0f} seconds={http['seconds']:.2f}"
+    )
+    print(
+        f"BENCH floor_copy rows_per_s={copy['rows'] / copy['seconds']:.0f} rows={copy['rows']} "
+        f"seconds={copy['seconds']:.2f}"
+    )
+    floor_s = http["seconds"] + copy["seconds"]
+    print(
+        f"BENCH datapath_floor_ratios large_over_floor={large['wall_s'] / floor_s:.2f} "
+        f"gx_share={gx_share:.3f}"
+    )
 
 
 if __name__ == "__main__":

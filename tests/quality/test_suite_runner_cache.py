@@ -114,3 +114,40 @@ def test_an_edited_suite_is_validated_as_edited_not_from_the_cache(tmp_path: Pat
     assert ("expect_column_values_to_match_regex", "customer_email") in {
         (f["expectation"], f["column"]) for f in before.failures
     }
+
+
+def test_a_runner_prepared_in_the_background_validates_as_one_built_in_place(tmp_path: Path) -> None:
+    """``prepare`` (run_window calls it before extracting) builds the same runner in a thread:
+    ``for_suite`` waits for it and hands out that one runner, with the same quarantined rows."""
+    spec = load_spec("orders")
+    raw, normalized = staged_orders(tmp_path)
+    suite = tmp_path / "orders.json"
+    suite.write_text(ORDERS_SUITE.read_text())
+    fresh = validate(spec, normalized, raw, tmp_path / "fresh", runner=SuiteRunner(suite, spec.primary_key))
+
+    SuiteRunner.prepare(suite, spec.primary_key)
+    SuiteRunner.prepare(suite, spec.primary_key)  # already being built: no second build
+    prepared = SuiteRunner.for_suite(suite, spec.primary_key)
+    validated = validate(spec, normalized, raw, tmp_path / "prepared", suite_file=suite)
+
+    assert outcome(validated) == outcome(fresh)
+    assert SuiteRunner.for_suite(suite, spec.primary_key) is prepared
+    assert prepared.chunks >= 1 and not prepared.in_background
+
+
+def test_a_suite_that_fails_to_build_is_reported_by_for_suite_and_not_cached(tmp_path: Path) -> None:
+    spec = load_spec("orders")
+    suite = tmp_path / "orders.json"
+    broken = json.loads(ORDERS_SUITE.read_text())
+    broken["expectations"].append({"type": "expect_no_such_thing", "kwargs": {}})
+    suite.write_text(json.dumps(broken))
+
+    SuiteRunner.prepare(suite, spec.primary_key)
+    for _ in range(2):  # the failed build is retried, and fails the same way
+        try:
+            SuiteRunner.for_suite(suite, spec.primary_key)
+        except Exception as error:
+            failure = type(error)
+        else:
+            raise AssertionError("a suite with an unknown expectation built a runner")
+    assert issubclass(failure, Exception)

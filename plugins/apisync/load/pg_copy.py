@@ -238,4 +238,6 @@ def copy_parts(cursor: Any, target: CopyTarget, parts: list[Any], read: Callable
         if count:
             cursor.copy_expert(statement, io.BytesIO(body), size=COPY_READ_SIZE)
         rows += count
+        del body
+        pa.default_memory_pool().release_unused()  # the sent part's pages, before the next is read
     return rows

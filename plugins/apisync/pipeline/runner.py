@@ -24,6 +24,7 @@ from apisync.pipeline import steps
 from apisync.pipeline.api_cost import api_cost
 from apisync.quality import ValidationResult
 from apisync.quality.expectations import SuiteRunner
+from apisync.quality.suites import suite_path
 from apisync.spec import StreamSpec
 from apisync.staging.layout import RunPaths
 from apisync.staging.raw_pages import PageLike, extract_to_files, read_manifest
@@ -72,6 +73,8 @@ def run_window(
             duration_seconds=round(time.perf_counter() - started, 3),
         )
 
+    if runner is None:  # GX's import and the suite's build run while the window is extracted
+        SuiteRunner.prepare(suite_path(spec.quality.suite), spec.primary_key)
     try:
         t = time.perf_counter()
         if pages is not None:

@@ -15,7 +15,10 @@ the context once; the key is the file's path and parsed content, so an edited su
 Importing GX is most of a small window's validate (2-6 s on a 2-core machine, against well under
 a second for the checks themselves): :func:`import_great_expectations` is the one place it
 happens, so a worker can do it once before its task processes fork
-(:mod:`apisync.pipeline.executor`).
+(:mod:`apisync.pipeline.executor`). A process that has not, :meth:`SuiteRunner.prepare` builds the
+runner in a background thread while the window is still being extracted (the extract mostly
+waits on the network): validate then waits only for what is left of the build, and counts only
+that wait as GX time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -80,10 +84,17 @@ def import_great_expectations() -> Any:
     return gx
 
 
-# Runners this process built, by (suite file, its parsed content, index columns): few suites per
-# process, so the cache is small and never evicts.
-_RUNNERS: dict[tuple[str, str, tuple[str, ...]], SuiteRunner] = {}
+# Runners this process built or is building, by (suite file, its parsed content, index columns):
+# few suites per process, so the cache is small and never evicts.
+_RunnerKey = tuple[str, str, tuple[str, ...]]
+_RUNNERS: dict[_RunnerKey, Future[SuiteRunner]] = {}
 _RUNNERS_LOCK = threading.Lock()
+
+
+def _runner_key(suite_file: Path, index_columns: list[str]) -> tuple[_RunnerKey, dict[str, Any]]:
+    data = read_suite_file(suite_file)
+    key = (str(suite_file.resolve()), json.dumps(data, sort_keys=True, default=str), tuple(index_columns))
+    return key, data
 
 
 class SuiteRunner:
@@ -123,6 +134,7 @@ class SuiteRunner:
         }
         self.chunks = 0  # validated so far
         self.seconds = time.perf_counter() - started
+        self.in_background = False  # built by prepare(): the first for_suite counts only its wait
 
     @classmethod
     def for_suite(cls, suite_file: Path, index_columns: list[str]) -> SuiteRunner:
@@ -132,13 +144,49 @@ class SuiteRunner:
         key: a suite edited since is a new runner, never a stale one. A runner is used by one
         validation at a time (``validate`` runs in the caller's thread).
         """
-        data = read_suite_file(suite_file)
-        key = (str(suite_file.resolve()), json.dumps(data, sort_keys=True, default=str), tuple(index_columns))
+        key, data = _runner_key(suite_file, index_columns)
         with _RUNNERS_LOCK:
-            runner = _RUNNERS.get(key)
-            if runner is None:
-                runner = _RUNNERS[key] = cls(suite_file, index_columns, data)
+            pending = _RUNNERS.get(key)
+            if pending is None:
+                pending = _RUNNERS[key] = Future()
+                build_here = True
+            else:
+                build_here = False
+        if build_here:
+            _build(pending, cls, suite_file, index_columns, data)
+        started = time.perf_counter()
+        try:
+            runner = pending.result()
+        except BaseException:
+            with _RUNNERS_LOCK:  # a failed build is not cached: the next call tries again
+                if _RUNNERS.get(key) is pending:
+                    del _RUNNERS[key]
+            raise
+        with _RUNNERS_LOCK:
+            if runner.in_background and not runner.chunks:
+                # Built while the caller did other work: its cost to the caller is the wait.
+                runner.seconds, runner.in_background = time.perf_counter() - started, False
         return runner
+
+    @classmethod
+    def prepare(cls, suite_file: Path, index_columns: list[str]) -> None:
+        """Start building this process's runner for the suite in a background thread, unless it
+        is built or being built; :meth:`for_suite` then waits for it. A suite that cannot be read
+        is left for ``for_suite`` to report."""
+        try:
+            key, data = _runner_key(suite_file, index_columns)
+        except Exception:
+            return
+        with _RUNNERS_LOCK:
+            if key in _RUNNERS:
+                return
+            pending = _RUNNERS[key] = Future()
+        threading.Thread(
+            target=_build,
+            args=(pending, cls, suite_file, index_columns, data, True),
+            name="apisync-gx-build",
+            daemon=True,  # an interpreter that exits meanwhile does not wait for GX's import
+        ).start()
 
     def columns_to_check(self, available: list[str]) -> list[str]:
         """Of a part's columns, those GX must see: what the suite reads plus the index columns."""
@@ -218,3 +266,21 @@ class SuiteRunner:
                 + "; ".join(failures.batch),
                 failures.batch_failures,
             )
+
+
+def _build(
+    pending: Future[SuiteRunner],
+    cls: type[SuiteRunner],
+    suite_file: Path,
+    index_columns: list[str],
+    data: dict[str, Any],
+    in_background: bool = False,
+) -> None:
+    """Build a runner into ``pending`` (its result, or the exception the build raised)."""
+    try:
+        runner = cls(suite_file, index_columns, data)
+    except BaseException as error:
+        pending.set_exception(error)
+        return
+    runner.in_background = in_background
+    pending.set_result(runner)
