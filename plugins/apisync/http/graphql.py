@@ -144,22 +144,20 @@ class ParametersInBody(Paginator):
 
     def outer(self, request: PageRequest) -> PageRequest:
         """The request as sent: the page parameters moved from ``params`` into the body."""
-        params = dict(request.params)
-        json = copy.deepcopy(request.json) if request.json is not None else {}
-        holder = self._holder(json)
-        for name in self.placed:
-            if name in params:
-                holder[name] = params.pop(name)
-        return PageRequest(params=params, json=json, url=request.url, headers=dict(request.headers))
+        return self._moved(request, into_body=True)
 
     def inner(self, request: PageRequest) -> PageRequest:
         """The request as the dialect sees it: the page parameters back in ``params``."""
+        return self._moved(request, into_body=False)
+
+    def _moved(self, request: PageRequest, *, into_body: bool) -> PageRequest:
         params = dict(request.params)
         json = copy.deepcopy(request.json) if request.json is not None else {}
         holder = self._holder(json)
+        source, target = (params, holder) if into_body else (holder, params)
         for name in self.placed:
-            if name in holder:
-                params[name] = holder.pop(name)
+            if name in source:
+                target[name] = source.pop(name)
         return PageRequest(params=params, json=json, url=request.url, headers=dict(request.headers))
 
 
