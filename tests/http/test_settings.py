@@ -19,7 +19,7 @@ from tests.http.scripted_server import Call, Reply, ScriptedServer, scripted_ser
 CONN = "shop_api"
 KNOWN = (
     "known extras: auth, rate_limit, rate_limit_headers, timeout, max_attempts, retry, defer_after_s, "
-    "idempotent_post_paths, verify, headers, test_endpoint, progress_every_pages"
+    "idempotent_post_paths, verify, headers, api_version, test_endpoint, progress_every_pages"
 )
 
 

@@ -42,6 +42,10 @@ first request: an unknown key or a bad value fails with the key path and what is
     verify               true (TLS verification), false, or a CA bundle path
     headers              {name: value} sent with every request (the only way to add headers:
                          unlike the provider's HttpHook, no other extra becomes a header)
+    api_version          {"header": "Stripe-Version", "value": "2024-06-20"} |
+                         {"query": "api-version", "value": "2024-02-01"} | {"path_prefix": "/v2"}:
+                         the version the sync was written for, on every call. A ``Deprecation`` or
+                         ``Sunset`` reply is logged once per notice (see :mod:`.deprecation`)
     test_endpoint        path ApiHook.test_connection() GETs (default: the base URL)
     progress_every_pages 50 (plus a progress line at least every 30 s)
 """
@@ -54,7 +58,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 import tenacity
@@ -74,6 +78,7 @@ from apisync.errors import (
 from apisync.http.auth import OAuth2ClientCredentials, make_auth
 from apisync.http.body import decode_response
 from apisync.http.conditional import REPLAYED_HEADERS, ConditionalPages, Fetched
+from apisync.http.deprecation import DeprecationNotice, deprecation_notice
 from apisync.http.graphql import GraphQLOptions, check_errors, errors_by_record, graphql_options
 from apisync.http.headers import parse_rate_limit, parse_retry_after
 from apisync.http.latency import latency_bucket, merge_histograms
@@ -257,6 +262,8 @@ class ApiHook(HttpHook):
         self.sleep: Callable[[float], None] = time.sleep  # every wait of the hook; tests plan them
         # Set it to make paginate()'s GETs conditional on an earlier extraction's pages.
         self.conditional: ConditionalPages | None = None
+        # Deprecation/Sunset notices the server sent, one per distinct notice (see .deprecation).
+        self.deprecations: list[DeprecationNotice] = []
 
     # -- Connection UI --------------------------------------------------------------------------
     @classmethod
@@ -303,6 +310,8 @@ class ApiHook(HttpHook):
         session = requests.Session()
         session.verify = settings.verify
         session.headers.update({"Accept": "application/json", **settings.headers})
+        if settings.api_version is not None and settings.api_version.header:
+            session.headers[settings.api_version.header] = settings.api_version.value or ""
         if headers:
             session.headers.update(headers)
         self._auth = make_auth(
@@ -359,7 +368,7 @@ class ApiHook(HttpHook):
     # -- Requests -------------------------------------------------------------------------------
     def _url_for(self, endpoint_or_url: str) -> str:
         if "://" not in endpoint_or_url:
-            return self.url_from_endpoint(endpoint_or_url)
+            return self.url_from_endpoint(self._versioned(endpoint_or_url))
         base, target = urlsplit(self.base_url), urlsplit(endpoint_or_url)
         if (base.scheme, base.netloc) != (target.scheme, target.netloc):
             raise ApiConfigError(
@@ -367,6 +376,34 @@ class ApiHook(HttpHook):
                 f"(connection host is {base.scheme}://{base.netloc})"
             )
         return endpoint_or_url
+
+    def _versioned(self, endpoint: str) -> str:
+        """``endpoint`` under the pinned ``api_version.path_prefix`` (once: ``/v2/x`` stays)."""
+        pin = self.settings.api_version if self.settings is not None else None
+        prefix = pin.prefix if pin is not None else ""
+        if not prefix:
+            return endpoint
+        path = "/" + endpoint.lstrip("/")
+        return path if path == prefix or path.startswith(prefix + "/") else prefix + path
+
+    def _version_params(self, url: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``params`` with the pinned ``api_version.query``, unless the URL (a next link) has it."""
+        pin = self.settings.api_version if self.settings is not None else None
+        if pin is None or not pin.query or pin.query in (params or {}):
+            return params
+        if pin.query in parse_qs(urlsplit(url).query):
+            return params
+        return {**(params or {}), pin.query: pin.value}
+
+    def _note_deprecation(self, response: requests.Response, public_url: str) -> None:
+        notice = deprecation_notice(response.headers, urlsplit(public_url).path or public_url)
+        if notice is None:
+            return
+        known = {(n.deprecated, n.sunset, n.links) for n in self.deprecations}
+        if (notice.deprecated, notice.sunset, notice.links) in known:
+            return
+        self.deprecations.append(notice)
+        self.log.warning("API deprecation: %s", self.redact(notice.describe()))
 
     def request(
         self,
@@ -580,7 +617,7 @@ class ApiHook(HttpHook):
             response = self._session.request(
                 method,
                 call.url,
-                params=call.params,
+                params=self._version_params(call.url, call.params),
                 json=call.json,
                 data=call.data,
                 headers=call.headers,
@@ -594,6 +631,7 @@ class ApiHook(HttpHook):
             self._stats["requests"] += 1
             self._stats["bytes"] += len(response.content)
             self.limiter.observe(parse_rate_limit(response.headers, self.settings.dialect))
+            self._note_deprecation(response, call.public_url)
             status = response.status_code
             if status == 401 and isinstance(self._auth, OAuth2ClientCredentials) and not refreshed:
                 self.log.info("401 from %s: refreshing the OAuth2 token and repeating once", method)

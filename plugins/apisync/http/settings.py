@@ -115,6 +115,39 @@ AuthSettings = Annotated[
 ]
 
 
+class ApiVersionSettings(_Extras):
+    """The API version the sync was written for, pinned on every call: a header such as
+    ``Stripe-Version`` or ``X-GitHub-Api-Version``, a query parameter such as Azure's
+    ``api-version`` (each with ``value``), or a path prefix such as ``/v2`` put before every endpoint.
+    """
+
+    header: str | None = None
+    query: str | None = None
+    value: str | None = None
+    path_prefix: str | None = None
+
+    @model_validator(mode="after")
+    def _one_pin(self) -> ApiVersionSettings:
+        places = [name for name in ("header", "query", "path_prefix") if getattr(self, name)]
+        if len(places) != 1:
+            given = " and ".join(repr(p) for p in places) if places else "none"
+            raise PydanticCustomError(
+                "apisync_rule", f"takes exactly one of 'header', 'query' or 'path_prefix', got {given}"
+            )
+        if (self.header or self.query) and not self.value:
+            raise PydanticCustomError("apisync_rule", f"with {places[0]!r} needs the version in 'value'")
+        if self.path_prefix and self.value:
+            raise PydanticCustomError(
+                "apisync_rule", "with 'path_prefix' takes no 'value': the prefix is the version"
+            )
+        return self
+
+    @property
+    def prefix(self) -> str:
+        """The path prefix as ``/v2`` (no trailing slash), or ``""``."""
+        return "/" + self.path_prefix.strip("/") if self.path_prefix else ""
+
+
 # -- rate limit ----------------------------------------------------------------------------------
 
 
@@ -223,6 +256,7 @@ class ApiSettings(_Extras):
     idempotent_post_paths: tuple[str, ...] = ()
     verify: bool | str = True
     headers: dict[str, str] = Field(default_factory=dict)
+    api_version: ApiVersionSettings | None = None
     test_endpoint: str | None = None
     progress_every_pages: Annotated[Count, Field(ge=1)] = PROGRESS_EVERY_PAGES
 
@@ -327,6 +361,11 @@ SHAPES: dict[str, str] = {
     "verify": "true, false or a CA bundle path",
     "headers": "an object {header name: value}",
     "headers.": "a string",
+    "api_version": "an object {header, value} | {query, value} | {path_prefix}",
+    "api_version.header": "a header name (string)",
+    "api_version.query": "a query parameter name (string)",
+    "api_version.value": "a version (string)",
+    "api_version.path_prefix": "a path such as '/v2' (string)",
     "test_endpoint": "a path (string)",
     "progress_every_pages": "a whole number >= 1",
 }
@@ -356,6 +395,7 @@ _NESTED: dict[str, type[BaseModel]] = {
     "rate_limit_headers": HeaderDialectSettings,
     "timeout": TimeoutSettings,
     "retry": RetrySettings,
+    "api_version": ApiVersionSettings,
 }
 
 
