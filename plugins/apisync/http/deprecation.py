@@ -67,16 +67,10 @@ def deprecation_notice(headers: Mapping[str, str], endpoint: str) -> Deprecation
         for rel in (link.get("rel") or "").split():
             if rel.lower() in NOTICE_RELS and link.get("url"):
                 links.append((rel.lower(), link["url"]))
-    if not deprecation and not sunset and not any(rel != "successor-version" for rel, _ in links):
-        return None
-    deprecated: str | None = None
-    if deprecation:
-        flag = deprecation.strip().lower()
-        if flag == "false":
-            deprecated = None
-        else:
-            deprecated = "yes" if flag == "true" else (_moment(deprecation) or deprecation.strip()[:64])
-    if deprecated is None and not sunset and not links:
-        return None
+    given = (deprecation or "").strip()
+    flag = given.lower()
+    deprecated = None if flag in ("", "false") else "yes" if flag == "true" else _moment(given) or given[:64]
     sunset_at = (_moment(sunset) or sunset.strip()[:64]) if sunset else None
+    if deprecated is None and sunset_at is None and all(rel == "successor-version" for rel, _ in links):
+        return None  # a successor link alone announces a new version, not the end of this one
     return DeprecationNotice(endpoint, deprecated, sunset_at, tuple(links))

@@ -428,6 +428,7 @@ class ApiHook(HttpHook):
         assert self.settings is not None and self._retrying is not None
         method = method.upper()
         url = self._url_for(endpoint)
+        params = self._version_params(url, params)
         call = _Call(
             method=method,
             url=url,
@@ -617,7 +618,7 @@ class ApiHook(HttpHook):
             response = self._session.request(
                 method,
                 call.url,
-                params=self._version_params(call.url, call.params),
+                params=call.params,
                 json=call.json,
                 data=call.data,
                 headers=call.headers,
